@@ -1,0 +1,3 @@
+module github.com/key-ip-sentinel/sentinel
+
+go 1.25

@@ -1,0 +1,66 @@
+package plugin
+
+import (
+	"net/netip"
+	"testing"
+)
+
+func TestBindingCheck(t *testing.T) {
+	tests := []struct {
+		desc  string
+		entry string
+		ip    string
+		want  string
+	}{
+		{desc: "single IP matches", entry: "v1|active|single|203.0.113.7/32", ip: "203.0.113.7", want: ""},
+		{desc: "single IP elsewhere", entry: "v1|active|single|203.0.113.7/32", ip: "203.0.113.8", want: codeIPNotAllowed},
+		{desc: "CIDR low edge", entry: "v1|active|single|192.168.1.0/24", ip: "192.168.1.0", want: ""},
+		{desc: "CIDR high edge", entry: "v1|active|single|192.168.1.0/24", ip: "192.168.1.255", want: ""},
+		{desc: "CIDR next block", entry: "v1|active|single|192.168.1.0/24", ip: "192.168.2.0", want: codeIPNotAllowed},
+		{desc: "CIDR previous block", entry: "v1|active|single|192.168.1.0/24", ip: "192.168.0.255", want: codeIPNotAllowed},
+		{desc: "multiple, v4 member", entry: "v1|active|multiple|10.0.0.0/8,2001:db8::/64", ip: "10.200.1.1", want: ""},
+		{desc: "multiple, v6 member", entry: "v1|active|multiple|10.0.0.0/8,2001:db8::/64", ip: "2001:db8::abcd", want: ""},
+		{desc: "multiple, outsider", entry: "v1|active|multiple|10.0.0.0/8,2001:db8::/64", ip: "2001:db8:0:1::1", want: codeIPNotAllowed},
+		{desc: "IPv6 /64 default bind keeps privacy addresses", entry: "v1|active|single|2001:db8:1:2::/64", ip: "2001:db8:1:2:dead:beef:1:2", want: ""},
+		{desc: "v4 rule never matches v6", entry: "v1|active|single|0.0.0.0/0", ip: "2001:db8::1", want: codeIPNotAllowed},
+		{desc: "all", entry: "v1|active|all|", ip: "198.51.100.1", want: ""},
+		{desc: "banned beats matching IP", entry: "v1|banned|single|203.0.113.7/32", ip: "203.0.113.7", want: codeKeyBanned},
+		{desc: "banned all", entry: "v1|banned|all|", ip: "203.0.113.7", want: codeKeyBanned},
+	}
+	for _, tt := range tests {
+		b, err := parseBindingEntry(tt.entry)
+		if err != nil {
+			t.Errorf("%s: parse: %v", tt.desc, err)
+			continue
+		}
+		if got := b.check(netip.MustParseAddr(tt.ip)); got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.desc, got, tt.want)
+		}
+	}
+}
+
+func TestParseBindingEntryRejects(t *testing.T) {
+	for _, s := range []string{"", "v2|active|single|1.2.3.4/32", "v1|active|single|", "v1|gone|single|1.2.3.4/32",
+		"v1|active|some|1.2.3.4/32", "v1|active|single|1.2.3.4", "v1|active|single|1.2.3.4/32,", "v1|active"} {
+		if _, err := parseBindingEntry(s); err == nil {
+			t.Errorf("%q: accepted", s)
+		}
+	}
+}
+
+func TestBindingCacheBoundedAndExpiring(t *testing.T) {
+	c := newBindingCache(3)
+	keys := []string{"a", "b", "c", "d", "e"}
+	for _, k := range keys {
+		c.put(k, &binding{expires: 100})
+	}
+	if n := len(c.entries); n != 3 {
+		t.Fatalf("cache holds %d entries, want 3", n)
+	}
+	if c.get("e", 50) == nil {
+		t.Error("fresh entry missing")
+	}
+	if c.get("e", 100) != nil {
+		t.Error("expired entry returned")
+	}
+}

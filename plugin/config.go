@@ -1,0 +1,295 @@
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the middleware's options as Traefik decodes them (mapstructure, case-insensitive
+// field names; durations are strings; lists arrive as "a,b" from labels). Every option is
+// checked once in New; nothing is parsed per request.
+//
+// Secrets are never taken inline: Traefik shows plugin options in its API and dashboard, so
+// each secret names a file or an environment variable instead.
+type Config struct {
+	// AdmindURL is the base URL of admind's internal listener, e.g. http://admind:9090.
+	AdmindURL string
+	// AdmindTimeout bounds one call to admind ("1s").
+	AdmindTimeout string
+	// InternalTokenFile / InternalTokenEnv: the bearer token for admind's internal API.
+	InternalTokenFile string
+	InternalTokenEnv  string
+	// HMACSecretFile / HMACSecretEnv: the secret keys are hashed with (same as admind's).
+	HMACSecretFile string
+	HMACSecretEnv  string
+
+	// RedisAddr is host:port of Redis; empty means "no Redis, always ask admind".
+	RedisAddr         string
+	RedisPasswordFile string
+	RedisPasswordEnv  string
+	RedisDB           int
+	// RedisTimeout bounds dialing and each round trip ("100ms").
+	RedisTimeout string
+	// RedisPoolSize is the number of idle connections kept.
+	RedisPoolSize int
+	// RedisRetryInterval: after a Redis failure, Redis is skipped for this long ("1s") so a
+	// dead or hung Redis costs one timeout per interval, not one per request.
+	RedisRetryInterval string
+
+	// TrustedProxies are CIDRs (or single addresses) whose X-Forwarded-For is believed.
+	TrustedProxies []string
+
+	// FailsafeMode decides what happens when neither cache nor admind can decide:
+	// "closed" answers 503, "open" forwards the request unbound.
+	FailsafeMode string
+	// Mode is "enforce" (refuse) or "monitor" (decide and record, never block).
+	Mode string
+
+	// CacheTTL is how long a binding stays in the local cache ("2s").
+	CacheTTL string
+	// CacheSize bounds the local cache (entries).
+	CacheSize int
+
+	// RequireKey refuses requests that carry no API key (401) instead of passing them on.
+	RequireKey bool
+
+	// DashboardPaths are path prefixes where New API reads Authorization as a dashboard
+	// login (JWT or access token), not as an API key.
+	DashboardPaths []string
+	// DashboardKeyPaths are paths inside DashboardPaths where New API does accept API keys
+	// in Authorization.
+	DashboardKeyPaths []string
+}
+
+// CreateConfig returns the defaults; Traefik decodes the user's options on top of them.
+func CreateConfig() *Config {
+	return &Config{
+		AdmindTimeout:      "1s",
+		RedisTimeout:       "100ms",
+		RedisPoolSize:      64,
+		RedisRetryInterval: "1s",
+		FailsafeMode:       "closed",
+		Mode:               "enforce",
+		CacheTTL:           "2s",
+		CacheSize:          100000,
+		DashboardPaths:     []string{"/api", "/pg"},
+		DashboardKeyPaths:  []string{"/api/usage/token", "/api/log/token"},
+	}
+}
+
+// settings is Config after validation.
+type settings struct {
+	decideURL     string
+	interceptURL  string
+	admindTimeout time.Duration
+	internalToken string
+	hmacSecret    []byte
+
+	redis redisOptions
+
+	trustedProxies []netip.Prefix
+	failOpen       bool
+	monitor        bool
+	cacheTTL       time.Duration
+	cacheSize      int
+	requireKey     bool
+
+	dashboardPaths    []string
+	dashboardKeyPaths []string
+}
+
+const maxCacheSize = 10000000
+
+// parseConfig validates every option and reports all problems at once.
+func parseConfig(c *Config) (*settings, error) {
+	s := &settings{}
+	var errs []error
+	bad := func(format string, args ...interface{}) {
+		errs = append(errs, fmt.Errorf(format, args...))
+	}
+
+	u, err := url.Parse(c.AdmindURL)
+	if c.AdmindURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("admindURL must be an http(s) URL such as http://admind:9090, got %q", c.AdmindURL)
+	} else {
+		base := strings.TrimRight(c.AdmindURL, "/")
+		s.decideURL = base + "/internal/v1/decide"
+		s.interceptURL = base + "/internal/v1/intercepts"
+	}
+	s.admindTimeout = parsePositiveDuration("admindTimeout", c.AdmindTimeout, bad)
+
+	s.internalToken = readSecret("internalToken", c.InternalTokenFile, c.InternalTokenEnv, true, bad)
+	secret := readSecret("hmacSecret", c.HMACSecretFile, c.HMACSecretEnv, true, bad)
+	if secret != "" && len(secret) < 16 {
+		bad("hmacSecret must be at least 16 bytes, got %d", len(secret))
+	}
+	s.hmacSecret = []byte(secret)
+
+	s.redis.addr = c.RedisAddr
+	if c.RedisAddr != "" {
+		if _, err := netip.ParseAddrPort(c.RedisAddr); err != nil && !looksLikeHostPort(c.RedisAddr) {
+			bad("redisAddr must be host:port, got %q", c.RedisAddr)
+		}
+	}
+	s.redis.password = readSecret("redisPassword", c.RedisPasswordFile, c.RedisPasswordEnv, false, bad)
+	if c.RedisDB < 0 || c.RedisDB > 15 {
+		bad("redisDB must be 0-15, got %d", c.RedisDB)
+	}
+	s.redis.db = c.RedisDB
+	s.redis.timeout = parsePositiveDuration("redisTimeout", c.RedisTimeout, bad)
+	s.redis.retryInterval = parsePositiveDuration("redisRetryInterval", c.RedisRetryInterval, bad)
+	if c.RedisPoolSize < 1 || c.RedisPoolSize > 4096 {
+		bad("redisPoolSize must be 1-4096, got %d", c.RedisPoolSize)
+	}
+	s.redis.poolSize = c.RedisPoolSize
+
+	s.trustedProxies, err = parseTrustedProxies(c.TrustedProxies)
+	if err != nil {
+		errs = append(errs, err)
+	}
+
+	switch c.FailsafeMode {
+	case "closed":
+	case "open":
+		s.failOpen = true
+	default:
+		bad(`failsafeMode must be "closed" or "open", got %q`, c.FailsafeMode)
+	}
+	switch c.Mode {
+	case "enforce":
+	case "monitor":
+		s.monitor = true
+	default:
+		bad(`mode must be "enforce" or "monitor", got %q`, c.Mode)
+	}
+
+	s.cacheTTL = parsePositiveDuration("cacheTTL", c.CacheTTL, bad)
+	if c.CacheSize < 1 || c.CacheSize > maxCacheSize {
+		bad("cacheSize must be 1-%d, got %d", maxCacheSize, c.CacheSize)
+	}
+	s.cacheSize = c.CacheSize
+	s.requireKey = c.RequireKey
+
+	s.dashboardPaths = parsePaths("dashboardPaths", c.DashboardPaths, bad)
+	s.dashboardKeyPaths = parsePaths("dashboardKeyPaths", c.DashboardKeyPaths, bad)
+
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("sentinel: invalid configuration: %w", errors.Join(errs...))
+	}
+	return s, nil
+}
+
+func parsePositiveDuration(name, value string, bad func(string, ...interface{})) time.Duration {
+	d, err := time.ParseDuration(value)
+	if err != nil || d <= 0 {
+		bad("%s must be a positive duration such as \"500ms\", got %q", name, value)
+		return 0
+	}
+	return d
+}
+
+// readSecret takes a secret from exactly one of a file or an environment variable.
+func readSecret(name, file, env string, required bool, bad func(string, ...interface{})) string {
+	switch {
+	case file != "" && env != "":
+		bad("%sFile and %sEnv are both set; choose one", name, name)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			bad("%sFile: cannot read %q: %v", name, file, err)
+			return ""
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			bad("%sFile %q is empty", name, file)
+		}
+		return v
+	case env != "":
+		v := strings.TrimSpace(os.Getenv(env))
+		if v == "" {
+			bad("%sEnv: environment variable %s is empty or unset", name, env)
+		}
+		return v
+	case required:
+		bad("%s is required: set %sFile (a path) or %sEnv (an environment variable name)", name, name, name)
+	}
+	return ""
+}
+
+// parseTrustedProxies accepts CIDRs and single addresses. Non-canonical CIDRs such as
+// 10.0.0.5/24 are refused rather than silently widened or narrowed: the operator meant
+// something and should say it exactly.
+func parseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var errs []error
+	for _, raw := range list {
+		v := strings.TrimSpace(raw)
+		if v == "" {
+			continue
+		}
+		if !strings.Contains(v, "/") {
+			a, err := netip.ParseAddr(v)
+			if err != nil || a.Zone() != "" {
+				errs = append(errs, fmt.Errorf("trustedProxies: %q is not an IP address or CIDR", raw))
+				continue
+			}
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("trustedProxies: %q is not a valid CIDR", raw))
+			continue
+		}
+		if p.Masked() != p {
+			errs = append(errs, fmt.Errorf("trustedProxies: %q has host bits set; did you mean %s?", raw, p.Masked()))
+			continue
+		}
+		if p.Addr().Is4In6() {
+			bits := p.Bits() - 96
+			if bits < 0 {
+				errs = append(errs, fmt.Errorf("trustedProxies: %q mixes IPv4-mapped and IPv6 ranges", raw))
+				continue
+			}
+			p = netip.PrefixFrom(p.Addr().Unmap(), bits)
+		}
+		out = append(out, p)
+	}
+	return out, errors.Join(errs...)
+}
+
+// parsePaths normalises path prefixes to "/x" (no trailing slash).
+func parsePaths(name string, list []string, bad func(string, ...interface{})) []string {
+	var out []string
+	for _, raw := range list {
+		v := strings.TrimRight(strings.TrimSpace(raw), "/")
+		if v == "" {
+			continue
+		}
+		if !strings.HasPrefix(v, "/") {
+			bad("%s: %q must start with /", name, raw)
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func looksLikeHostPort(s string) bool {
+	i := strings.LastIndexByte(s, ':')
+	if i <= 0 || i == len(s)-1 {
+		return false
+	}
+	for _, c := range s[i+1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return !strings.ContainsAny(s[:i], " /")
+}

@@ -1,0 +1,264 @@
+package plugin
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// A small RESP2 client. go-redis and redigo do not run under Yaegi, so this is the one piece
+// written by hand: pooled connections, deadlines on every round trip, AUTH and SELECT on
+// dial, pipelining, and a connection that saw any I/O or protocol error is closed, never
+// returned to the pool (its stream position is unknown).
+
+const (
+	maxBulkLen    = 1 << 20 // our values are small; anything larger is a protocol error
+	maxArrayLen   = 1 << 16
+	maxReplyDepth = 4
+)
+
+var (
+	errRedisDown     = errors.New("redis: skipped after a recent failure")
+	errRedisProtocol = errors.New("redis: protocol error")
+)
+
+// redisError is an error reply ("-ERR ..."): the connection is still usable.
+type redisError struct{ msg string }
+
+func (e *redisError) Error() string { return "redis: " + e.msg }
+
+// respValue is one reply. kind is the RESP type byte: '+', '-', ':', '$', '*'.
+type respValue struct {
+	kind  byte
+	str   string
+	num   int64
+	null  bool
+	array []respValue
+}
+
+type redisOptions struct {
+	addr          string
+	password      string
+	db            int
+	timeout       time.Duration
+	retryInterval time.Duration
+	poolSize      int
+}
+
+type redisClient struct {
+	opts redisOptions
+	idle chan *respConn
+	// downUntil (unix nanos) is a small circuit breaker: after a connection-level failure
+	// nobody waits on Redis again until it passes.
+	downUntil atomic.Int64
+}
+
+type respConn struct {
+	conn net.Conn
+	r    *bufio.Reader
+	w    *bufio.Writer
+}
+
+func newRedisClient(o redisOptions) *redisClient {
+	return &redisClient{opts: o, idle: make(chan *respConn, o.poolSize)}
+}
+
+// do runs one command.
+func (c *redisClient) do(args ...string) (respValue, error) {
+	replies, err := c.pipeline([][]string{args})
+	if err != nil {
+		return respValue{}, err
+	}
+	if replies[0].kind == '-' {
+		return replies[0], &redisError{msg: replies[0].str}
+	}
+	return replies[0], nil
+}
+
+// pipeline sends cmds in one write and reads one reply per command. Error replies are
+// returned as values of kind '-'; the error result is for connection-level failures.
+func (c *redisClient) pipeline(cmds [][]string) ([]respValue, error) {
+	if until := c.downUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return nil, errRedisDown
+	}
+	rc, err := c.get()
+	if err != nil {
+		c.markDown()
+		return nil, err
+	}
+	replies, err := rc.roundTrip(cmds, c.opts.timeout)
+	if err != nil {
+		_ = rc.conn.Close()
+		c.markDown()
+		return nil, err
+	}
+	c.put(rc)
+	return replies, nil
+}
+
+func (c *redisClient) markDown() {
+	c.downUntil.Store(time.Now().Add(c.opts.retryInterval).UnixNano())
+}
+
+func (c *redisClient) get() (*respConn, error) {
+	select {
+	case rc := <-c.idle:
+		return rc, nil
+	default:
+	}
+	return c.dial()
+}
+
+func (c *redisClient) put(rc *respConn) {
+	select {
+	case c.idle <- rc:
+	default:
+		_ = rc.conn.Close()
+	}
+}
+
+func (c *redisClient) dial() (*respConn, error) {
+	conn, err := net.DialTimeout("tcp", c.opts.addr, c.opts.timeout)
+	if err != nil {
+		return nil, fmt.Errorf("redis: dial: %w", err)
+	}
+	rc := &respConn{conn: conn, r: bufio.NewReaderSize(conn, 4096), w: bufio.NewWriterSize(conn, 4096)}
+	var setup [][]string
+	if c.opts.password != "" {
+		setup = append(setup, []string{"AUTH", c.opts.password})
+	}
+	if c.opts.db != 0 {
+		setup = append(setup, []string{"SELECT", strconv.Itoa(c.opts.db)})
+	}
+	if len(setup) == 0 {
+		return rc, nil
+	}
+	replies, err := rc.roundTrip(setup, c.opts.timeout)
+	if err == nil {
+		for _, r := range replies {
+			if r.kind == '-' {
+				// The reply text may echo arguments; never let a password near an error.
+				err = errors.New("redis: AUTH or SELECT refused")
+				break
+			}
+		}
+	}
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return rc, nil
+}
+
+func (rc *respConn) roundTrip(cmds [][]string, timeout time.Duration) ([]respValue, error) {
+	if err := rc.conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, err
+	}
+	for _, args := range cmds {
+		writeCommand(rc.w, args)
+	}
+	if err := rc.w.Flush(); err != nil {
+		return nil, fmt.Errorf("redis: write: %w", err)
+	}
+	replies := make([]respValue, len(cmds))
+	for i := range replies {
+		v, err := readReply(rc.r, 0)
+		if err != nil {
+			return nil, err
+		}
+		replies[i] = v
+	}
+	return replies, nil
+}
+
+func writeCommand(w *bufio.Writer, args []string) {
+	w.WriteByte('*')
+	w.WriteString(strconv.Itoa(len(args)))
+	w.WriteString("\r\n")
+	for _, a := range args {
+		w.WriteByte('$')
+		w.WriteString(strconv.Itoa(len(a)))
+		w.WriteString("\r\n")
+		w.WriteString(a)
+		w.WriteString("\r\n")
+	}
+}
+
+// readReply parses one RESP2 reply. Sizes and nesting are bounded, so a hostile or broken
+// peer cannot make us allocate without limit.
+func readReply(r *bufio.Reader, depth int) (respValue, error) {
+	line, err := readLine(r)
+	if err != nil {
+		return respValue{}, err
+	}
+	if len(line) == 0 {
+		return respValue{}, errRedisProtocol
+	}
+	v := respValue{kind: line[0]}
+	body := line[1:]
+	switch v.kind {
+	case '+', '-':
+		v.str = body
+	case ':':
+		v.num, err = strconv.ParseInt(body, 10, 64)
+		if err != nil {
+			return respValue{}, errRedisProtocol
+		}
+	case '$':
+		n, err := strconv.Atoi(body)
+		if err != nil || n < -1 || n > maxBulkLen {
+			return respValue{}, errRedisProtocol
+		}
+		if n == -1 {
+			v.null = true
+			return v, nil
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return respValue{}, fmt.Errorf("redis: read: %w", err)
+		}
+		if buf[n] != '\r' || buf[n+1] != '\n' {
+			return respValue{}, errRedisProtocol
+		}
+		v.str = string(buf[:n])
+	case '*':
+		n, err := strconv.Atoi(body)
+		if err != nil || n < -1 || n > maxArrayLen || depth >= maxReplyDepth {
+			return respValue{}, errRedisProtocol
+		}
+		if n == -1 {
+			v.null = true
+			return v, nil
+		}
+		v.array = make([]respValue, n)
+		for i := 0; i < n; i++ {
+			v.array[i], err = readReply(r, depth+1)
+			if err != nil {
+				return respValue{}, err
+			}
+		}
+	default:
+		return respValue{}, errRedisProtocol
+	}
+	return v, nil
+}
+
+// readLine reads up to CRLF; lines longer than the reader's buffer are a protocol error.
+func readLine(r *bufio.Reader) (string, error) {
+	b, err := r.ReadSlice('\n')
+	if err != nil {
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return "", errRedisProtocol
+		}
+		return "", fmt.Errorf("redis: read: %w", err)
+	}
+	if len(b) < 2 || b[len(b)-2] != '\r' {
+		return "", errRedisProtocol
+	}
+	return string(b[:len(b)-2]), nil
+}

@@ -1,0 +1,183 @@
+package plugin
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeRedis answers each command read from a connection with the next scripted reply.
+// A reply of "" closes the connection instead (a reset mid-conversation).
+func fakeRedis(t *testing.T, replies []string) (addr string, commands chan []string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	commands = make(chan []string, 100)
+	go func() {
+		next := 0
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r := bufio.NewReader(conn)
+			for {
+				v, err := readReply(r, 0)
+				if err != nil {
+					conn.Close()
+					break
+				}
+				var args []string
+				for _, a := range v.array {
+					args = append(args, a.str)
+				}
+				commands <- args
+				if next >= len(replies) {
+					conn.Close()
+					return
+				}
+				reply := replies[next]
+				next++
+				if reply == "" {
+					conn.Close()
+					break
+				}
+				conn.Write([]byte(reply))
+			}
+		}
+	}()
+	return ln.Addr().String(), commands
+}
+
+func testRedisOptions(addr string) redisOptions {
+	return redisOptions{addr: addr, timeout: 500 * time.Millisecond, retryInterval: time.Millisecond, poolSize: 2}
+}
+
+func TestRESPReplies(t *testing.T) {
+	addr, _ := fakeRedis(t, []string{"$5\r\nhello\r\n", "$-1\r\n", "-ERR wrong type\r\n", ":42\r\n", "*2\r\n$1\r\na\r\n*-1\r\n", "+OK\r\n"})
+	c := newRedisClient(testRedisOptions(addr))
+	v, err := c.do("GET", "k")
+	if err != nil || v.str != "hello" || v.null {
+		t.Fatalf("bulk: %+v %v", v, err)
+	}
+	v, err = c.do("GET", "missing")
+	if err != nil || !v.null {
+		t.Fatalf("nil bulk: %+v %v", v, err)
+	}
+	_, err = c.do("GET", "k")
+	if _, ok := err.(*redisError); !ok {
+		t.Fatalf("error reply: got %v", err)
+	}
+	v, err = c.do("INCR", "n")
+	if err != nil || v.num != 42 {
+		t.Fatalf("integer: %+v %v", v, err)
+	}
+	v, err = c.do("X")
+	if err != nil || len(v.array) != 2 || v.array[0].str != "a" || !v.array[1].null {
+		t.Fatalf("array: %+v %v", v, err)
+	}
+	// The error reply above did not cost the connection: every command used one connection.
+	if len(c.idle) != 1 {
+		t.Fatalf("pool holds %d connections, want 1", len(c.idle))
+	}
+}
+
+func TestRESPAuthSelectAndPipeline(t *testing.T) {
+	addr, cmds := fakeRedis(t, []string{"+OK\r\n", "+OK\r\n", "$1\r\nx\r\n", ":1\r\n"})
+	o := testRedisOptions(addr)
+	o.password, o.db = "s3cret", 3
+	c := newRedisClient(o)
+	replies, err := c.pipeline([][]string{{"GET", "a"}, {"INCR", "b"}})
+	if err != nil || len(replies) != 2 || replies[0].str != "x" || replies[1].num != 1 {
+		t.Fatalf("pipeline: %+v %v", replies, err)
+	}
+	want := []string{"AUTH s3cret", "SELECT 3", "GET a", "INCR b"}
+	for _, w := range want {
+		got := strings.Join(<-cmds, " ")
+		if got != w {
+			t.Fatalf("command %q, want %q", got, w)
+		}
+	}
+}
+
+func TestRESPAuthRefusedHidesPassword(t *testing.T) {
+	addr, _ := fakeRedis(t, []string{"-WRONGPASS invalid password s3cret\r\n"})
+	o := testRedisOptions(addr)
+	o.password = "s3cret"
+	_, err := newRedisClient(o).do("GET", "a")
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestRESPBrokenConnectionsNotPooled(t *testing.T) {
+	tests := []struct {
+		desc  string
+		reply string
+	}{
+		{desc: "reset before reply", reply: ""},
+		{desc: "reset mid bulk", reply: "$10\r\nabc"},
+		{desc: "bad type byte", reply: "?what\r\n"},
+		{desc: "bulk without CRLF", reply: "$3\r\nabcXY"},
+		{desc: "oversized bulk", reply: "$99999999\r\n"},
+		{desc: "line without CR", reply: "+OK\n"},
+	}
+	for _, tt := range tests {
+		addr, _ := fakeRedis(t, []string{tt.reply})
+		c := newRedisClient(testRedisOptions(addr))
+		v, err := c.do("GET", "k")
+		if err == nil {
+			t.Errorf("%s: no error, got %+v", tt.desc, v)
+		}
+		if len(c.idle) != 0 {
+			t.Errorf("%s: broken connection returned to the pool", tt.desc)
+		}
+	}
+}
+
+func TestRESPCircuitBreaker(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: dial fails fast
+	o := testRedisOptions(addr)
+	o.retryInterval = time.Hour
+	c := newRedisClient(o)
+	if _, err := c.do("GET", "k"); err == nil || err == errRedisDown {
+		t.Fatalf("first call: %v", err)
+	}
+	if _, err := c.do("GET", "k"); err != errRedisDown {
+		t.Fatalf("second call should be skipped, got %v", err)
+	}
+}
+
+func TestRESPDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err == nil {
+			time.Sleep(2 * time.Second) // a hung Redis: accepts, never answers
+			conn.Close()
+		}
+	}()
+	o := testRedisOptions(ln.Addr().String())
+	o.timeout = 100 * time.Millisecond
+	start := time.Now()
+	if _, err := newRedisClient(o).do("GET", "k"); err == nil {
+		t.Fatal("hung server gave no error")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("call took %v despite a 100ms deadline", d)
+	}
+}

@@ -1,0 +1,39 @@
+package plugin
+
+import "net/http"
+
+// Refusal codes, in New API's error "code" field.
+const (
+	codeIPNotAllowed   = "ip_not_allowed"
+	codeKeyBanned      = "key_banned"
+	codeAmbiguousKey   = "ambiguous_api_key"
+	codeBadClientIP    = "invalid_client_ip"
+	codeMissingKey     = "missing_api_key"
+	codeUnavailable    = "sentinel_unavailable"
+	refusalContentType = "application/json; charset=utf-8"
+)
+
+// refusalBodies are prebuilt, constant bodies: nothing from the request (never the key) is
+// echoed back, and nothing is encoded per request.
+var refusalBodies = map[string][]byte{
+	codeIPNotAllowed: refusalBody(codeIPNotAllowed, "this API key is bound to another client IP address"),
+	codeKeyBanned:    refusalBody(codeKeyBanned, "this API key has been banned"),
+	codeAmbiguousKey: refusalBody(codeAmbiguousKey, "the request carries more than one distinct API key"),
+	codeBadClientIP:  refusalBody(codeBadClientIP, "the client IP address could not be determined"),
+	codeMissingKey:   refusalBody(codeMissingKey, "an API key is required"),
+	codeUnavailable:  refusalBody(codeUnavailable, "the key check is temporarily unavailable, retry later"),
+}
+
+func refusalBody(code, message string) []byte {
+	return []byte(`{"error":{"message":"` + message + `","type":"sentinel_error","code":"` + code + `"}}`)
+}
+
+// refuse answers in New API's error shape so SDKs show a readable message.
+func refuse(rw http.ResponseWriter, status int, code string) {
+	h := rw.Header()
+	h.Set("Content-Type", refusalContentType)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	rw.WriteHeader(status)
+	_, _ = rw.Write(refusalBodies[code])
+}

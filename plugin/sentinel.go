@@ -1,0 +1,216 @@
+// Package plugin is the Key-IP Sentinel Traefik middleware: it binds each New API key to the
+// first client IP that uses it and refuses the key from anywhere else.
+//
+// It runs inside Traefik's Yaegi interpreter: standard library only, Go 1.22 API only, and no
+// goroutine per instance (see DESIGN.md, "Living inside Yaegi").
+package plugin
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Sentinel is one middleware instance. Everything that costs resources (Redis pool, admind
+// HTTP client, local cache) is shared through the package registry.
+type Sentinel struct {
+	next  http.Handler
+	name  string
+	s     *settings
+	cache *bindingCache
+	redis *redisClient // nil when no Redis is configured
+	admin *admindClient
+}
+
+// Traefik rebuilds every middleware on each dynamic-config change and never closes the old
+// ones, so pools and caches live here, keyed by what configures them.
+var (
+	registryMu    sync.Mutex
+	redisClients  = map[string]*redisClient{}
+	admindClients = map[string]*http.Client{}
+	bindingCaches = map[string]*bindingCache{}
+)
+
+// New validates the options and returns the middleware. It does no I/O: connections are
+// made lazily, so New succeeds offline.
+func New(_ context.Context, next http.Handler, config *Config, name string) (http.Handler, error) {
+	s, err := parseConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	m := &Sentinel{next: next, name: name, s: s}
+
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if s.redis.addr != "" {
+		rk := s.redis.addr + "|" + strconv.Itoa(s.redis.db) + "|" + fingerprint(s.redis.password) + "|" +
+			s.redis.timeout.String() + "|" + s.redis.retryInterval.String() + "|" + strconv.Itoa(s.redis.poolSize)
+		m.redis = redisClients[rk]
+		if m.redis == nil {
+			m.redis = newRedisClient(s.redis)
+			redisClients[rk] = m.redis
+		}
+	}
+	hc := admindClients[s.admindTimeout.String()]
+	if hc == nil {
+		hc = newAdmindHTTPClient(s.admindTimeout)
+		admindClients[s.admindTimeout.String()] = hc
+	}
+	m.admin = &admindClient{http: hc, decideURL: s.decideURL, interceptURL: s.interceptURL, token: s.internalToken}
+	// Cached bindings carry hashes made with the secret, so the secret is part of the key.
+	ck := name + "|" + fingerprint(string(s.hmacSecret)) + "|" + strconv.Itoa(s.cacheSize)
+	m.cache = bindingCaches[ck]
+	if m.cache == nil {
+		m.cache = newBindingCache(s.cacheSize)
+		bindingCaches[ck] = m.cache
+	}
+	return m, nil
+}
+
+// fingerprint identifies a secret in a registry key without keeping it readable.
+func fingerprint(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:8])
+}
+
+// ServeHTTP follows the request path of DESIGN.md: credentials, client IP, decision, answer.
+func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	key, err := apiKey(req, m.s)
+	if err != nil {
+		refuse(rw, http.StatusBadRequest, codeAmbiguousKey)
+		return
+	}
+	if key == "" {
+		if m.s.requireKey {
+			refuse(rw, http.StatusUnauthorized, codeMissingKey)
+			return
+		}
+		m.next.ServeHTTP(rw, req) // New API answers 401 itself
+		return
+	}
+	ip, err := clientIP(req, m.s.trustedProxies)
+	if err != nil {
+		refuse(rw, http.StatusBadRequest, codeBadClientIP)
+		return
+	}
+
+	code := ""
+	if b := m.cache.get(key, time.Now().UnixNano()); b != nil {
+		code = b.check(ip)
+		if code != "" {
+			m.reportIntercept(req, b.hash, b.hint, ip, code)
+		}
+	} else {
+		var ok bool
+		code, ok = m.decideUncached(req, key, ip)
+		if !ok {
+			// Neither Redis nor admind could decide. Open mode forwards without binding
+			// (a binding is never created from a cache-only view); closed mode refuses.
+			if m.s.failOpen || m.s.monitor {
+				m.next.ServeHTTP(rw, req)
+				return
+			}
+			refuse(rw, http.StatusServiceUnavailable, codeUnavailable)
+			return
+		}
+	}
+	if code != "" && !m.s.monitor {
+		refuse(rw, http.StatusForbidden, code)
+		return
+	}
+	m.next.ServeHTTP(rw, req)
+}
+
+// decideUncached looks the binding up in Redis, then asks admind (which binds on first use).
+// ok is false when no source could decide.
+func (m *Sentinel) decideUncached(req *http.Request, key string, ip netip.Addr) (code string, ok bool) {
+	hash := m.hashKey(key)
+	hint := keyHint(key)
+	if b := m.redisBinding(hash); b != nil {
+		b.hash, b.hint = hash, hint
+		m.remember(key, b, m.s.cacheTTL)
+		code = b.check(ip)
+		if code != "" {
+			m.reportIntercept(req, hash, hint, ip, code)
+		}
+		return code, true
+	}
+	resp, err := m.admin.decide(newDecideRequest(req, hash, hint, ip))
+	if err != nil {
+		return "", false
+	}
+	if b, err := bindingFromReply(resp.Binding); err == nil && b != nil {
+		b.hash, b.hint = hash, hint
+		ttl := m.s.cacheTTL
+		if resp.CacheTTLS > 0 && time.Duration(resp.CacheTTLS)*time.Second < ttl {
+			ttl = time.Duration(resp.CacheTTLS) * time.Second
+		}
+		m.remember(key, b, ttl)
+	}
+	if resp.Allow {
+		return "", true
+	}
+	// admind recorded the intercept itself.
+	if resp.Reason == codeKeyBanned {
+		return codeKeyBanned, true
+	}
+	return codeIPNotAllowed, true
+}
+
+func (m *Sentinel) remember(key string, b *binding, ttl time.Duration) {
+	b.expires = time.Now().Add(ttl).UnixNano()
+	m.cache.put(key, b)
+}
+
+// hashKey is the only form of the key that leaves the plugin.
+func (m *Sentinel) hashKey(key string) string {
+	h := hmac.New(sha256.New, m.s.hmacSecret)
+	h.Write([]byte(key))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// redisBinding returns the cached binding, or nil on a miss, a malformed entry or any Redis
+// failure: all of those go to admind, which reads PostgreSQL. Nothing here reads a failure as
+// "unbound" and binds.
+func (m *Sentinel) redisBinding(hash string) *binding {
+	if m.redis == nil {
+		return nil
+	}
+	v, err := m.redis.do("GET", redisBindingKey(hash))
+	if err != nil || v.null || v.kind != '$' {
+		return nil
+	}
+	b, err := parseBindingEntry(v.str)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// Intercept events go to the Redis stream admind consumes; when Redis is unavailable they go
+// to admind directly.
+const (
+	eventsStream    = "sentinel:events"
+	eventsStreamMax = "100000"
+)
+
+func (m *Sentinel) reportIntercept(req *http.Request, hash, hint string, ip netip.Addr, code string) {
+	ev := newDecideRequest(req, hash, hint, ip)
+	ev.Reason = code
+	if m.redis != nil {
+		_, err := m.redis.do("XADD", eventsStream, "MAXLEN", "~", eventsStreamMax, "*",
+			"key_hash", ev.KeyHash, "key_hint", ev.KeyHint, "ip", ev.IP, "reason", ev.Reason,
+			"method", ev.Method, "path", ev.Path, "user_agent", ev.UserAgent,
+			"at", strconv.FormatInt(time.Now().UnixMilli(), 10))
+		if err == nil {
+			return
+		}
+	}
+	_ = m.admin.reportIntercept(ev) // best effort: the refusal stands either way
+}

@@ -1,0 +1,230 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// fakeAdmind binds on first use like admind does and records what it was asked.
+type fakeAdmind struct {
+	mu         sync.Mutex
+	bound      map[string]string // key_hash -> ip
+	decides    int
+	intercepts []decideRequest
+	auth       string
+}
+
+func (f *fakeAdmind) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.auth = req.Header.Get("Authorization")
+	var dr decideRequest
+	body, _ := io.ReadAll(req.Body)
+	if err := json.Unmarshal(body, &dr); err != nil {
+		rw.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	if req.URL.Path == "/internal/v1/intercepts" {
+		f.intercepts = append(f.intercepts, dr)
+		return
+	}
+	f.decides++
+	ip, ok := f.bound[dr.KeyHash]
+	if !ok {
+		ip = dr.IP
+		f.bound[dr.KeyHash] = ip
+	}
+	resp := decideResponse{Allow: ip == dr.IP, Reason: "", CacheTTLS: 60,
+		Binding: &bindingReply{Status: "active", Mode: "single", CIDRs: []string{ip + "/32"}}}
+	if !resp.Allow {
+		resp.Reason = codeIPNotAllowed
+	}
+	_ = json.NewEncoder(rw).Encode(resp)
+}
+
+type harness struct {
+	admind  *fakeAdmind
+	server  *httptest.Server
+	handler http.Handler
+	nexts   int
+}
+
+var harnessSeq int
+
+func newHarness(t *testing.T, tweak func(c *Config)) *harness {
+	t.Helper()
+	h := &harness{admind: &fakeAdmind{bound: map[string]string{}}}
+	h.server = httptest.NewServer(h.admind)
+	t.Cleanup(func() { h.server.Close() })
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "hmac")
+	if err := os.WriteFile(secret, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Set through os (not t.Setenv): under Yaegi, os.Getenv reads the interpreter's copy of
+	// the environment, which only the interpreted os.Setenv changes.
+	os.Setenv("SENTINEL_TEST_INTERNAL_TOKEN", "internal-token-for-tests")
+	t.Cleanup(func() { os.Unsetenv("SENTINEL_TEST_INTERNAL_TOKEN") })
+	c := CreateConfig()
+	c.AdmindURL = h.server.URL
+	c.HMACSecretFile = secret
+	c.InternalTokenEnv = "SENTINEL_TEST_INTERNAL_TOKEN"
+	if tweak != nil {
+		tweak(c)
+	}
+	next := http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+		h.nexts++
+		rw.WriteHeader(http.StatusOK)
+	})
+	harnessSeq++
+	// A distinct middleware name per test keeps the shared local cache per test.
+	handler, err := New(context.Background(), next, c, "test-"+t.Name()+"-"+strings.Repeat("x", harnessSeq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.handler = handler
+	return h
+}
+
+func (h *harness) do(remote string, headers map[string]string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "http://sentinel.test/v1/chat/completions", nil)
+	req.RemoteAddr = remote
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	rw := httptest.NewRecorder()
+	h.handler.ServeHTTP(rw, req)
+	return rw
+}
+
+func TestServeHTTP(t *testing.T) {
+	h := newHarness(t, nil)
+	auth := map[string]string{"Authorization": "Bearer sk-firstkey123456789"}
+
+	if rw := h.do("127.0.0.2:4000", auth); rw.Code != http.StatusOK {
+		t.Fatalf("first use: %d %s", rw.Code, rw.Body)
+	}
+	if h.admind.decides != 1 || h.admind.auth != "Bearer internal-token-for-tests" {
+		t.Fatalf("admind decides=%d auth=%q", h.admind.decides, h.admind.auth)
+	}
+	if rw := h.do("127.0.0.2:4001", map[string]string{"X-Api-Key": "firstkey123456789-2"}); rw.Code != http.StatusOK {
+		t.Fatalf("same key, same IP: %d", rw.Code)
+	}
+	if h.admind.decides != 1 {
+		t.Fatalf("cache hit asked admind: decides=%d", h.admind.decides)
+	}
+	rw := h.do("127.0.0.3:4000", auth)
+	if rw.Code != http.StatusForbidden {
+		t.Fatalf("other IP: %d", rw.Code)
+	}
+	var body struct {
+		Error struct{ Message, Type, Code string }
+	}
+	if err := json.Unmarshal(rw.Body.Bytes(), &body); err != nil || body.Error.Code != codeIPNotAllowed || body.Error.Type != "sentinel_error" {
+		t.Fatalf("refusal body %s (%v)", rw.Body, err)
+	}
+	if strings.Contains(rw.Body.String(), "firstkey") {
+		t.Fatal("refusal body echoes the key")
+	}
+	if len(h.admind.intercepts) != 1 || h.admind.intercepts[0].IP != "127.0.0.3" || h.admind.intercepts[0].Reason != codeIPNotAllowed {
+		t.Fatalf("intercepts %+v", h.admind.intercepts)
+	}
+	for _, ev := range h.admind.intercepts {
+		if strings.Contains(ev.KeyHash+ev.KeyHint+ev.Path, "firstkey") || len(ev.KeyHash) != 64 {
+			t.Fatalf("intercept leaks the key or lacks the hash: %+v", ev)
+		}
+	}
+	if h.nexts != 2 {
+		t.Fatalf("next called %d times, want 2", h.nexts)
+	}
+}
+
+func TestServeHTTPRefusals(t *testing.T) {
+	tests := []struct {
+		desc     string
+		tweak    func(c *Config)
+		admindUp bool
+		remote   string
+		headers  map[string]string
+		wantCode int
+		wantNext bool
+	}{
+		{desc: "no key passes untouched", admindUp: true, remote: "127.0.0.2:1", wantCode: 200, wantNext: true},
+		{desc: "no key refused when required", tweak: func(c *Config) { c.RequireKey = true }, admindUp: true, remote: "127.0.0.2:1", wantCode: 401},
+		{desc: "ambiguous key", admindUp: true, remote: "127.0.0.2:1",
+			headers: map[string]string{"Authorization": "Bearer aaaa", "X-Api-Key": "bbbb"}, wantCode: 400},
+		{desc: "bad forwarded chain from a trusted peer", tweak: func(c *Config) { c.TrustedProxies = []string{"127.0.0.0/8"} },
+			admindUp: true, remote: "127.0.0.2:1", headers: map[string]string{"Authorization": "Bearer aaaa", "X-Forwarded-For": "unknown"}, wantCode: 400},
+		{desc: "admind down, closed", admindUp: false, remote: "127.0.0.2:1", headers: map[string]string{"Authorization": "Bearer aaaa"}, wantCode: 503},
+		{desc: "admind down, open", tweak: func(c *Config) { c.FailsafeMode = "open" }, admindUp: false, remote: "127.0.0.2:1",
+			headers: map[string]string{"Authorization": "Bearer aaaa"}, wantCode: 200, wantNext: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			h := newHarness(t, tt.tweak)
+			if !tt.admindUp {
+				h.server.Close()
+			}
+			rw := h.do(tt.remote, tt.headers)
+			if rw.Code != tt.wantCode || (h.nexts == 1) != tt.wantNext {
+				t.Fatalf("status %d next=%d; want %d next=%v (%s)", rw.Code, h.nexts, tt.wantCode, tt.wantNext, rw.Body)
+			}
+		})
+	}
+}
+
+func TestMonitorModeNeverBlocks(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Mode = "monitor" })
+	auth := map[string]string{"Authorization": "Bearer monitoredkey"}
+	h.do("127.0.0.2:1", auth)
+	if rw := h.do("127.0.0.3:1", auth); rw.Code != http.StatusOK {
+		t.Fatalf("monitor mode blocked: %d", rw.Code)
+	}
+	if len(h.admind.intercepts) != 1 {
+		t.Fatalf("monitor mode did not record the intercept: %d", len(h.admind.intercepts))
+	}
+}
+
+func TestRedisEntryDecidesWithoutAdmind(t *testing.T) {
+	entry := "v1|active|single|10.1.2.3/32"
+	addr, cmds := fakeRedis(t, []string{"$" + strconv.Itoa(len(entry)) + "\r\n" + entry + "\r\n", "$3\r\n1-1\r\n"})
+	h := newHarness(t, func(c *Config) { c.RedisAddr = addr })
+	rw := h.do("127.0.0.9:1", map[string]string{"Authorization": "Bearer rediskey"})
+	if rw.Code != http.StatusForbidden || h.admind.decides != 0 {
+		t.Fatalf("status %d, admind decides %d", rw.Code, h.admind.decides)
+	}
+	get := <-cmds
+	if get[0] != "GET" || !strings.HasPrefix(get[1], "sentinel:b:") || len(get[1]) != len("sentinel:b:")+64 {
+		t.Fatalf("lookup %q", get)
+	}
+	xadd := <-cmds
+	if xadd[0] != "XADD" || xadd[1] != "sentinel:events" || strings.Contains(strings.Join(xadd, " "), "rediskey") {
+		t.Fatalf("intercept event %q", xadd)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	c := CreateConfig()
+	c.AdmindURL = "ftp://x"
+	c.FailsafeMode = "maybe"
+	c.CacheTTL = "soon"
+	c.TrustedProxies = []string{"10.0.0.5/24"}
+	_, err := New(context.Background(), http.NotFoundHandler(), c, "bad")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"admindURL", "failsafeMode", "cacheTTL", "10.0.0.0/24", "hmacSecret is required", "internalToken is required"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q: %v", want, err)
+		}
+	}
+}
