@@ -1,0 +1,131 @@
+// Package bindings is admind's domain: key bindings, the rules that decide whether an
+// address may use a key, and first-use binding. It imports no driver; the store and the
+// cache are interfaces implemented elsewhere.
+package bindings
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Status of a binding.
+type Status string
+
+const (
+	StatusActive Status = "active"
+	StatusBanned Status = "banned"
+)
+
+// Mode of a binding's rule.
+type Mode string
+
+const (
+	ModeSingle   Mode = "single"   // one address or one CIDR
+	ModeMultiple Mode = "multiple" // several addresses/CIDRs, IPv4 and IPv6 mixed
+	ModeAll      Mode = "all"      // any address
+)
+
+// Binding ties a key (by its HMAC) to the addresses allowed to use it.
+type Binding struct {
+	ID         int64
+	KeyHash    string
+	KeyHint    string
+	Mode       Mode
+	CIDRs      []netip.Prefix
+	Status     Status
+	FirstIP    netip.Addr
+	LastIP     netip.Addr
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+	UpdatedAt  time.Time
+	Note       string
+}
+
+// Allows reports whether ip matches the rule (the status is checked separately).
+func (b Binding) Allows(ip netip.Addr) bool {
+	if b.Mode == ModeAll {
+		return true
+	}
+	for _, p := range b.CIDRs {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// CacheEntry is the binding's wire form in Redis, read by the plugin (plugin/binding.go):
+// "v1|<status>|<mode>|<cidr>,<cidr>".
+func (b Binding) CacheEntry() string {
+	cidrs := make([]string, len(b.CIDRs))
+	for i, p := range b.CIDRs {
+		cidrs[i] = p.String()
+	}
+	return "v1|" + string(b.Status) + "|" + string(b.Mode) + "|" + strings.Join(cidrs, ",")
+}
+
+// CIDRStrings returns the rule's prefixes as text.
+func (b Binding) CIDRStrings() []string {
+	out := make([]string, len(b.CIDRs))
+	for i, p := range b.CIDRs {
+		out[i] = p.String()
+	}
+	return out
+}
+
+// Intercept is one refused request.
+type Intercept struct {
+	KeyHash   string
+	KeyHint   string
+	IP        netip.Addr
+	Reason    string
+	Method    string
+	Path      string
+	UserAgent string
+	At        time.Time
+}
+
+// Refusal reasons, as the plugin reports them.
+const (
+	ReasonIPNotAllowed = "ip_not_allowed"
+	ReasonKeyBanned    = "key_banned"
+)
+
+// ErrNotFound is returned by a Store when no binding exists.
+var ErrNotFound = errors.New("binding not found")
+
+// ErrInvalid marks input that fails validation; its message is safe to show to a client.
+type ErrInvalid struct{ Msg string }
+
+func (e *ErrInvalid) Error() string { return e.Msg }
+
+func invalid(format string, args ...any) error { return &ErrInvalid{Msg: fmt.Sprintf(format, args...)} }
+
+// ValidKeyHash reports whether s is a lowercase hex HMAC-SHA256.
+func ValidKeyHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// FirstUsePrefix is the rule a new binding gets: the client's address widened to the
+// configured prefix (IPv4 /32 and IPv6 /64 by default, since IPv6 privacy addresses rotate
+// inside their /64).
+func FirstUsePrefix(ip netip.Addr, v4Bits, v6Bits int) netip.Prefix {
+	bits := v6Bits
+	if ip.Is4() {
+		bits = v4Bits
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}

@@ -1,0 +1,101 @@
+package bindings
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// Store is the authoritative binding storage (PostgreSQL).
+type Store interface {
+	BindingByHash(ctx context.Context, keyHash string) (Binding, error)
+	// BindFirstUse inserts b unless a binding for b.KeyHash exists, and returns the binding
+	// that holds afterwards and whether b was the one inserted.
+	BindFirstUse(ctx context.Context, b Binding) (Binding, bool, error)
+	InsertIntercepts(ctx context.Context, list []Intercept) error
+}
+
+// Cache is the shared binding cache (Redis) the plugin reads.
+type Cache interface {
+	SetBinding(ctx context.Context, keyHash, entry string, ttl time.Duration) error
+}
+
+// DecideRequest is what the plugin sends on a cache miss.
+type DecideRequest struct {
+	KeyHash   string
+	KeyHint   string
+	IP        netip.Addr
+	Method    string
+	Path      string
+	UserAgent string
+}
+
+// Decision is the answer, with the binding the plugin should cache.
+type Decision struct {
+	Allow   bool
+	Reason  string // "" when allowed
+	Binding Binding
+	Created bool // this request created the binding
+}
+
+// Service decides requests and binds keys on first use.
+type Service struct {
+	Store        Store
+	Cache        Cache
+	Log          *slog.Logger
+	BindPrefixV4 int
+	BindPrefixV6 int
+	CacheTTL     time.Duration // lifetime of a binding entry in Redis
+	Now          func() time.Time
+}
+
+// Decide looks the key up in PostgreSQL, binds it to ip on first use (race-safe: exactly one
+// concurrent first use wins), refreshes Redis and records a denial as an intercept.
+func (s *Service) Decide(ctx context.Context, r DecideRequest) (Decision, error) {
+	b, err := s.Store.BindingByHash(ctx, r.KeyHash)
+	created := false
+	if err == ErrNotFound {
+		now := s.Now()
+		b, created, err = s.Store.BindFirstUse(ctx, Binding{
+			KeyHash:    r.KeyHash,
+			KeyHint:    r.KeyHint,
+			Mode:       ModeSingle,
+			CIDRs:      []netip.Prefix{FirstUsePrefix(r.IP, s.BindPrefixV4, s.BindPrefixV6)},
+			Status:     StatusActive,
+			FirstIP:    r.IP,
+			LastIP:     r.IP,
+			CreatedAt:  now,
+			LastUsedAt: now,
+			UpdatedAt:  now,
+		})
+	}
+	if err != nil {
+		return Decision{}, fmt.Errorf("decide: %w", err)
+	}
+	d := Decision{Allow: true, Binding: b, Created: created}
+	switch {
+	case b.Status == StatusBanned:
+		d.Allow, d.Reason = false, ReasonKeyBanned
+	case !b.Allows(r.IP):
+		d.Allow, d.Reason = false, ReasonIPNotAllowed
+	}
+	if err := s.Cache.SetBinding(ctx, b.KeyHash, b.CacheEntry(), s.CacheTTL); err != nil {
+		// Not fatal: the plugin asks again on its next miss and PostgreSQL stays the truth.
+		s.Log.Warn("binding cache fill failed", "key_hint", b.KeyHint, "err", err)
+	}
+	if !d.Allow {
+		err := s.Store.InsertIntercepts(ctx, []Intercept{{
+			KeyHash: r.KeyHash, KeyHint: r.KeyHint, IP: r.IP, Reason: d.Reason,
+			Method: r.Method, Path: r.Path, UserAgent: r.UserAgent, At: s.Now(),
+		}})
+		if err != nil {
+			return Decision{}, fmt.Errorf("decide: record intercept: %w", err)
+		}
+	}
+	if created {
+		s.Log.Info("key bound on first use", "key_hint", b.KeyHint, "ip", r.IP.String(), "rule", b.CIDRStrings())
+	}
+	return d, nil
+}

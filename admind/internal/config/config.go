@@ -1,0 +1,186 @@
+// Package config reads admind's configuration from the environment in one place and
+// reports every problem at once.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is admind's effective configuration.
+type Config struct {
+	DatabaseURL   string
+	RedisAddr     string
+	RedisPassword string
+	RedisDB       int
+	HMACSecret    string
+	InternalToken string
+	FailsafeMode  string
+
+	ListenHost   string // empty: all interfaces
+	AppPort      int    // public: /health, /ready (admin API and console later)
+	InternalPort int    // plugin-only: /internal/v1/*
+
+	BindPrefixV4    int
+	BindPrefixV6    int
+	BindingCacheTTL time.Duration
+	DBMaxConns      int
+	LogLevel        slog.Level
+}
+
+// Load reads the configuration. Every secret may also come from <NAME>_FILE.
+func Load(getenv func(string) string) (Config, error) {
+	r := reader{getenv: getenv}
+	c := Config{
+		DatabaseURL:     r.secret("DATABASE_URL"),
+		RedisAddr:       r.str("REDIS_ADDR", "127.0.0.1:6379"),
+		RedisPassword:   r.secret("REDIS_PASSWORD"),
+		RedisDB:         r.intIn("REDIS_DB", 0, 0, 15),
+		HMACSecret:      r.secret("SENTINEL_HMAC_SECRET"),
+		InternalToken:   r.secret("SENTINEL_INTERNAL_TOKEN"),
+		FailsafeMode:    r.str("SENTINEL_FAILSAFE_MODE", "closed"),
+		ListenHost:      r.str("LISTEN_HOST", ""),
+		AppPort:         r.intIn("APP_PORT", 8080, 1, 65535),
+		InternalPort:    r.intIn("INTERNAL_PORT", 9090, 1, 65535),
+		BindPrefixV4:    r.intIn("BIND_PREFIX_V4", 32, 8, 32),
+		BindPrefixV6:    r.intIn("BIND_PREFIX_V6", 64, 16, 128),
+		BindingCacheTTL: r.duration("BINDING_CACHE_TTL", time.Hour),
+		DBMaxConns:      r.intIn("DB_MAX_CONNS", 20, 1, 1000),
+	}
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = r.secret("PG_DSN")
+	}
+	if c.DatabaseURL == "" {
+		r.fail("DATABASE_URL (or PG_DSN) is required")
+	}
+	if len(c.HMACSecret) < 16 {
+		r.fail("SENTINEL_HMAC_SECRET must be at least 16 bytes (the plugin uses the same secret)")
+	}
+	if len(c.InternalToken) < 16 {
+		r.fail("SENTINEL_INTERNAL_TOKEN must be at least 16 bytes")
+	}
+	if c.FailsafeMode != "closed" && c.FailsafeMode != "open" {
+		r.fail(`SENTINEL_FAILSAFE_MODE must be "closed" or "open", got %q`, c.FailsafeMode)
+	}
+	if c.AppPort == c.InternalPort {
+		r.fail("APP_PORT and INTERNAL_PORT must differ: the internal API must not be on the public listener")
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(r.str("LOG_LEVEL", "info"))); err != nil {
+		r.fail("LOG_LEVEL must be debug, info, warn or error")
+	}
+	if len(r.errs) > 0 {
+		return Config{}, fmt.Errorf("configuration: %w", errors.Join(r.errs...))
+	}
+	return c, nil
+}
+
+// LogValue is the configuration with secrets redacted, for the startup log.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.String("redis_addr", c.RedisAddr),
+		slog.String("redis_password", redacted(c.RedisPassword)),
+		slog.Int("redis_db", c.RedisDB),
+		slog.String("hmac_secret", redacted(c.HMACSecret)),
+		slog.String("internal_token", redacted(c.InternalToken)),
+		slog.String("failsafe_mode", c.FailsafeMode),
+		slog.String("listen_host", c.ListenHost),
+		slog.Int("app_port", c.AppPort),
+		slog.Int("internal_port", c.InternalPort),
+		slog.Int("bind_prefix_v4", c.BindPrefixV4),
+		slog.Int("bind_prefix_v6", c.BindPrefixV6),
+		slog.Duration("binding_cache_ttl", c.BindingCacheTTL),
+		slog.Int("db_max_conns", c.DBMaxConns),
+	)
+}
+
+func redacted(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// redactURL hides the password in a postgres:// URL or a key=value DSN.
+func redactURL(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		rest := dsn[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			creds := rest[:at]
+			if colon := strings.Index(creds, ":"); colon >= 0 {
+				return dsn[:i+3] + creds[:colon] + ":[redacted]" + rest[at:]
+			}
+		}
+		return dsn
+	}
+	fields := strings.Fields(dsn)
+	for i, f := range fields {
+		if strings.HasPrefix(f, "password=") {
+			fields[i] = "password=[redacted]"
+		}
+	}
+	return strings.Join(fields, " ")
+}
+
+type reader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (r *reader) fail(format string, args ...any) { r.errs = append(r.errs, fmt.Errorf(format, args...)) }
+
+func (r *reader) str(name, def string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// secret reads NAME, or the file named by NAME_FILE (not both).
+func (r *reader) secret(name string) string {
+	v, file := r.getenv(name), r.getenv(name+"_FILE")
+	if v != "" && file != "" {
+		r.fail("%s and %s_FILE are both set; choose one", name, name)
+		return ""
+	}
+	if file == "" {
+		return strings.TrimSpace(v)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		r.fail("%s_FILE: %v", name, err)
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func (r *reader) intIn(name string, def, lo, hi int) int {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		r.fail("%s must be an integer in %d-%d, got %q", name, lo, hi, v)
+		return def
+	}
+	return n
+}
+
+func (r *reader) duration(name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		r.fail("%s must be a positive duration such as 30s, got %q", name, v)
+		return def
+	}
+	return d
+}

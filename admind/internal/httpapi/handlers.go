@@ -1,0 +1,167 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+)
+
+// Deps is what the handlers need.
+type Deps struct {
+	Log           *slog.Logger
+	Decider       *bindings.Service
+	Intercepts    bindings.Store
+	InternalToken string
+	// Ready checks PostgreSQL and Redis.
+	Ready func(ctx context.Context) error
+	// CacheTTL bounds how long the plugin may keep a decision's binding locally.
+	CacheTTL time.Duration
+}
+
+func handleHealth() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		encode(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+func handleReady(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := d.Ready(ctx); err != nil {
+			d.Log.Warn("not ready", "err", err)
+			writeError(w, http.StatusServiceUnavailable, "not_ready", "a dependency is unreachable")
+			return
+		}
+		encode(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}
+
+func requireInternalToken(token string) func(http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got := []byte(r.Header.Get("Authorization"))
+			if subtle.ConstantTimeCompare(got, want) != 1 {
+				writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong internal token")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// pluginEvent is the plugin's request body for both /decide and /intercepts.
+type pluginEvent struct {
+	KeyHash   string `json:"key_hash"`
+	KeyHint   string `json:"key_hint"`
+	IP        string `json:"ip"`
+	Method    string `json:"method"`
+	Path      string `json:"path"`
+	UserAgent string `json:"user_agent"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+const maxEventField = 512
+
+func (e pluginEvent) validate() (netip.Addr, string) {
+	if !bindings.ValidKeyHash(e.KeyHash) {
+		return netip.Addr{}, "key_hash must be 64 lowercase hex characters"
+	}
+	ip, err := netip.ParseAddr(e.IP)
+	if err != nil || ip.Zone() != "" || ip.Is4In6() {
+		return netip.Addr{}, "ip must be a canonical IP address"
+	}
+	if len(e.KeyHint) > 32 || len(e.Method) > maxEventField || len(e.Path) > maxEventField || len(e.UserAgent) > maxEventField {
+		return netip.Addr{}, "a field is too long"
+	}
+	return ip, ""
+}
+
+type bindingJSON struct {
+	Status string   `json:"status"`
+	Mode   string   `json:"mode"`
+	CIDRs  []string `json:"cidrs"`
+}
+
+type decideResponse struct {
+	Allow     bool        `json:"allow"`
+	Reason    string      `json:"reason"`
+	Binding   bindingJSON `json:"binding"`
+	CacheTTLS int         `json:"cache_ttl_s"`
+}
+
+func handleDecide(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev pluginEvent
+		if err := decode(r, &ev); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body")
+			return
+		}
+		ip, problem := ev.validate()
+		if problem != "" {
+			writeError(w, http.StatusBadRequest, "bad_request", problem)
+			return
+		}
+		dec, err := d.Decider.Decide(r.Context(), bindings.DecideRequest{
+			KeyHash: ev.KeyHash, KeyHint: ev.KeyHint, IP: ip, Method: ev.Method, Path: ev.Path, UserAgent: ev.UserAgent,
+		})
+		if err != nil {
+			d.Log.Error("decide failed", "key_hint", ev.KeyHint, "err", err)
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot decide now")
+			return
+		}
+		if !dec.Allow {
+			d.Log.Info("intercepted", "key_hint", ev.KeyHint, "ip", ip.String(), "reason", dec.Reason,
+				"path", ev.Path, "user_agent", escapeControls(ev.UserAgent))
+		}
+		encode(w, http.StatusOK, decideResponse{
+			Allow:  dec.Allow,
+			Reason: dec.Reason,
+			Binding: bindingJSON{
+				Status: string(dec.Binding.Status), Mode: string(dec.Binding.Mode), CIDRs: dec.Binding.CIDRStrings(),
+			},
+			CacheTTLS: int(d.CacheTTL / time.Second),
+		})
+	})
+}
+
+// handleIntercept records an intercept the plugin decided itself while Redis was down.
+func handleIntercept(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev pluginEvent
+		if err := decode(r, &ev); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body")
+			return
+		}
+		ip, problem := ev.validate()
+		if problem == "" && ev.Reason != bindings.ReasonIPNotAllowed && ev.Reason != bindings.ReasonKeyBanned {
+			problem = "reason must be ip_not_allowed or key_banned"
+		}
+		if problem != "" {
+			writeError(w, http.StatusBadRequest, "bad_request", problem)
+			return
+		}
+		err := d.Intercepts.InsertIntercepts(r.Context(), []bindings.Intercept{{
+			KeyHash: ev.KeyHash, KeyHint: ev.KeyHint, IP: ip, Reason: ev.Reason,
+			Method: ev.Method, Path: ev.Path, UserAgent: ev.UserAgent, At: time.Now(),
+		}})
+		if err != nil {
+			d.Log.Error("record intercept failed", "key_hint", ev.KeyHint, "err", err)
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot record now")
+			return
+		}
+		encode(w, http.StatusOK, map[string]string{"status": "recorded"})
+	})
+}
+
+// escapeControls keeps attacker-supplied text on one log line whatever the log handler.
+func escapeControls(s string) string {
+	return strings.NewReplacer("\r", `\r`, "\n", `\n`, "\t", `\t`).Replace(s)
+}

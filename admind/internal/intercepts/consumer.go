@@ -1,0 +1,154 @@
+// Package intercepts moves intercept events from the Redis stream the plugin appends to
+// (sentinel:events) into PostgreSQL. A consumer group lets several admind replicas share the
+// stream; an event is acknowledged only after its row is written, so a restart loses nothing.
+package intercepts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+)
+
+const (
+	Stream = "sentinel:events"
+	Group  = "admind"
+)
+
+// Writer stores intercepts.
+type Writer interface {
+	InsertIntercepts(ctx context.Context, list []bindings.Intercept) error
+}
+
+// Consumer reads the stream in batches.
+type Consumer struct {
+	RDB      *redis.Client
+	Store    Writer
+	Log      *slog.Logger
+	Name     string // consumer name, unique per replica
+	Batch    int64
+	Block    time.Duration
+	MinIdle  time.Duration // pending entries of dead consumers older than this are claimed
+	Interval time.Duration // pause after an error
+}
+
+// Run consumes until ctx ends.
+func (c *Consumer) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := c.ensureGroup(ctx); err != nil {
+			c.pause(ctx, err)
+			continue
+		}
+		// First our own unacknowledged entries (from before a restart), then others' stale
+		// ones, then new ones.
+		n, err := c.drain(ctx, "0")
+		if err == nil && n == 0 {
+			n, err = c.claim(ctx)
+		}
+		if err == nil && n == 0 {
+			_, err = c.drain(ctx, ">")
+		}
+		if err != nil && ctx.Err() == nil {
+			c.pause(ctx, err)
+		}
+	}
+}
+
+func (c *Consumer) pause(ctx context.Context, err error) {
+	c.Log.Warn("intercept stream", "err", err)
+	select {
+	case <-ctx.Done():
+	case <-time.After(c.Interval):
+	}
+}
+
+func (c *Consumer) ensureGroup(ctx context.Context) error {
+	err := c.RDB.XGroupCreateMkStream(ctx, Stream, Group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("create group: %w", err)
+	}
+	return nil
+}
+
+func (c *Consumer) drain(ctx context.Context, from string) (int, error) {
+	block := c.Block
+	if from != ">" {
+		block = -1 // pending entries: do not block
+	}
+	res, err := c.RDB.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: Group, Consumer: c.Name, Streams: []string{Stream, from}, Count: c.Batch, Block: block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read: %w", err)
+	}
+	total := 0
+	for _, s := range res {
+		if err := c.store(ctx, s.Messages); err != nil {
+			return total, err
+		}
+		total += len(s.Messages)
+	}
+	return total, nil
+}
+
+func (c *Consumer) claim(ctx context.Context) (int, error) {
+	msgs, _, err := c.RDB.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: Stream, Group: Group, Consumer: c.Name, MinIdle: c.MinIdle, Start: "0", Count: c.Batch,
+	}).Result()
+	if err != nil {
+		return 0, fmt.Errorf("claim: %w", err)
+	}
+	return len(msgs), c.store(ctx, msgs)
+}
+
+func (c *Consumer) store(ctx context.Context, msgs []redis.XMessage) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	list := make([]bindings.Intercept, 0, len(msgs))
+	ids := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		ids = append(ids, m.ID)
+		ic, ok := parseEvent(m.Values)
+		if !ok {
+			c.Log.Warn("dropping malformed intercept event", "id", m.ID)
+			continue
+		}
+		list = append(list, ic)
+	}
+	if err := c.Store.InsertIntercepts(ctx, list); err != nil {
+		return err
+	}
+	if err := c.RDB.XAck(ctx, Stream, Group, ids...).Err(); err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	// Acknowledged entries are written; remove them so the stream holds only pending work.
+	return c.RDB.XDel(ctx, Stream, ids...).Err()
+}
+
+func parseEvent(v map[string]any) (bindings.Intercept, bool) {
+	str := func(k string) string { s, _ := v[k].(string); return s }
+	ip, err := netip.ParseAddr(str("ip"))
+	if err != nil || !bindings.ValidKeyHash(str("key_hash")) || str("reason") == "" {
+		return bindings.Intercept{}, false
+	}
+	at := time.Now()
+	if ms, err := strconv.ParseInt(str("at"), 10, 64); err == nil {
+		at = time.UnixMilli(ms)
+	}
+	return bindings.Intercept{
+		KeyHash: str("key_hash"), KeyHint: str("key_hint"), IP: ip, Reason: str("reason"),
+		Method: str("method"), Path: str("path"), UserAgent: str("user_agent"), At: at,
+	}, true
+}

@@ -1,0 +1,35 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+)
+
+// InsertIntercepts writes refused requests in one round trip.
+func (s *Store) InsertIntercepts(ctx context.Context, list []bindings.Intercept) error {
+	if len(list) == 0 {
+		return nil
+	}
+	rows := make([][]any, len(list))
+	for i, ic := range list {
+		rows[i] = []any{ic.KeyHash, text(ic.KeyHint), ic.IP, text(ic.Reason), text(ic.Method), text(ic.Path), text(ic.UserAgent), ic.At}
+	}
+	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"intercept_logs"},
+		[]string{"key_hash", "key_hint", "ip", "reason", "method", "path", "user_agent", "created_at"},
+		pgx.CopyFromRows(rows))
+	if err != nil {
+		return fmt.Errorf("store: insert intercepts: %w", err)
+	}
+	return nil
+}
+
+// text makes attacker-supplied strings storable: PostgreSQL text holds neither NUL nor
+// invalid UTF-8 (a decoded path like /v1/%00 would otherwise fail the whole batch).
+func text(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/key-ip-sentinel/sentinel/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const (
+	testInternalToken = "internal-token-0123456789"
+	testHMACSecret    = "hmac-secret-0123456789abcdef"
+)
+
+type admindUnderTest struct {
+	publicURL   string
+	internalURL string
+	dsn         string
+	redis       *testenv.RedisServer
+	stderr      *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startAdmind runs admind in-process on free ports against real PostgreSQL and Redis and
+// waits for /health.
+func startAdmind(t *testing.T, extra map[string]string) *admindUnderTest {
+	t.Helper()
+	a := &admindUnderTest{dsn: testenv.PG(t), redis: testenv.Redis(t), stderr: &syncBuffer{}}
+	appPort, internalPort := testenv.FreePort(t), testenv.FreePort(t)
+	env := map[string]string{
+		"DATABASE_URL":            a.dsn,
+		"REDIS_ADDR":              a.redis.Addr,
+		"REDIS_DB":                strconv.Itoa(a.redis.DB),
+		"SENTINEL_HMAC_SECRET":    testHMACSecret,
+		"SENTINEL_INTERNAL_TOKEN": testInternalToken,
+		"LISTEN_HOST":             "127.0.0.1",
+		"APP_PORT":                strconv.Itoa(appPort),
+		"INTERNAL_PORT":           strconv.Itoa(internalPort),
+		"DB_MAX_CONNS":            "30",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard, a.stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("admind exited with %v", err)
+		}
+	})
+	a.publicURL = "http://127.0.0.1:" + strconv.Itoa(appPort)
+	a.internalURL = "http://127.0.0.1:" + strconv.Itoa(internalPort)
+	testenv.WaitFor(t, 30*time.Second, "admind /health", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("admind exited early: %v\n%s", err, a.stderr)
+		default:
+		}
+		resp, err := http.Get(a.publicURL + "/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return a
+}
+
+func hashKey(key string) string {
+	m := hmac.New(sha256.New, []byte(testHMACSecret))
+	m.Write([]byte(key))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+type decideReply struct {
+	Allow   bool   `json:"allow"`
+	Reason  string `json:"reason"`
+	Binding struct {
+		Status string   `json:"status"`
+		Mode   string   `json:"mode"`
+		CIDRs  []string `json:"cidrs"`
+	} `json:"binding"`
+	CacheTTLS int `json:"cache_ttl_s"`
+}
+
+func (a *admindUnderTest) decide(t testing.TB, client *http.Client, hash, ip string) (decideReply, int) {
+	body := fmt.Sprintf(`{"key_hash":%q,"key_hint":"sk-…","ip":%q,"method":"POST","path":"/v1/chat/completions","user_agent":"test"}`, hash, ip)
+	req, _ := http.NewRequest(http.MethodPost, a.internalURL+"/internal/v1/decide", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+testInternalToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Errorf("decide: %v", err)
+		return decideReply{}, 0
+	}
+	defer resp.Body.Close()
+	var out decideReply
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Errorf("decode: %v", err)
+		}
+	}
+	return out, resp.StatusCode
+}
+
+func (a *admindUnderTest) db(t testing.TB) *pgx.Conn {
+	conn, err := pgx.Connect(context.Background(), a.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func count(t testing.TB, conn *pgx.Conn, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := conn.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+func TestHealthAndReady(t *testing.T) {
+	a := startAdmind(t, nil)
+	for _, path := range []string{"/health", "/ready"} {
+		resp, err := http.Get(a.publicURL + path)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+	// The internal API is not on the public listener.
+	resp, err := http.Post(a.publicURL+"/internal/v1/decide", "application/json", strings.NewReader("{}"))
+	if err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("internal API on the public listener: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	// Redis gone: not ready, with a generic message.
+	a.redis.Kill()
+	resp, err = http.Get(a.publicURL + "/ready")
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("ready without Redis: %v %v", resp, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(b), "127.0.0.1") || !strings.Contains(string(b), `"code":"not_ready"`) {
+		t.Fatalf("ready body leaks internals: %s", b)
+	}
+}
+
+func TestInternalTokenRequired(t *testing.T) {
+	a := startAdmind(t, nil)
+	for _, auth := range []string{"", "Bearer wrong", testInternalToken, "Bearer " + testInternalToken + "x"} {
+		req, _ := http.NewRequest(http.MethodPost, a.internalURL+"/internal/v1/decide", strings.NewReader(`{}`))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("auth %q: %v %v", auth, resp, err)
+		}
+		resp.Body.Close()
+	}
+}
+
+func TestDecideBindsAndRefuses(t *testing.T) {
+	a := startAdmind(t, nil)
+	conn := a.db(t)
+	rc := a.redis.Client(t)
+	ctx := context.Background()
+	v4, v6 := hashKey("v4key"), hashKey("v6key")
+
+	d, st := a.decide(t, http.DefaultClient, v4, "127.0.0.2")
+	if st != 200 || !d.Allow || d.Binding.Mode != "single" || len(d.Binding.CIDRs) != 1 || d.Binding.CIDRs[0] != "127.0.0.2/32" {
+		t.Fatalf("first use: %d %+v", st, d)
+	}
+	if got, _ := rc.Get(ctx, "sentinel:b:"+v4).Result(); got != "v1|active|single|127.0.0.2/32" {
+		t.Fatalf("redis entry %q", got)
+	}
+	if ttl, _ := rc.TTL(ctx, "sentinel:b:"+v4).Result(); ttl <= 0 {
+		t.Fatalf("redis entry has no TTL: %v", ttl)
+	}
+	if d, _ := a.decide(t, http.DefaultClient, v4, "127.0.0.2"); !d.Allow {
+		t.Fatal("same address refused")
+	}
+	d, _ = a.decide(t, http.DefaultClient, v4, "127.0.0.3")
+	if d.Allow || d.Reason != "ip_not_allowed" {
+		t.Fatalf("other address: %+v", d)
+	}
+	if n := count(t, conn, `SELECT count(*) FROM intercept_logs WHERE key_hash = $1 AND ip = '127.0.0.3' AND reason = 'ip_not_allowed'`, v4); n != 1 {
+		t.Fatalf("intercept rows: %d", n)
+	}
+	// IPv6 binds its /64.
+	d, _ = a.decide(t, http.DefaultClient, v6, "2001:db8:1:2:aaaa::1")
+	if !d.Allow || d.Binding.CIDRs[0] != "2001:db8:1:2::/64" {
+		t.Fatalf("v6 first use: %+v", d)
+	}
+	if d, _ := a.decide(t, http.DefaultClient, v6, "2001:db8:1:2:bbbb::9"); !d.Allow {
+		t.Fatal("v6 privacy address in the same /64 refused")
+	}
+	if d, _ := a.decide(t, http.DefaultClient, v6, "2001:db8:1:3::1"); d.Allow {
+		t.Fatal("v6 address in another /64 allowed")
+	}
+	// Banned keys are refused even from their address.
+	if _, err := conn.Exec(ctx, `UPDATE token_bindings SET status = 'banned' WHERE key_hash = $1`, v4); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := a.decide(t, http.DefaultClient, v4, "127.0.0.2"); d.Allow || d.Reason != "key_banned" {
+		t.Fatalf("banned: %+v", d)
+	}
+	// Bad input is refused with a message, never stored.
+	for _, body := range []string{`{"key_hash":"nothex","ip":"127.0.0.2"}`, `{"key_hash":"` + v4 + `","ip":"127.1"}`, `{"unknown":1}`, `not json`} {
+		req, _ := http.NewRequest(http.MethodPost, a.internalURL+"/internal/v1/decide", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testInternalToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("%s: %v %v", body, resp, err)
+		}
+		resp.Body.Close()
+	}
+	if n := count(t, conn, `SELECT count(*) FROM token_bindings`); n != 2 {
+		t.Fatalf("bindings: %d", n)
+	}
+}
+
+// TestFirstUseRace is TESTING.md D: 50 goroutines from 50 addresses hit a new key at once,
+// 100 rounds. Each round: exactly one binding row, exactly one address allowed, 49 refused
+// with 49 intercept rows, and Redis holds the same rule as PostgreSQL.
+func TestFirstUseRace(t *testing.T) {
+	a := startAdmind(t, nil)
+	conn := a.db(t)
+	rc := a.redis.Client(t)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	const rounds, racers = 100, 50
+	for round := 0; round < rounds; round++ {
+		hash := hashKey("race-key-" + strconv.Itoa(round))
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var allowed []string
+		refused := 0
+		for i := 0; i < racers; i++ {
+			ip := "127.0.1." + strconv.Itoa(i+1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				d, st := a.decide(t, client, hash, ip)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case st == 200 && d.Allow:
+					allowed = append(allowed, ip)
+				case st == 200 && d.Reason == "ip_not_allowed":
+					refused++
+				default:
+					t.Errorf("round %d %s: status %d %+v", round, ip, st, d)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if len(allowed) != 1 || refused != racers-1 {
+			t.Fatalf("round %d: %d allowed %v, %d refused", round, len(allowed), allowed, refused)
+		}
+		var firstIP string
+		if err := conn.QueryRow(context.Background(),
+			`SELECT host(first_ip) FROM token_bindings WHERE key_hash = $1`, hash).Scan(&firstIP); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if firstIP != allowed[0] {
+			t.Fatalf("round %d: row bound to %s, allowed %s", round, firstIP, allowed[0])
+		}
+		if n := count(t, conn, `SELECT count(*) FROM intercept_logs WHERE key_hash = $1`, hash); n != racers-1 {
+			t.Fatalf("round %d: %d intercept rows", round, n)
+		}
+		if got, _ := rc.Get(context.Background(), "sentinel:b:"+hash).Result(); got != "v1|active|single|"+firstIP+"/32" {
+			t.Fatalf("round %d: redis %q, pg %s", round, got, firstIP)
+		}
+	}
+	if n := count(t, conn, `SELECT count(*) FROM token_bindings`); n != rounds {
+		t.Fatalf("%d binding rows after %d rounds", n, rounds)
+	}
+	t.Logf("%d rounds x %d racers: %d bindings, one allowed address per round", rounds, racers, rounds)
+}
+
+func TestInterceptStreamConsumed(t *testing.T) {
+	a := startAdmind(t, nil)
+	conn := a.db(t)
+	rc := a.redis.Client(t)
+	hash := hashKey("streamed")
+	ua := "x\r\nFAKE: header"
+	for i := 0; i < 3; i++ {
+		err := rc.XAdd(context.Background(), redisXAdd{hash: hash, ip: "127.0.0.9", ua: ua}.args()).Err()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 10*time.Second, "3 intercept rows", func() bool {
+		return count(t, conn, `SELECT count(*) FROM intercept_logs WHERE key_hash = $1`, hash) == 3
+	})
+	if n := count(t, conn, `SELECT count(*) FROM intercept_logs WHERE user_agent = $1`, ua); n != 3 {
+		t.Fatalf("user agent not stored verbatim in one row each: %d", n)
+	}
+	testenv.WaitFor(t, 5*time.Second, "stream emptied", func() bool {
+		n, _ := rc.XLen(context.Background(), "sentinel:events").Result()
+		return n == 0
+	})
+}
+
+func TestConfigRefusesToStart(t *testing.T) {
+	err := run(context.Background(), nil, func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil {
+		t.Fatal("started without configuration")
+	}
+	for _, want := range []string{"DATABASE_URL", "SENTINEL_HMAC_SECRET", "SENTINEL_INTERNAL_TOKEN"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// pgCluster is the cluster shared by one test binary (each test gets its own database).
+var pg struct {
+	once    sync.Once
+	err     error
+	dir     string // set when we started the cluster
+	bin     string
+	adminDS string // DSN of a database from which CREATE DATABASE is run
+	seq     int
+	mu      sync.Mutex
+}
+
+// PG returns the DSN of a new, empty database for this test.
+func PG(t testing.TB) string {
+	t.Helper()
+	pg.once.Do(startPostgres)
+	if pg.err != nil {
+		fatalf(t, "postgres: %v", pg.err)
+	}
+	pg.mu.Lock()
+	pg.seq++
+	name := fmt.Sprintf("sentinel_test_%d_%d", os.Getpid(), pg.seq)
+	pg.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pg.adminDS)
+	if err != nil {
+		fatalf(t, "postgres: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		fatalf(t, "postgres: create database: %v", err)
+	}
+	u, _ := url.Parse(pg.adminDS)
+	u.Path = "/" + name
+	return u.String()
+}
+
+// PGBinDir finds the PostgreSQL server binaries (PG_BINDIR overrides).
+func PGBinDir() (string, error) {
+	if d := os.Getenv("PG_BINDIR"); d != "" {
+		return d, nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool {
+		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
+		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
+		return vi > vj
+	})
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (install postgresql, or set SENTINEL_TEST_PG)")
+}
+
+func startPostgres() {
+	if dsn := os.Getenv("SENTINEL_TEST_PG"); dsn != "" {
+		pg.adminDS = dsn
+		return
+	}
+	pg.bin, pg.err = PGBinDir()
+	if pg.err != nil {
+		return
+	}
+	dir, err := os.MkdirTemp("", "sentinel-pg-")
+	if err != nil {
+		pg.err = err
+		return
+	}
+	pg.dir = dir
+	port, err := StartPostgresCluster(pg.bin, dir)
+	if err != nil {
+		pg.err = err
+		return
+	}
+	pg.adminDS = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+}
+
+// StartPostgresCluster initialises a cluster in dir and starts it on a free loopback port,
+// running as the postgres user when we are root. Stop it with StopPostgresCluster.
+func StartPostgresCluster(bin, dir string) (int, error) {
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chown", "-R", "postgres:postgres", dir).CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("chown %s: %v: %s", dir, err, out)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	out, err := asPostgresUser(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "-A", "trust",
+		"-E", "UTF8", "--no-sync", "--no-instructions").CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("initdb: %v: %s", err, out)
+	}
+	port, err := freePort()
+	if err != nil {
+		return 0, err
+	}
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "+
+		"-c full_page_writes=off -c max_connections=400 -c shared_buffers=128MB", port, dir)
+	logFile := filepath.Join(dir, "postgres.log")
+	out, err = asPostgresUser(filepath.Join(bin, "pg_ctl"), "-D", data, "-o", opts, "-l", logFile, "-w", "-t", "60", "start").CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, tail(logFile, 20))
+	}
+	return port, nil
+}
+
+// StopPostgresCluster stops the cluster in dir (immediately) and removes dir.
+func StopPostgresCluster(bin, dir string) {
+	_ = asPostgresUser(filepath.Join(bin, "pg_ctl"), "-D", filepath.Join(dir, "data"), "-m", "immediate", "-w", "stop").Run()
+	_ = os.RemoveAll(dir)
+}
+
+func stopPostgres() {
+	if pg.dir != "" {
+		StopPostgresCluster(pg.bin, pg.dir)
+	}
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

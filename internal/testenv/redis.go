@@ -1,0 +1,104 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisServer is a redis-server this test owns, or the shared one from SENTINEL_TEST_REDIS
+// (then each test gets its own database number, flushed first).
+type RedisServer struct {
+	Addr string
+	DB   int
+	cmd  *exec.Cmd // nil for an external server
+	dir  string
+	port int
+}
+
+var redisDBSeq struct {
+	sync.Mutex
+	n int
+}
+
+// Redis starts a fresh redis-server for this test.
+func Redis(t testing.TB) *RedisServer {
+	t.Helper()
+	if addr := os.Getenv("SENTINEL_TEST_REDIS"); addr != "" {
+		redisDBSeq.Lock()
+		db := redisDBSeq.n % 16
+		redisDBSeq.n++
+		redisDBSeq.Unlock()
+		r := &RedisServer{Addr: addr, DB: db}
+		c := r.Client(t)
+		if err := c.FlushDB(context.Background()).Err(); err != nil {
+			fatalf(t, "redis %s: %v", addr, err)
+		}
+		return r
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		fatalf(t, "redis-server not found: apt-get install -y redis-server (or set SENTINEL_TEST_REDIS)")
+	}
+	r := &RedisServer{dir: t.TempDir()}
+	r.port = FreePort(t)
+	r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
+	if err := r.Start(); err != nil {
+		fatalf(t, "%v", err)
+	}
+	t.Cleanup(r.Kill)
+	return r
+}
+
+// Client is a go-redis client on the test's database, for assertions.
+func (r *RedisServer) Client(t testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, DB: r.DB})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Start (re)starts the server on its port, empty.
+func (r *RedisServer) Start() error {
+	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
+	if err := r.cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("redis-server did not answer PING: %s", tail(filepath.Join(r.dir, "redis.log"), 10))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+// Kill stops the server (SIGKILL) and waits for it.
+func (r *RedisServer) Kill() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Signal(syscall.SIGCONT)
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// Signal sends sig (SIGSTOP to hang it, SIGCONT to resume).
+func (r *RedisServer) Signal(sig syscall.Signal) error {
+	if r.cmd == nil {
+		return fmt.Errorf("redis-server not running under testenv")
+	}
+	return r.cmd.Process.Signal(sig)
+}

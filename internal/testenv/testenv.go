@@ -1,0 +1,73 @@
+// Package testenv starts the real servers tests need — a throwaway PostgreSQL cluster and
+// redis-server processes on free loopback ports — and tears them down. SENTINEL_TEST_PG (a
+// DSN of a database whose user may CREATE DATABASE) and SENTINEL_TEST_REDIS (host:port) use
+// existing servers instead.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Main runs the package's tests and stops the servers started for them.
+func Main(m *testing.M) {
+	code := m.Run()
+	stopPostgres()
+	os.Exit(code)
+}
+
+// FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// RepoRoot is the repository's top directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// WaitFor polls cond every 20ms until it is true or timeout passes.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// asPostgresUser wraps a command so it runs as the postgres user when we are root
+// (PostgreSQL refuses to run as root; CI runs as root).
+func asPostgresUser(name string, args ...string) *exec.Cmd {
+	if os.Geteuid() != 0 {
+		return exec.Command(name, args...)
+	}
+	return exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
+}
+
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func fatalf(t testing.TB, format string, args ...any) {
+	t.Helper()
+	t.Fatalf("testenv: "+format, args...)
+}
