@@ -1,0 +1,52 @@
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TraefikBin returns a Traefik v3.6.12 binary: $TRAEFIK_BIN, or the one scripts/traefik-bin.sh
+// built and cached (building it takes 15-25 minutes the first time on a machine).
+func TraefikBin(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("TRAEFIK_BIN"); p != "" {
+		return p
+	}
+	cmd := exec.Command(filepath.Join(RepoRoot(), "scripts", "traefik-bin.sh"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		fatalf(t, "building Traefik: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// InstallLocalPlugin lays the plugin out where Traefik looks for local plugins
+// (<workdir>/plugins-local/src/<module>/): the manifest, go.mod and the plugin package.
+// Tests are left out, as Traefik's Yaegi loads every .go file of the package it imports.
+func InstallLocalPlugin(t testing.TB, workdir string) {
+	t.Helper()
+	root := RepoRoot()
+	dst := filepath.Join(workdir, "plugins-local", "src", "github.com", "key-ip-sentinel", "sentinel")
+	if err := os.MkdirAll(filepath.Join(dst, "plugin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "plugin", "*.go"))
+	files = append(files, filepath.Join(root, ".traefik.yml"), filepath.Join(root, "go.mod"))
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, f)
+		if err := os.WriteFile(filepath.Join(dst, rel), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
