@@ -24,7 +24,10 @@ import (
 )
 
 // run starts admind and blocks until ctx ends, then shuts down gracefully.
-func run(ctx context.Context, _ []string, getenv func(string) string, _ io.Writer, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, _ io.Writer, stderr io.Writer) error {
+	if len(args) > 1 && args[1] == "healthcheck" {
+		return healthcheck(ctx, getenv)
+	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
@@ -143,4 +146,28 @@ func newServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// healthcheck is `admind healthcheck`, for container health checks on images without a shell
+// or curl: it asks the running admind's /health on APP_PORT.
+func healthcheck(ctx context.Context, getenv func(string) string) error {
+	port := getenv("APP_PORT")
+	if port == "" {
+		port = "8080"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+"/health", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: status %d", resp.StatusCode)
+	}
+	return nil
 }

@@ -353,3 +353,26 @@ func TestConfigRefusesToStart(t *testing.T) {
 		}
 	}
 }
+
+func TestHealthcheckCommand(t *testing.T) {
+	a := startAdmind(t, nil)
+	port := a.publicURL[strings.LastIndex(a.publicURL, ":")+1:]
+	getenv := func(k string) string {
+		if k == "APP_PORT" {
+			return port
+		}
+		return ""
+	}
+	if err := run(context.Background(), []string{"admind", "healthcheck"}, getenv, io.Discard, io.Discard); err != nil {
+		t.Fatalf("healthcheck against a running admind: %v", err)
+	}
+	getenv = func(k string) string {
+		if k == "APP_PORT" {
+			return strconv.Itoa(testenv.FreePort(t))
+		}
+		return ""
+	}
+	if err := run(context.Background(), []string{"admind", "healthcheck"}, getenv, io.Discard, io.Discard); err == nil {
+		t.Fatal("healthcheck passed with nothing listening")
+	}
+}

@@ -64,3 +64,13 @@ func TestBindingCacheBoundedAndExpiring(t *testing.T) {
 		t.Error("expired entry returned")
 	}
 }
+
+// TestParseAdmindEntries pins the strings admind writes (admind/internal/bindings,
+// TestCacheEntryWireFormat): the two sides of the Redis entry must agree.
+func TestParseAdmindEntries(t *testing.T) {
+	for _, s := range []string{"v1|active|single|127.0.0.2/32", "v1|banned|multiple|10.0.0.0/8,2001:db8::/64", "v1|active|all|"} {
+		if _, err := parseBindingEntry(s); err != nil {
+			t.Errorf("%q: %v", s, err)
+		}
+	}
+}

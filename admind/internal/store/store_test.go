@@ -1,0 +1,109 @@
+package store
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+	"github.com/key-ip-sentinel/sentinel/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func openTestStore(t *testing.T) *Store {
+	t.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, testenv.PG(t), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("migrations are not idempotent: %v", err)
+	}
+	return s
+}
+
+// TestRuleMatchingAgreesWithPostgres checks bindings.Binding.Allows (netip, the one admind
+// and the plugin use) against PostgreSQL's own `inet <<= ANY(cidr[])` on stored rows.
+func TestRuleMatchingAgreesWithPostgres(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	rules := [][]string{
+		{"203.0.113.7/32"},
+		{"192.168.1.0/24"},
+		{"10.0.0.0/8", "2001:db8::/64"},
+		{"2001:db8:1:2::/64"},
+		{"0.0.0.0/0"},
+	}
+	ips := []string{"203.0.113.7", "203.0.113.8", "192.168.1.0", "192.168.1.255", "192.168.2.0", "192.168.0.255",
+		"10.255.255.255", "11.0.0.0", "2001:db8::1", "2001:db8:0:1::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", "::1", "127.0.0.1"}
+	now := time.Now()
+	for i, r := range rules {
+		b := bindings.Binding{KeyHash: hashN(i), Mode: bindings.ModeMultiple, Status: bindings.StatusActive,
+			FirstIP: netip.MustParseAddr("127.0.0.1"), LastIP: netip.MustParseAddr("127.0.0.1"), CreatedAt: now, LastUsedAt: now, UpdatedAt: now}
+		for _, c := range r {
+			b.CIDRs = append(b.CIDRs, netip.MustParsePrefix(c))
+		}
+		stored, created, err := s.BindFirstUse(ctx, b)
+		if err != nil || !created {
+			t.Fatalf("insert %v: %v %v", r, created, err)
+		}
+		for _, ip := range ips {
+			var inPG bool
+			if err := s.pool.QueryRow(ctx, `SELECT $1::inet <<= ANY(cidrs) FROM token_bindings WHERE id = $2`, ip, stored.ID).Scan(&inPG); err != nil {
+				t.Fatal(err)
+			}
+			if got := stored.Allows(netip.MustParseAddr(ip)); got != inPG {
+				t.Errorf("rule %v, ip %s: netip says %v, PostgreSQL says %v", r, ip, got, inPG)
+			}
+		}
+	}
+}
+
+func TestBindFirstUseKeepsTheWinner(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	mk := func(ip string) bindings.Binding {
+		a := netip.MustParseAddr(ip)
+		return bindings.Binding{KeyHash: hashN(99), Mode: bindings.ModeSingle, Status: bindings.StatusActive,
+			CIDRs: []netip.Prefix{netip.PrefixFrom(a, 32)}, FirstIP: a, LastIP: a, CreatedAt: now, LastUsedAt: now, UpdatedAt: now}
+	}
+	first, created, err := s.BindFirstUse(ctx, mk("127.0.0.2"))
+	if err != nil || !created {
+		t.Fatal(created, err)
+	}
+	second, created, err := s.BindFirstUse(ctx, mk("127.0.0.3"))
+	if err != nil || created || second.ID != first.ID || second.FirstIP != first.FirstIP {
+		t.Fatalf("second insert: %+v created=%v err=%v", second, created, err)
+	}
+	if _, err := s.BindingByHash(ctx, hashN(7)); err != bindings.ErrNotFound {
+		t.Fatalf("missing binding: %v", err)
+	}
+}
+
+func TestInterceptTextIsStorable(t *testing.T) {
+	s := openTestStore(t)
+	err := s.InsertIntercepts(context.Background(), []bindings.Intercept{{
+		KeyHash: hashN(1), IP: netip.MustParseAddr("127.0.0.9"), Reason: bindings.ReasonIPNotAllowed,
+		Path: "/v1/\x00bad\xff", UserAgent: "x\r\nFAKE", At: time.Now(),
+	}})
+	if err != nil {
+		t.Fatalf("NUL or invalid UTF-8 broke the insert: %v", err)
+	}
+}
+
+func hashN(n int) string {
+	const hex = "0123456789abcdef"
+	b := make([]byte, 64)
+	for i := range b {
+		b[i] = hex[(n+i)%16]
+	}
+	return string(b)
+}
