@@ -67,12 +67,12 @@ func TestFirstUseBindingThroughTraefik(t *testing.T) {
 		}
 	})
 	t.Run("other address refused and recorded", func(t *testing.T) {
-		before := s.upstream.hitCount()
+		before := s.upstream.Hits()
 		st, body := s.call(t, "127.0.0.3", "/v1/chat/completions", bearer)
 		if st != 403 || !strings.Contains(body, `"code":"ip_not_allowed"`) || !strings.Contains(body, `"type":"sentinel_error"`) {
 			t.Fatalf("status %d: %s", st, body)
 		}
-		if s.upstream.hitCount() != before {
+		if s.upstream.Hits() != before {
 			t.Fatal("refused request reached the upstream")
 		}
 		testenv.WaitFor(t, 10*time.Second, "intercept row", func() bool {
@@ -157,12 +157,12 @@ func TestFirstUseBindingThroughTraefik(t *testing.T) {
 		}
 	})
 	t.Run("two different keys are refused with 400", func(t *testing.T) {
-		before := s.upstream.hitCount()
+		before := s.upstream.Hits()
 		st, body := s.call(t, "127.0.0.2", "/v1/messages", map[string]string{"Authorization": "Bearer sk-" + key, "X-Api-Key": "sk-someOtherKey"})
 		if st != 400 || !strings.Contains(body, "ambiguous_api_key") {
 			t.Fatalf("status %d: %s", st, body)
 		}
-		if s.upstream.hitCount() != before {
+		if s.upstream.Hits() != before {
 			t.Fatal("ambiguous request reached the upstream")
 		}
 	})

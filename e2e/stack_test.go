@@ -15,14 +15,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/key-ip-sentinel/sentinel/internal/fakeupstream"
 	"github.com/key-ip-sentinel/sentinel/internal/testenv"
 )
 
@@ -100,9 +99,12 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		"CacheTTL":          o.CacheTTL,
 		"UpstreamURL":       s.upstream.url,
 	}
-	render(t, "static.yml.tmpl", filepath.Join(dir, "traefik.yml"), vars)
-	render(t, "dynamic.yml.tmpl", filepath.Join(dir, "dynamic.yml"), vars)
-	testenv.InstallLocalPlugin(t, dir)
+	if err := testenv.WriteTraefikConfig(dir, vars); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.InstallLocalPlugin(dir); err != nil {
+		t.Fatal(err)
+	}
 	s.start(t, dir, "traefik", nil, traefikBin, "--configFile="+filepath.Join(dir, "traefik.yml"))
 	s.webURL = "http://127.0.0.1:" + strconv.Itoa(webPort)
 	s.apiURL = "http://127.0.0.1:" + strconv.Itoa(adminPort)
@@ -155,22 +157,6 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-func render(t *testing.T, name, dst string, vars map[string]any) {
-	t.Helper()
-	tmpl, err := template.ParseFiles(filepath.Join(testenv.RepoRoot(), "traefik", "local", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := tmpl.Execute(f, vars); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func mustWrite(t *testing.T, path, content string) {
@@ -230,53 +216,23 @@ func (s *stack) pg(t *testing.T) *pgx.Conn {
 
 func (s *stack) redisClient(t *testing.T) *redis.Client { return s.redis.Client(t) }
 
-// upstream is a fake OpenAI-compatible New API: it records what reached it and streams SSE
-// for stream requests, holding the rest of the stream until released.
+// upstream runs a fakeupstream.Server whose streams wait for release.
 type upstream struct {
+	*fakeupstream.Server
 	url     string
-	mu      sync.Mutex
-	hits    int
 	release chan struct{}
 }
 
 func newUpstream(t *testing.T) *upstream {
 	u := &upstream{release: make(chan struct{})}
+	u.Server = &fakeupstream.Server{Hold: u.release}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: u}
+	srv := &http.Server{Handler: u.Server}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close() })
 	u.url = "http://" + ln.Addr().String()
 	return u
-}
-
-func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	u.mu.Lock()
-	u.hits++
-	u.mu.Unlock()
-	if r.URL.Query().Get("stream") != "true" {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"id":"chatcmpl-1","object":"chat.completion","choices":[{"message":{"role":"assistant","content":"hi"}}]}`)
-		return
-	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	fl := w.(http.Flusher)
-	fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"first\"}}]}\n\n")
-	fl.Flush()
-	select {
-	case <-u.release:
-	case <-time.After(20 * time.Second):
-	}
-	fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"second\"}}]}\n\n")
-	fmt.Fprint(w, "data: [DONE]\n\n")
-	fl.Flush()
-}
-
-func (u *upstream) hitCount() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.hits
 }

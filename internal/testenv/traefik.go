@@ -1,11 +1,14 @@
 package testenv
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"text/template"
 )
 
 // TraefikBin returns a Traefik v3.6.12 binary: $TRAEFIK_BIN, or the one scripts/traefik-bin.sh
@@ -27,12 +30,11 @@ func TraefikBin(t testing.TB) string {
 // InstallLocalPlugin lays the plugin out where Traefik looks for local plugins
 // (<workdir>/plugins-local/src/<module>/): the manifest, go.mod and the plugin package.
 // Tests are left out, as Traefik's Yaegi loads every .go file of the package it imports.
-func InstallLocalPlugin(t testing.TB, workdir string) {
-	t.Helper()
+func InstallLocalPlugin(workdir string) error {
 	root := RepoRoot()
 	dst := filepath.Join(workdir, "plugins-local", "src", "github.com", "key-ip-sentinel", "sentinel")
 	if err := os.MkdirAll(filepath.Join(dst, "plugin"), 0o755); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	files, _ := filepath.Glob(filepath.Join(root, "plugin", "*.go"))
 	files = append(files, filepath.Join(root, ".traefik.yml"), filepath.Join(root, "go.mod"))
@@ -42,11 +44,34 @@ func InstallLocalPlugin(t testing.TB, workdir string) {
 		}
 		b, err := os.ReadFile(f)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		rel, _ := filepath.Rel(root, f)
 		if err := os.WriteFile(filepath.Join(dst, rel), b, 0o644); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
+	return nil
+}
+
+// WriteTraefikConfig renders traefik/local/*.yml.tmpl into dir as traefik.yml (static) and
+// the file named by vars["DynamicFile"].
+func WriteTraefikConfig(dir string, vars map[string]any) error {
+	for _, f := range []struct{ tmpl, dst string }{
+		{"static.yml.tmpl", filepath.Join(dir, "traefik.yml")},
+		{"dynamic.yml.tmpl", fmt.Sprint(vars["DynamicFile"])},
+	} {
+		tmpl, err := template.ParseFiles(filepath.Join(RepoRoot(), "traefik", "local", f.tmpl))
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		if err := tmpl.Option("missingkey=error").Execute(&buf, vars); err != nil {
+			return err
+		}
+		if err := os.WriteFile(f.dst, buf.Bytes(), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }

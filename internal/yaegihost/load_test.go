@@ -59,7 +59,9 @@ func loadPlugin(t *testing.T, env []string) plugin {
 		t.Fatalf("manifest would make Traefik disable every plugin: %+v", m)
 	}
 	gopath := t.TempDir()
-	testenv.InstallLocalPlugin(t, gopath)
+	if err := testenv.InstallLocalPlugin(gopath); err != nil {
+		t.Fatal(err)
+	}
 	i := interp.New(interp.Options{GoPath: filepath.Join(gopath, "plugins-local"), Env: env})
 	if err := i.Use(stdlib.Symbols); err != nil {
 		t.Fatal(err)
