@@ -40,6 +40,10 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	@for f in $$($(GO) test ./plugin -list 'Fuzz.*' | grep ^Fuzz); do \
 		echo "fuzz $$f"; $(GO) test ./plugin -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
 
+.PHONY: demo
+demo: ## run the whole stack locally (no Docker); DEMO_HTTP_PORT (8016), DEMO_UPSTREAM; Ctrl-C stops it
+	$(GO) run ./internal/demo
+
 .PHONY: build
 build: ## build admind into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/admind ./admind

@@ -1,0 +1,239 @@
+// Command demo runs the whole stack locally as processes, without Docker: PostgreSQL,
+// redis-server, admind, Traefik v3.6.12 with the plugin, and a fake OpenAI-compatible upstream
+// (or DEMO_UPSTREAM). Ctrl-C stops everything. `make demo` runs it.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/key-ip-sentinel/sentinel/internal/fakeupstream"
+	"github.com/key-ip-sentinel/sentinel/internal/testenv"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+type procs []*exec.Cmd
+
+func (p *procs) start(dir, name string, env []string, bin string, args ...string) error {
+	f, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	*p = append(*p, cmd)
+	step("started %s (log: %s)", name, f.Name())
+	return nil
+}
+
+func (p procs) stop() {
+	for i := len(p) - 1; i >= 0; i-- {
+		_ = p[i].Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func(c *exec.Cmd) { _ = c.Wait(); close(done) }(p[i])
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = p[i].Process.Kill()
+		}
+	}
+}
+
+func step(format string, args ...any) { fmt.Printf("demo: "+format+"\n", args...) }
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func randomSecret() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitFor(what string, timeout time.Duration, ok func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+func httpOK(url string) bool {
+	resp, err := http.Get(url)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := testenv.RepoRoot()
+	state := filepath.Join(root, ".demo")
+	_ = os.RemoveAll(state)
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		return err
+	}
+	httpPort := envOr("DEMO_HTTP_PORT", "8016")
+
+	step("building Traefik v3.6.12 if not cached (the first build takes 15-25 minutes)")
+	tb := exec.Command(filepath.Join(root, "scripts", "traefik-bin.sh"))
+	tb.Stderr = os.Stderr
+	out, err := tb.Output()
+	if err != nil {
+		return fmt.Errorf("traefik build: %w", err)
+	}
+	traefikBin := strings.TrimSpace(string(out))
+
+	step("building admind")
+	admindBin := filepath.Join(state, "admind")
+	build := exec.Command("go", "build", "-o", admindBin, "./admind")
+	build.Dir, build.Stdout, build.Stderr = root, os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return err
+	}
+
+	var ps procs
+	defer ps.stop()
+
+	pgBin, err := testenv.PGBinDir()
+	if err != nil {
+		return err
+	}
+	pgDir := filepath.Join(state, "pg")
+	if err := os.MkdirAll(pgDir, 0o700); err != nil {
+		return err
+	}
+	pgPort, err := testenv.StartPostgresCluster(pgBin, pgDir)
+	if err != nil {
+		return err
+	}
+	defer testenv.StopPostgresCluster(pgBin, pgDir)
+	step("PostgreSQL on 127.0.0.1:%d", pgPort)
+
+	redisPort, _ := freePort()
+	if err := ps.start(state, "redis", nil, "redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"); err != nil {
+		return fmt.Errorf("%w (apt-get install redis-server)", err)
+	}
+
+	upstreamURL := os.Getenv("DEMO_UPSTREAM")
+	if upstreamURL == "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: &fakeupstream.Server{}}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		upstreamURL = "http://" + ln.Addr().String()
+		step("fake OpenAI-compatible upstream on %s", upstreamURL)
+	}
+
+	hmacSecret, token := randomSecret(), randomSecret()
+	secretFile, tokenFile := filepath.Join(state, "hmac-secret"), filepath.Join(state, "internal-token")
+	_ = os.WriteFile(secretFile, []byte(hmacSecret), 0o600)
+	_ = os.WriteFile(tokenFile, []byte(token), 0o600)
+	appPort, _ := freePort()
+	internalPort, _ := freePort()
+	err = ps.start(state, "admind", []string{
+		fmt.Sprintf("DATABASE_URL=postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pgPort),
+		"REDIS_ADDR=127.0.0.1:" + strconv.Itoa(redisPort),
+		"SENTINEL_HMAC_SECRET_FILE=" + secretFile, "SENTINEL_INTERNAL_TOKEN_FILE=" + tokenFile,
+		"LISTEN_HOST=127.0.0.1", "APP_PORT=" + strconv.Itoa(appPort), "INTERNAL_PORT=" + strconv.Itoa(internalPort),
+	}, admindBin)
+	if err != nil {
+		return err
+	}
+	if err := waitFor("admind", 60*time.Second, func() bool { return httpOK(fmt.Sprintf("http://127.0.0.1:%d/health", appPort)) }); err != nil {
+		return err
+	}
+
+	apiPort, _ := freePort()
+	vars := map[string]any{
+		"WebAddr": "127.0.0.1:" + httpPort, "AdminAddr": "127.0.0.1:" + strconv.Itoa(apiPort),
+		"DynamicFile": filepath.Join(state, "dynamic.yml"), "AdmindURL": "http://127.0.0.1:" + strconv.Itoa(internalPort),
+		"InternalTokenFile": tokenFile, "HMACSecretFile": secretFile, "RedisAddr": "127.0.0.1:" + strconv.Itoa(redisPort),
+		"RedisDB": 0, "FailsafeMode": envOr("SENTINEL_FAILSAFE_MODE", "closed"), "CacheTTL": "2s", "UpstreamURL": upstreamURL,
+	}
+	if err := testenv.WriteTraefikConfig(state, vars); err != nil {
+		return err
+	}
+	if err := testenv.InstallLocalPlugin(state); err != nil {
+		return err
+	}
+	if err := ps.start(state, "traefik", nil, traefikBin, "--configFile="+filepath.Join(state, "traefik.yml")); err != nil {
+		return err
+	}
+	err = waitFor("the sentinel middleware in Traefik", 60*time.Second, func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/http/middlewares/sentinel@file", apiPort))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var mw struct{ Status string }
+		return json.NewDecoder(resp.Body).Decode(&mw) == nil && mw.Status == "enabled"
+	})
+	if err != nil {
+		return err
+	}
+
+	public := "http://127.0.0.1:" + httpPort
+	fmt.Printf(`
+Key-IP Sentinel demo is running (state and logs in %s).
+  model API (through Traefik + sentinel): %s/v1/...
+  admind health:                          http://127.0.0.1:%d/health
+  admin console:                          not built yet (admin API / console issues)
+
+Bind a key to 127.0.0.1 (first use) and use it again:
+  curl -s %s/v1/chat/completions -H 'Authorization: Bearer sk-demoKey0123456789abcdef' -d '{}'
+The same key from another address is intercepted (403):
+  curl -s --interface 127.0.0.2 %s/v1/chat/completions -H 'Authorization: Bearer sk-demoKey0123456789abcdef' -d '{}'
+
+Press Ctrl-C to stop everything.
+`, state, public, appPort, public, public)
+	<-ctx.Done()
+	step("stopping")
+	return nil
+}
