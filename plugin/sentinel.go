@@ -21,7 +21,6 @@ import (
 // HTTP client, local cache) is shared through the package registry.
 type Sentinel struct {
 	next  http.Handler
-	name  string
 	s     *settings
 	cache *bindingCache
 	redis *redisClient // nil when no Redis is configured
@@ -44,7 +43,7 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 	if err != nil {
 		return nil, err
 	}
-	m := &Sentinel{next: next, name: name, s: s}
+	m := &Sentinel{next: next, s: s}
 
 	registryMu.Lock()
 	defer registryMu.Unlock()
