@@ -78,15 +78,6 @@ func randomSecret() string {
 	return hex.EncodeToString(b)
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 func waitFor(what string, timeout time.Duration, ok func() bool) error {
 	deadline := time.Now().Add(timeout)
 	for !ok() {
@@ -153,7 +144,7 @@ func run() error {
 	defer testenv.StopPostgresCluster(pgBin, pgDir)
 	step("PostgreSQL on 127.0.0.1:%d", pgPort)
 
-	redisPort, _ := freePort()
+	redisPort, _ := testenv.PickPort()
 	if err := ps.start(state, "redis", nil, "redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"); err != nil {
 		return fmt.Errorf("%w (apt-get install redis-server)", err)
 	}
@@ -175,8 +166,8 @@ func run() error {
 	secretFile, tokenFile := filepath.Join(state, "hmac-secret"), filepath.Join(state, "internal-token")
 	_ = os.WriteFile(secretFile, []byte(hmacSecret), 0o600)
 	_ = os.WriteFile(tokenFile, []byte(token), 0o600)
-	appPort, _ := freePort()
-	internalPort, _ := freePort()
+	appPort, _ := testenv.PickPort()
+	internalPort, _ := testenv.PickPort()
 	err = ps.start(state, "admind", []string{
 		fmt.Sprintf("DATABASE_URL=postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pgPort),
 		"REDIS_ADDR=127.0.0.1:" + strconv.Itoa(redisPort),
@@ -190,7 +181,7 @@ func run() error {
 		return err
 	}
 
-	apiPort, _ := freePort()
+	apiPort, _ := testenv.PickPort()
 	vars := map[string]any{
 		"WebAddr": "127.0.0.1:" + httpPort, "AdminAddr": "127.0.0.1:" + strconv.Itoa(apiPort),
 		"DynamicFile": filepath.Join(state, "dynamic.yml"), "AdmindURL": "http://127.0.0.1:" + strconv.Itoa(internalPort),

@@ -110,7 +110,7 @@ func StartPostgresCluster(bin, dir string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("initdb: %v: %s", err, out)
 	}
-	port, err := freePort()
+	port, err := PickPort()
 	if err != nil {
 		return 0, err
 	}
@@ -136,7 +136,8 @@ func stopPostgres() {
 	}
 }
 
-func freePort() (int, error) {
+// PickPort returns a TCP port free on 127.0.0.1 at the time of the call.
+func PickPort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

@@ -24,7 +24,7 @@ func Main(m *testing.M) {
 // FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	port, err := freePort()
+	port, err := PickPort()
 	if err != nil {
 		t.Fatal(err)
 	}

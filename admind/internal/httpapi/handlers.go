@@ -84,6 +84,25 @@ func (e pluginEvent) validate() (netip.Addr, string) {
 	return ip, ""
 }
 
+// decodeEvent reads and validates the plugin's body, answering 400 itself when it is bad.
+// Intercept reports must also name a refusal reason.
+func decodeEvent(w http.ResponseWriter, r *http.Request, needReason bool) (pluginEvent, netip.Addr, bool) {
+	var ev pluginEvent
+	if err := decode(r, &ev); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body")
+		return ev, netip.Addr{}, false
+	}
+	ip, problem := ev.validate()
+	if problem == "" && needReason && ev.Reason != bindings.ReasonIPNotAllowed && ev.Reason != bindings.ReasonKeyBanned {
+		problem = "reason must be ip_not_allowed or key_banned"
+	}
+	if problem != "" {
+		writeError(w, http.StatusBadRequest, "bad_request", problem)
+		return ev, netip.Addr{}, false
+	}
+	return ev, ip, true
+}
+
 type bindingJSON struct {
 	Status string   `json:"status"`
 	Mode   string   `json:"mode"`
@@ -99,14 +118,8 @@ type decideResponse struct {
 
 func handleDecide(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev pluginEvent
-		if err := decode(r, &ev); err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body")
-			return
-		}
-		ip, problem := ev.validate()
-		if problem != "" {
-			writeError(w, http.StatusBadRequest, "bad_request", problem)
+		ev, ip, ok := decodeEvent(w, r, false)
+		if !ok {
 			return
 		}
 		dec, err := d.Decider.Decide(r.Context(), bindings.DecideRequest{
@@ -135,17 +148,8 @@ func handleDecide(d Deps) http.Handler {
 // handleIntercept records an intercept the plugin decided itself while Redis was down.
 func handleIntercept(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev pluginEvent
-		if err := decode(r, &ev); err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body")
-			return
-		}
-		ip, problem := ev.validate()
-		if problem == "" && ev.Reason != bindings.ReasonIPNotAllowed && ev.Reason != bindings.ReasonKeyBanned {
-			problem = "reason must be ip_not_allowed or key_banned"
-		}
-		if problem != "" {
-			writeError(w, http.StatusBadRequest, "bad_request", problem)
+		ev, ip, ok := decodeEvent(w, r, true)
+		if !ok {
 			return
 		}
 		err := d.Intercepts.InsertIntercepts(r.Context(), []bindings.Intercept{{
