@@ -5,7 +5,6 @@ package bindings
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -96,13 +95,6 @@ const (
 
 // ErrNotFound is returned by a Store when no binding exists.
 var ErrNotFound = errors.New("binding not found")
-
-// ErrInvalid marks input that fails validation; its message is safe to show to a client.
-type ErrInvalid struct{ Msg string }
-
-func (e *ErrInvalid) Error() string { return e.Msg }
-
-func invalid(format string, args ...any) error { return &ErrInvalid{Msg: fmt.Sprintf(format, args...)} }
 
 // ValidKeyHash reports whether s is a lowercase hex HMAC-SHA256.
 func ValidKeyHash(s string) bool {

@@ -29,13 +29,5 @@ func (c *Cache) SetBinding(ctx context.Context, keyHash, entry string, ttl time.
 	return nil
 }
 
-// DeleteBinding drops a cached binding so the next request is decided from PostgreSQL.
-func (c *Cache) DeleteBinding(ctx context.Context, keyHash string) error {
-	if err := c.rdb.Del(ctx, BindingKey(keyHash)).Err(); err != nil {
-		return fmt.Errorf("cache: delete binding: %w", err)
-	}
-	return nil
-}
-
 // Ping checks Redis is reachable.
 func (c *Cache) Ping(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }
