@@ -106,6 +106,9 @@ func TestFirstUseBindingThroughTraefik(t *testing.T) {
 					lines <- l
 				}
 			}
+			if err := sc.Err(); err != nil {
+				lines <- "read error: " + err.Error()
+			}
 			close(lines)
 		}()
 		// The upstream holds the rest of the stream until released: the first chunk can only

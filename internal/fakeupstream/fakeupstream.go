@@ -4,6 +4,7 @@ package fakeupstream
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,10 @@ func (s *Server) Hits() int { return int(s.hits.Load()) }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.hits.Add(1)
+	// Read the request first, as New API does: a server that answers before reading the
+	// body leaves net/http to drain it and watch the connection, which can cancel the
+	// request context mid-stream.
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
 	if r.URL.Query().Get("stream") != "true" {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"id":"chatcmpl-1","object":"chat.completion","choices":[{"message":{"role":"assistant","content":"hello from the fake upstream"}}]}`+"\n")
@@ -37,8 +42,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-s.Hold:
 		case <-time.After(20 * time.Second):
-		case <-r.Context().Done():
-			return
 		}
 	}
 	fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"second\"}}]}\n\n")
