@@ -15,11 +15,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/key-ip-sentinel/sentinel/admind/internal/auth"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/cache"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/config"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/httpapi"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/intercepts"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/metrics"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/store"
 )
 
@@ -35,30 +38,59 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	log.Info("starting admind", "config", cfg)
 
-	db, err := openStore(ctx, cfg, log)
+	m := metrics.New()
+	db, err := openStore(ctx, cfg, log, m)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	db.OnInterceptsWritten = func(n int) { m.Intercepts.Add(float64(n)) }
 
 	rdb := redis.NewClient(&redis.Options{
 		Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB,
 		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
 	})
 	defer rdb.Close()
+	rdb.AddHook(m.RedisHook())
 	rcache := cache.New(rdb)
 
+	live := &settings.Service{Store: db, Publisher: rcache, Defaults: cfg.Settings(), Log: log}
+	if err := live.Refresh(ctx); err != nil {
+		// Not fatal: the environment's values hold until PostgreSQL and Redis answer.
+		log.Warn("runtime settings not loaded yet", "err", err)
+	}
 	decider := &bindings.Service{
 		Store: db, Cache: rcache, Log: log,
-		BindPrefixV4: cfg.BindPrefixV4, BindPrefixV6: cfg.BindPrefixV6,
+		BindPrefixes: func() (int, int) {
+			s := live.Current()
+			return s.BindPrefixV4, s.BindPrefixV6
+		},
 		CacheTTL: cfg.BindingCacheTTL, Now: time.Now,
+		Observe: func(d bindings.Decision) {
+			outcome := d.Reason
+			if d.Allow {
+				outcome = "allowed"
+			}
+			m.Decisions.WithLabelValues(outcome).Inc()
+			if d.Created {
+				m.BindingsCreated.Inc()
+			}
+		},
 	}
+	admin := &bindings.Admin{Store: db, Cache: rcache, Log: log, CacheTTL: cfg.BindingCacheTTL, Now: time.Now}
 	deps := httpapi.Deps{
-		Log: log, Decider: decider, Intercepts: db, InternalToken: cfg.InternalToken,
+		Log: log, Metrics: m, Decider: decider, Intercepts: db, InternalToken: cfg.InternalToken,
 		CacheTTL: 60 * time.Second,
 		Ready: func(ctx context.Context) error {
 			return errors.Join(db.Ping(ctx), rcache.Ping(ctx))
 		},
+		Auth: &auth.Authenticator{
+			Username: cfg.AdminUsername, Password: cfg.AdminPassword, JWTSecret: []byte(cfg.AdminJWTSecret),
+			TokenTTL: cfg.AdminTokenTTL, Lockout: auth.DefaultLockout, Redis: rdb, Now: time.Now,
+			OnFailure: func(reason string) { m.LoginFailures.WithLabelValues(reason).Inc() },
+		},
+		Admin: admin, Settings: live, Queries: db, AllowedCounts: rcache.AllowedCounts,
+		HMACSecret: []byte(cfg.HMACSecret), TrustedProxies: cfg.AdminTrustedProxies, Now: time.Now,
 	}
 
 	hostname, _ := os.Hostname()
@@ -68,8 +100,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	}
 
 	servers := []*http.Server{
-		newServer(net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.AppPort)), httpapi.NewPublicHandler(deps), log),
-		newServer(net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.InternalPort)), httpapi.NewInternalHandler(deps), log),
+		// The public listener reads headers up to net/http's default 1 MiB so that an oversized
+		// token gets the admin API's uniform 401 (auth refuses long tokens unparsed), not a 431.
+		newServer(net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.AppPort)), httpapi.NewPublicHandler(deps), 1<<20, log),
+		newServer(net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.InternalPort)), httpapi.NewInternalHandler(deps), 64<<10, log),
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -89,11 +123,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 			}
 		}(srv, ln)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		consumer.Run(ctx)
-	}()
+	for _, worker := range []func(context.Context){
+		consumer.Run,
+		live.Run,
+		func(ctx context.Context) { retryEvery(ctx, settings.RefreshInterval, admin.RetryInvalidations) },
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			worker(ctx)
+		}()
+	}
 
 	select {
 	case <-ctx.Done():
@@ -113,12 +153,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 
 // openStore connects to PostgreSQL (retrying briefly: in compose it may start after us) and
 // applies the migrations.
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.Store, error) {
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*store.Store, error) {
 	var db *store.Store
 	var err error
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		db, err = store.Open(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns))
+		db, err = store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: int32(cfg.DBMaxConns), Tracer: m.PGTracer()})
 		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
@@ -135,7 +175,21 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store
 	return db, nil
 }
 
-func newServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
+// retryEvery calls fn every interval until ctx ends.
+func retryEvery(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn(ctx)
+		}
+	}
+}
+
+func newServer(addr string, h http.Handler, maxHeaderBytes int, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           h,
@@ -143,7 +197,7 @@ func newServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }

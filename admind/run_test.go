@@ -26,6 +26,8 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 const (
 	testInternalToken = "internal-token-0123456789"
 	testHMACSecret    = "hmac-secret-0123456789abcdef"
+	testAdminPassword = "admin-password-0123"
+	testJWTSecret     = "jwt-secret-0123456789abcdef0123456789"
 )
 
 type admindUnderTest struct {
@@ -69,6 +71,8 @@ func startAdmind(t *testing.T, extra map[string]string) *admindUnderTest {
 		"APP_PORT":                strconv.Itoa(appPort),
 		"INTERNAL_PORT":           strconv.Itoa(internalPort),
 		"DB_MAX_CONNS":            "30",
+		"ADMIN_PASSWORD":          testAdminPassword,
+		"ADMIN_JWT_SECRET":        testJWTSecret,
 	}
 	for k, v := range extra {
 		env[k] = v

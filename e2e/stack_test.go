@@ -30,6 +30,8 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 const (
 	hmacSecret    = "e2e-hmac-secret-0123456789abcdef"
 	internalToken = "e2e-internal-token-0123456789"
+	adminPassword = "e2e-admin-password-0123"
+	jwtSecret     = "e2e-jwt-secret-0123456789abcdef0123456789"
 )
 
 // stack is one running Sentinel deployment.
@@ -78,6 +80,8 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		"LISTEN_HOST=127.0.0.1",
 		"APP_PORT=" + strconv.Itoa(appPort),
 		"INTERNAL_PORT=" + strconv.Itoa(internalPort),
+		"ADMIN_PASSWORD=" + adminPassword,
+		"ADMIN_JWT_SECRET=" + jwtSecret,
 	}, admindBin)
 	waitHTTP(t, "http://127.0.0.1:"+strconv.Itoa(appPort)+"/health")
 

@@ -18,6 +18,11 @@ var (
 	headerXFFName = http.CanonicalHeaderKey("X-Forwarded-For")
 )
 
+// ClientIP is clientIP for admind, which resolves admin clients behind Traefik the same way.
+func ClientIP(req *http.Request, trusted []netip.Prefix) (netip.Addr, error) {
+	return clientIP(req, trusted)
+}
+
 // clientIP returns the client's address: the peer itself unless the peer is a trusted proxy,
 // in which case X-Forwarded-For (every header line, joined) is walked right to left and the
 // first address outside trustedProxies is the client. X-Real-IP is never read: Traefik passes

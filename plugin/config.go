@@ -224,6 +224,9 @@ func readSecret(name, file, env string, required bool, bad func(string, ...inter
 // parseTrustedProxies accepts CIDRs and single addresses. Non-canonical CIDRs such as
 // 10.0.0.5/24 are refused rather than silently widened or narrowed: the operator meant
 // something and should say it exactly.
+// ParseTrustedProxies is parseTrustedProxies for admind's ADMIN_TRUSTED_PROXIES.
+func ParseTrustedProxies(list []string) ([]netip.Prefix, error) { return parseTrustedProxies(list) }
+
 func parseTrustedProxies(list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	var errs []error

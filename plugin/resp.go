@@ -56,6 +56,7 @@ type redisClient struct {
 	// downUntil (unix nanos) is a small circuit breaker: after a connection-level failure
 	// nobody waits on Redis again until it passes.
 	downUntil atomic.Int64
+	runtime   runtimeSettings
 }
 
 type respConn struct {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -111,7 +112,7 @@ func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		if !ok {
 			// Neither Redis nor admind could decide. Open mode forwards without binding
 			// (a binding is never created from a cache-only view); closed mode refuses.
-			if m.s.failOpen || m.s.monitor {
+			if m.failOpen() || m.s.monitor {
 				m.next.ServeHTTP(rw, req)
 				return
 			}
@@ -162,16 +163,37 @@ func (m *Sentinel) decideUncached(req *http.Request, key string, ip netip.Addr) 
 	return codeIPNotAllowed, true
 }
 
+// failOpen is the failsafe mode in force: the one admind published, else the option.
+func (m *Sentinel) failOpen() bool {
+	if m.redis != nil {
+		switch m.redis.runtime.failsafe.Load() {
+		case failsafeClosed:
+			return false
+		case failsafeOpen:
+			return true
+		}
+	}
+	return m.s.failOpen
+}
+
 func (m *Sentinel) remember(key string, b *binding, ttl time.Duration) {
 	b.expires = time.Now().Add(ttl).UnixNano()
 	m.cache.put(key, b)
 }
 
 // hashKey is the only form of the key that leaves the plugin.
-func (m *Sentinel) hashKey(key string) string {
-	h := hmac.New(sha256.New, m.s.hmacSecret)
-	h.Write([]byte(key))
+func (m *Sentinel) hashKey(key string) string { return keyHash(m.s.hmacSecret, key) }
+
+func keyHash(secret []byte, normalised string) string {
+	h := hmac.New(sha256.New, secret)
+	h.Write([]byte(normalised))
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// KeyHash is how admind finds a key an admin pastes: normalised as New API does ("sk-KEY-3"
+// is "KEY"), then hashed exactly as the plugin hashes it.
+func KeyHash(secret []byte, rawKey string) string {
+	return keyHash(secret, normaliseKey(stripBearer(strings.TrimSpace(rawKey))))
 }
 
 // redisBinding returns the cached binding, or nil on a miss, a malformed entry or any Redis
@@ -181,7 +203,18 @@ func (m *Sentinel) redisBinding(hash string) *binding {
 	if m.redis == nil {
 		return nil
 	}
-	v, err := m.redis.do("GET", redisBindingKey(hash))
+	var v respValue
+	var err error
+	if m.redis.runtime.refreshDue(time.Now().UnixNano()) {
+		var replies []respValue
+		replies, err = m.redis.pipeline([][]string{{"GET", redisBindingKey(hash)}, {"GET", settingsKey}})
+		if err == nil {
+			v = replies[0]
+			m.redis.runtime.apply(replies[1])
+		}
+	} else {
+		v, err = m.redis.do("GET", redisBindingKey(hash))
+	}
 	if err != nil || v.null || v.kind != '$' {
 		return nil
 	}

@@ -196,7 +196,7 @@ func TestMonitorModeNeverBlocks(t *testing.T) {
 
 func TestRedisEntryDecidesWithoutAdmind(t *testing.T) {
 	entry := "v1|active|single|10.1.2.3/32"
-	addr, cmds := fakeRedis(t, []string{"$" + strconv.Itoa(len(entry)) + "\r\n" + entry + "\r\n", "$3\r\n1-1\r\n"})
+	addr, cmds := fakeRedis(t, []string{bulk(entry), "$-1\r\n", "$3\r\n1-1\r\n"})
 	h := newHarness(t, func(c *Config) { c.RedisAddr = addr })
 	rw := h.do("127.0.0.9:1", map[string]string{"Authorization": "Bearer rediskey"})
 	if rw.Code != http.StatusForbidden || h.admind.decides != 0 {
@@ -206,9 +206,41 @@ func TestRedisEntryDecidesWithoutAdmind(t *testing.T) {
 	if get[0] != "GET" || !strings.HasPrefix(get[1], "sentinel:b:") || len(get[1]) != len("sentinel:b:")+64 {
 		t.Fatalf("lookup %q", get)
 	}
+	if settings := <-cmds; settings[0] != "GET" || settings[1] != "sentinel:settings" {
+		t.Fatalf("the first lookup did not also read the runtime settings: %q", settings)
+	}
 	xadd := <-cmds
 	if xadd[0] != "XADD" || xadd[1] != "sentinel:events" || strings.Contains(strings.Join(xadd, " "), "rediskey") {
 		t.Fatalf("intercept event %q", xadd)
+	}
+}
+
+func bulk(s string) string { return "$" + strconv.Itoa(len(s)) + "\r\n" + s + "\r\n" }
+
+// The failsafe mode admind publishes in sentinel:settings overrides the option: with Redis
+// holding no entry for a new key and admind down, "open" forwards and "closed" answers 503.
+func TestPublishedFailsafeModeApplies(t *testing.T) {
+	tests := []struct {
+		desc      string
+		option    string
+		published string
+		wantCode  int
+	}{
+		{"published open beats option closed", "closed", bulk(`{"failsafe_mode":"open","archive_days":30}`), http.StatusOK},
+		{"published closed beats option open", "open", bulk(`{"failsafe_mode":"closed"}`), http.StatusServiceUnavailable},
+		{"nothing published: option closed", "closed", "$-1\r\n", http.StatusServiceUnavailable},
+		{"unreadable: option open", "open", bulk(`{"failsafe_mode":`), http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			addr, _ := fakeRedis(t, []string{"$-1\r\n", tt.published})
+			h := newHarness(t, func(c *Config) { c.RedisAddr = addr; c.FailsafeMode = tt.option })
+			h.server.Close()
+			rw := h.do("127.0.0.9:1", map[string]string{"Authorization": "Bearer failsafekey"})
+			if rw.Code != tt.wantCode {
+				t.Fatalf("status %d, want %d (%s)", rw.Code, tt.wantCode, rw.Body)
+			}
+		})
 	}
 }
 

@@ -162,7 +162,8 @@ func run() error {
 		step("fake OpenAI-compatible upstream on %s", upstreamURL)
 	}
 
-	hmacSecret, token := randomSecret(), randomSecret()
+	hmacSecret, token, jwtSecret := randomSecret(), randomSecret(), randomSecret()
+	adminPassword := envOr("ADMIN_PASSWORD", "sentinel-demo")
 	secretFile, tokenFile := filepath.Join(state, "hmac-secret"), filepath.Join(state, "internal-token")
 	_ = os.WriteFile(secretFile, []byte(hmacSecret), 0o600)
 	_ = os.WriteFile(tokenFile, []byte(token), 0o600)
@@ -173,6 +174,7 @@ func run() error {
 		"REDIS_ADDR=127.0.0.1:" + strconv.Itoa(redisPort),
 		"SENTINEL_HMAC_SECRET_FILE=" + secretFile, "SENTINEL_INTERNAL_TOKEN_FILE=" + tokenFile,
 		"LISTEN_HOST=127.0.0.1", "APP_PORT=" + strconv.Itoa(appPort), "INTERNAL_PORT=" + strconv.Itoa(internalPort),
+		"ADMIN_PASSWORD=" + adminPassword, "ADMIN_JWT_SECRET=" + jwtSecret,
 	}, admindBin)
 	if err != nil {
 		return err
@@ -215,15 +217,20 @@ func run() error {
 Key-IP Sentinel demo is running (state and logs in %s).
   model API (through Traefik + sentinel): %s/v1/...
   admind health:                          http://127.0.0.1:%d/health
-  admin console:                          not built yet (admin API / console issues)
+  admin API:                              http://127.0.0.1:%d/admin/api/ (login: admin / %s)
+  metrics:                                http://127.0.0.1:%d/metrics
 
 Bind a key to 127.0.0.1 (first use) and use it again:
   curl -s %s/v1/chat/completions -H 'Authorization: Bearer sk-demoKey0123456789abcdef' -d '{}'
 The same key from another address is intercepted (403):
   curl -s --interface 127.0.0.2 %s/v1/chat/completions -H 'Authorization: Bearer sk-demoKey0123456789abcdef' -d '{}'
 
+Log in to the admin API and list the bindings:
+  TOKEN=$(curl -s http://127.0.0.1:%d/admin/api/login -d '{"username":"admin","password":"%s"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
+  curl -s http://127.0.0.1:%d/admin/api/bindings -H "Authorization: Bearer $TOKEN"
+
 Press Ctrl-C to stop everything.
-`, state, public, appPort, public, public)
+`, state, public, appPort, appPort, adminPassword, appPort, public, public, appPort, adminPassword, appPort)
 	<-ctx.Done()
 	step("stopping")
 	return nil

@@ -41,6 +41,9 @@ type Binding struct {
 	LastUsedAt time.Time
 	UpdatedAt  time.Time
 	Note       string
+	// Version grows on every write (one PostgreSQL sequence for all bindings); the cache
+	// refuses entries older than the newest version it has seen for the key.
+	Version int64
 }
 
 // Allows reports whether ip matches the rule (the status is checked separately).
@@ -59,11 +62,7 @@ func (b Binding) Allows(ip netip.Addr) bool {
 // CacheEntry is the binding's wire form in Redis, read by the plugin (plugin/binding.go):
 // "v1|<status>|<mode>|<cidr>,<cidr>".
 func (b Binding) CacheEntry() string {
-	cidrs := make([]string, len(b.CIDRs))
-	for i, p := range b.CIDRs {
-		cidrs[i] = p.String()
-	}
-	return "v1|" + string(b.Status) + "|" + string(b.Mode) + "|" + strings.Join(cidrs, ",")
+	return "v1|" + string(b.Status) + "|" + string(b.Mode) + "|" + strings.Join(b.CIDRStrings(), ",")
 }
 
 // CIDRStrings returns the rule's prefixes as text.
@@ -77,6 +76,7 @@ func (b Binding) CIDRStrings() []string {
 
 // Intercept is one refused request.
 type Intercept struct {
+	ID        int64 // set when read back
 	KeyHash   string
 	KeyHint   string
 	IP        netip.Addr
@@ -120,4 +120,14 @@ func FirstUsePrefix(ip netip.Addr, v4Bits, v6Bits int) netip.Prefix {
 	}
 	p, _ := ip.Prefix(bits)
 	return p
+}
+
+// LogQuery selects intercept log rows.
+type LogQuery struct {
+	KeyHash  string
+	IP       netip.Prefix // rows whose address is inside (a single address is a /32 or /128)
+	From, To time.Time    // zero for open ends; From inclusive, To exclusive
+	Reason   string
+	Page     int // from 1; 0 with PageSize 0 means every row (export)
+	PageSize int
 }

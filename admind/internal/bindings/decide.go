@@ -19,7 +19,8 @@ type Store interface {
 
 // Cache is the shared binding cache (Redis) the plugin reads.
 type Cache interface {
-	SetBinding(ctx context.Context, keyHash, entry string, ttl time.Duration) error
+	// SetBinding stores entry unless the cache has seen a newer version of the key.
+	SetBinding(ctx context.Context, keyHash, entry string, version int64, ttl time.Duration) error
 }
 
 // DecideRequest is what the plugin sends on a cache miss.
@@ -42,13 +43,15 @@ type Decision struct {
 
 // Service decides requests and binds keys on first use.
 type Service struct {
-	Store        Store
-	Cache        Cache
-	Log          *slog.Logger
-	BindPrefixV4 int
-	BindPrefixV6 int
+	Store Store
+	Cache Cache
+	Log   *slog.Logger
+	// BindPrefixes gives the IPv4 and IPv6 prefix lengths a first use binds (runtime settings).
+	BindPrefixes func() (v4, v6 int)
 	CacheTTL     time.Duration // lifetime of a binding entry in Redis
 	Now          func() time.Time
+	// Observe, when set, sees every decision (metrics).
+	Observe func(Decision)
 }
 
 // Decide looks the key up in PostgreSQL, binds it to ip on first use (race-safe: exactly one
@@ -58,11 +61,12 @@ func (s *Service) Decide(ctx context.Context, r DecideRequest) (Decision, error)
 	created := false
 	if err == ErrNotFound {
 		now := s.Now()
+		v4, v6 := s.BindPrefixes()
 		b, created, err = s.Store.BindFirstUse(ctx, Binding{
 			KeyHash:    r.KeyHash,
 			KeyHint:    r.KeyHint,
 			Mode:       ModeSingle,
-			CIDRs:      []netip.Prefix{FirstUsePrefix(r.IP, s.BindPrefixV4, s.BindPrefixV6)},
+			CIDRs:      []netip.Prefix{FirstUsePrefix(r.IP, v4, v6)},
 			Status:     StatusActive,
 			FirstIP:    r.IP,
 			LastIP:     r.IP,
@@ -81,7 +85,7 @@ func (s *Service) Decide(ctx context.Context, r DecideRequest) (Decision, error)
 	case !b.Allows(r.IP):
 		d.Allow, d.Reason = false, ReasonIPNotAllowed
 	}
-	if err := s.Cache.SetBinding(ctx, b.KeyHash, b.CacheEntry(), s.CacheTTL); err != nil {
+	if err := s.Cache.SetBinding(ctx, b.KeyHash, b.CacheEntry(), b.Version, s.CacheTTL); err != nil {
 		// Not fatal: the plugin asks again on its next miss and PostgreSQL stays the truth.
 		s.Log.Warn("binding cache fill failed", "key_hint", b.KeyHint, "err", err)
 	}
@@ -93,6 +97,9 @@ func (s *Service) Decide(ctx context.Context, r DecideRequest) (Decision, error)
 		if err != nil {
 			return Decision{}, fmt.Errorf("decide: record intercept: %w", err)
 		}
+	}
+	if s.Observe != nil {
+		s.Observe(d)
 	}
 	if created {
 		s.Log.Info("key bound on first use", "key_hint", b.KeyHint, "ip", r.IP.String(), "rule", b.CIDRStrings())

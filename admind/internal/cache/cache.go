@@ -1,9 +1,11 @@
-// Package cache is admind's side of Redis (go-redis): the binding entries the plugin reads.
-// Every key starts with "sentinel:" and carries a TTL.
+// Package cache is admind's side of Redis (go-redis): the binding entries the plugin reads,
+// the published runtime settings and the per-day counters. Every key starts with "sentinel:"
+// and carries a TTL.
 package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -21,12 +23,83 @@ func New(rdb *redis.Client) *Cache { return &Cache{rdb: rdb} }
 // BindingKey is where a binding is cached (the plugin reads the same key).
 func BindingKey(keyHash string) string { return "sentinel:b:" + keyHash }
 
-// SetBinding stores a binding's wire entry with a TTL.
-func (c *Cache) SetBinding(ctx context.Context, keyHash, entry string, ttl time.Duration) error {
-	if err := c.rdb.Set(ctx, BindingKey(keyHash), entry, ttl).Err(); err != nil {
+// bindingVersionKey holds the newest binding version Redis has seen for a key.
+func bindingVersionKey(keyHash string) string { return "sentinel:bv:" + keyHash }
+
+// setIfNewer writes the entry unless a newer version was seen. KEYS: entry, version.
+// ARGV: entry, version, ttl ms.
+var setIfNewer = redis.NewScript(`
+local seen = tonumber(redis.call('GET', KEYS[2]) or '0')
+if seen > tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return 1`)
+
+// dropIfNewer deletes the entry and remembers the deletion's version. ARGV: version, ttl ms.
+var dropIfNewer = redis.NewScript(`
+local seen = tonumber(redis.call('GET', KEYS[2]) or '0')
+if seen > tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1`)
+
+// SetBinding stores a binding's wire entry unless Redis has seen a newer version of it: a
+// decide that read the row before an admin change cannot bring the old rule back.
+func (c *Cache) SetBinding(ctx context.Context, keyHash, entry string, version int64, ttl time.Duration) error {
+	keys := []string{BindingKey(keyHash), bindingVersionKey(keyHash)}
+	if err := setIfNewer.Run(ctx, c.rdb, keys, entry, version, ttl.Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("cache: set binding: %w", err)
 	}
 	return nil
+}
+
+// DropBinding removes a binding's entry (unbind), again ordered by version.
+func (c *Cache) DropBinding(ctx context.Context, keyHash string, version int64, ttl time.Duration) error {
+	keys := []string{BindingKey(keyHash), bindingVersionKey(keyHash)}
+	if err := dropIfNewer.Run(ctx, c.rdb, keys, version, ttl.Milliseconds()).Err(); err != nil {
+		return fmt.Errorf("cache: drop binding: %w", err)
+	}
+	return nil
+}
+
+// SettingsKey holds the runtime settings as JSON; the plugin reads failsafe_mode from it.
+const SettingsKey = "sentinel:settings"
+
+// PublishSettings stores the runtime settings for the plugin and the other replicas.
+func (c *Cache) PublishSettings(ctx context.Context, js []byte, ttl time.Duration) error {
+	if err := c.rdb.Set(ctx, SettingsKey, js, ttl).Err(); err != nil {
+		return fmt.Errorf("cache: publish settings: %w", err)
+	}
+	return nil
+}
+
+// DayKey names a UTC day in counter keys.
+func DayKey(t time.Time) string { return t.UTC().Format("2006-01-02") }
+
+// AllowedCounterKey counts allowed requests of one UTC day (written by the plugin's flusher).
+func AllowedCounterKey(day string) string { return "sentinel:stats:allowed:" + day }
+
+// AllowedCounts returns the allowed-request counters for the given days (0 when absent).
+func (c *Cache) AllowedCounts(ctx context.Context, days []string) ([]int64, error) {
+	keys := make([]string, len(days))
+	for i, d := range days {
+		keys[i] = AllowedCounterKey(d)
+	}
+	vals, err := c.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("cache: allowed counts: %w", err)
+	}
+	out := make([]int64, len(days))
+	for i, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		if _, err := fmt.Sscan(s, &out[i]); err != nil {
+			return nil, errors.New("cache: allowed counts: counter is not a number")
+		}
+	}
+	return out, nil
 }
 
 // Ping checks Redis is reachable.

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
+	"github.com/key-ip-sentinel/sentinel/plugin"
 )
 
 // Config is admind's effective configuration.
@@ -23,8 +27,21 @@ type Config struct {
 	FailsafeMode  string
 
 	ListenHost   string // empty: all interfaces
-	AppPort      int    // public: /health, /ready (admin API and console later)
+	AppPort      int    // public: /health, /ready, /metrics, /admin/api
 	InternalPort int    // plugin-only: /internal/v1/*
+
+	AdminUsername  string
+	AdminPassword  string
+	AdminJWTSecret string
+	AdminTokenTTL  time.Duration
+	// AdminTrustedProxies are the peers (Traefik) whose X-Forwarded-For names the admin's
+	// address, for the login lockout and the audit log.
+	AdminTrustedProxies []netip.Prefix
+
+	AlertWebhookURL       string
+	AlertThresholdCount   int
+	AlertThresholdSeconds int
+	ArchiveDays           int
 
 	BindPrefixV4    int
 	BindPrefixV6    int
@@ -51,7 +68,22 @@ func Load(getenv func(string) string) (Config, error) {
 		BindPrefixV6:    r.intIn("BIND_PREFIX_V6", 64, 16, 128),
 		BindingCacheTTL: r.duration("BINDING_CACHE_TTL", time.Hour),
 		DBMaxConns:      r.intIn("DB_MAX_CONNS", 20, 1, 1000),
+
+		AdminUsername:  r.str("ADMIN_USERNAME", "admin"),
+		AdminPassword:  r.secret("ADMIN_PASSWORD"),
+		AdminJWTSecret: r.secret("ADMIN_JWT_SECRET"),
+		AdminTokenTTL:  r.duration("ADMIN_TOKEN_TTL", time.Hour),
+
+		AlertWebhookURL:       r.secret("ALERT_WEBHOOK_URL"),
+		AlertThresholdCount:   r.intIn("ALERT_THRESHOLD_COUNT", 5, 1, 1_000_000),
+		AlertThresholdSeconds: r.intIn("ALERT_THRESHOLD_SECONDS", 300, 1, 86_400),
+		ArchiveDays:           r.intIn("ARCHIVE_DAYS", 30, 0, 3650),
 	}
+	proxies, err := plugin.ParseTrustedProxies(strings.Split(r.str("ADMIN_TRUSTED_PROXIES", ""), ","))
+	if err != nil {
+		r.fail("ADMIN_TRUSTED_PROXIES: %v", err)
+	}
+	c.AdminTrustedProxies = proxies
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = r.secret("PG_DSN")
 	}
@@ -67,6 +99,18 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.FailsafeMode != "closed" && c.FailsafeMode != "open" {
 		r.fail(`SENTINEL_FAILSAFE_MODE must be "closed" or "open", got %q`, c.FailsafeMode)
 	}
+	if len(c.AdminPassword) < 8 {
+		r.fail("ADMIN_PASSWORD must be at least 8 bytes")
+	}
+	if len(c.AdminJWTSecret) < 32 {
+		r.fail("ADMIN_JWT_SECRET must be at least 32 bytes (got %d); generate one with: openssl rand -hex 32", len(c.AdminJWTSecret))
+	}
+	if c.AdminTokenTTL > 24*time.Hour {
+		r.fail("ADMIN_TOKEN_TTL must be at most 24h, got %s", c.AdminTokenTTL)
+	}
+	if err := c.Settings().Validate(); err != nil {
+		r.fail("runtime setting defaults: %v", err)
+	}
 	if c.AppPort == c.InternalPort {
 		r.fail("APP_PORT and INTERNAL_PORT must differ: the internal API must not be on the public listener")
 	}
@@ -77,6 +121,19 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("configuration: %w", errors.Join(r.errs...))
 	}
 	return c, nil
+}
+
+// Settings are the runtime settings the environment gives until an admin saves others.
+func (c Config) Settings() settings.Settings {
+	return settings.Settings{
+		AlertWebhookURL:       c.AlertWebhookURL,
+		AlertThresholdCount:   c.AlertThresholdCount,
+		AlertThresholdSeconds: c.AlertThresholdSeconds,
+		ArchiveDays:           c.ArchiveDays,
+		FailsafeMode:          c.FailsafeMode,
+		BindPrefixV4:          c.BindPrefixV4,
+		BindPrefixV6:          c.BindPrefixV6,
+	}
 }
 
 // LogValue is the configuration with secrets redacted, for the startup log.
@@ -96,6 +153,15 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("bind_prefix_v6", c.BindPrefixV6),
 		slog.Duration("binding_cache_ttl", c.BindingCacheTTL),
 		slog.Int("db_max_conns", c.DBMaxConns),
+		slog.String("admin_username", c.AdminUsername),
+		slog.String("admin_password", redacted(c.AdminPassword)),
+		slog.String("admin_jwt_secret", redacted(c.AdminJWTSecret)),
+		slog.Duration("admin_token_ttl", c.AdminTokenTTL),
+		slog.Any("admin_trusted_proxies", c.AdminTrustedProxies),
+		slog.String("alert_webhook_url", redacted(c.AlertWebhookURL)),
+		slog.Int("alert_threshold_count", c.AlertThresholdCount),
+		slog.Int("alert_threshold_seconds", c.AlertThresholdSeconds),
+		slog.Int("archive_days", c.ArchiveDays),
 	)
 }
 

@@ -9,12 +9,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/key-ip-sentinel/sentinel/admind/internal/auth"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/metrics"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/store"
 )
 
 // Deps is what the handlers need.
 type Deps struct {
 	Log           *slog.Logger
+	Metrics       *metrics.Metrics
 	Decider       *bindings.Service
 	Intercepts    bindings.Store
 	InternalToken string
@@ -22,6 +27,29 @@ type Deps struct {
 	Ready func(ctx context.Context) error
 	// CacheTTL bounds how long the plugin may keep a decision's binding locally.
 	CacheTTL time.Duration
+
+	// Admin API.
+	Auth          *auth.Authenticator
+	Admin         *bindings.Admin
+	Settings      *settings.Service
+	Queries       Queries
+	AllowedCounts func(ctx context.Context, days []string) ([]int64, error)
+	// HMACSecret hashes a key an admin searches for, as the plugin would.
+	HMACSecret []byte
+	// TrustedProxies are the peers whose X-Forwarded-For names the admin's address.
+	TrustedProxies []netip.Prefix
+	Now            func() time.Time
+}
+
+// Queries are the admin API's reads (PostgreSQL).
+type Queries interface {
+	ListBindings(ctx context.Context, q bindings.Query) ([]bindings.Binding, int, error)
+	ListIntercepts(ctx context.Context, q bindings.LogQuery) ([]bindings.Intercept, int, error)
+	EachIntercept(ctx context.Context, q bindings.LogQuery, fn func(bindings.Intercept) error) error
+	BindingTotals(ctx context.Context) (store.Totals, error)
+	InterceptsPerDay(ctx context.Context, since time.Time) ([]store.DayCount, error)
+	TopInterceptedKeys(ctx context.Context, since time.Time, limit int) ([]store.KeyCount, error)
+	TopInterceptedIPs(ctx context.Context, since time.Time, limit int) ([]store.IPCount, error)
 }
 
 func handleHealth() http.Handler {
@@ -126,6 +154,7 @@ func handleDecide(d Deps) http.Handler {
 			KeyHash: ev.KeyHash, KeyHint: ev.KeyHint, IP: ip, Method: ev.Method, Path: ev.Path, UserAgent: ev.UserAgent,
 		})
 		if err != nil {
+			d.Metrics.Decisions.WithLabelValues("error").Inc()
 			d.Log.Error("decide failed", "key_hint", ev.KeyHint, "err", err)
 			writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot decide now")
 			return

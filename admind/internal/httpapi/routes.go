@@ -3,15 +3,36 @@ package httpapi
 
 import (
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// NewPublicHandler serves what may face the network: health and readiness.
+// NewPublicHandler serves what may face the network: health, readiness, metrics and the
+// admin API. Only /health and /admin/ are meant to be routed by Traefik.
 func NewPublicHandler(d Deps) http.Handler {
 	r := mux.NewRouter()
+	r.Use(instrument(d))
 	r.Handle("/health", handleHealth()).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/ready", handleReady(d)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/metrics", promhttp.HandlerFor(d.Metrics.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+
+	api := r.PathPrefix("/admin/api").Subrouter()
+	admin := requireAdmin(d)
+	api.Handle("/login", handleLogin(d)).Methods(http.MethodPost)
+	api.Handle("/dashboard", admin(handleDashboard(d))).Methods(http.MethodGet)
+	api.Handle("/bindings", admin(handleListBindings(d))).Methods(http.MethodGet)
+	api.Handle("/bindings/unbind", admin(handleUnbind(d))).Methods(http.MethodPost)
+	api.Handle("/bindings/ip", admin(handleSetRule(d))).Methods(http.MethodPut)
+	api.Handle("/bindings/ban", admin(handleBan(d))).Methods(http.MethodPost)
+	api.Handle("/bindings/unban", admin(handleUnban(d))).Methods(http.MethodPost)
+	api.Handle("/logs", admin(handleListLogs(d))).Methods(http.MethodGet)
+	api.Handle("/logs/export", admin(handleExportLogs(d))).Methods(http.MethodGet)
+	api.Handle("/settings", admin(handleGetSettings(d))).Methods(http.MethodGet)
+	api.Handle("/settings", admin(handlePutSettings(d))).Methods(http.MethodPut)
+
 	r.NotFoundHandler = handleNotFound()
 	r.MethodNotAllowedHandler = handleMethodNotAllowed()
 	return r
@@ -21,6 +42,7 @@ func NewPublicHandler(d Deps) http.Handler {
 // behind the internal bearer token.
 func NewInternalHandler(d Deps) http.Handler {
 	r := mux.NewRouter()
+	r.Use(instrument(d))
 	api := r.PathPrefix("/internal/v1").Subrouter()
 	api.Use(requireInternalToken(d.InternalToken))
 	api.Handle("/decide", handleDecide(d)).Methods(http.MethodPost)
@@ -30,3 +52,34 @@ func NewInternalHandler(d Deps) http.Handler {
 	r.MethodNotAllowedHandler = handleMethodNotAllowed()
 	return r
 }
+
+// instrument records each matched route's latency by route template, method and status.
+func instrument(d Deps) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			route := "unknown"
+			if cr := mux.CurrentRoute(r); cr != nil {
+				if t, err := cr.GetPathTemplate(); err == nil {
+					route = t
+				}
+			}
+			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+			start := time.Now()
+			next.ServeHTTP(sw, r)
+			d.Metrics.RequestDuration.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Observe(time.Since(start).Seconds())
+		})
+	}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach Flush and write deadlines (CSV export).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -11,13 +11,13 @@ import (
 )
 
 const bindingColumns = `id, key_hash, key_hint, rule_mode, cidrs, status, first_ip, last_ip,
-	created_at, last_used_at, updated_at, note`
+	created_at, last_used_at, updated_at, note, version`
 
 func scanBinding(row pgx.Row) (bindings.Binding, error) {
 	var b bindings.Binding
 	var mode, status string
 	err := row.Scan(&b.ID, &b.KeyHash, &b.KeyHint, &mode, &b.CIDRs, &status, &b.FirstIP, &b.LastIP,
-		&b.CreatedAt, &b.LastUsedAt, &b.UpdatedAt, &b.Note)
+		&b.CreatedAt, &b.LastUsedAt, &b.UpdatedAt, &b.Note, &b.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return bindings.Binding{}, bindings.ErrNotFound
 	}

@@ -25,6 +25,9 @@ func (s *Store) InsertIntercepts(ctx context.Context, list []bindings.Intercept)
 	if err != nil {
 		return fmt.Errorf("store: insert intercepts: %w", err)
 	}
+	if s.OnInterceptsWritten != nil {
+		s.OnInterceptsWritten(len(list))
+	}
 	return nil
 }
 

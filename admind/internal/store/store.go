@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -17,17 +18,26 @@ import (
 // Store wraps a connection pool.
 type Store struct {
 	pool *pgxpool.Pool
+	// OnInterceptsWritten, when set, sees how many intercept rows each insert wrote (metrics).
+	OnInterceptsWritten func(n int)
+}
+
+// Options tune the pool; the zero value is pgx's defaults.
+type Options struct {
+	MaxConns int32
+	Tracer   pgx.QueryTracer // sees every statement (metrics count failures)
 }
 
 // Open connects and checks the connection.
-func Open(ctx context.Context, dsn string, maxConns int32) (*Store, error) {
+func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: parse DSN: %w", err)
 	}
-	if maxConns > 0 {
-		cfg.MaxConns = maxConns
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
 	}
+	cfg.ConnConfig.Tracer = o.Tracer
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: connect: %w", err)

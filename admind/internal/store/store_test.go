@@ -15,7 +15,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func openTestStore(t *testing.T) *Store {
 	t.Helper()
 	ctx := context.Background()
-	s, err := Open(ctx, testenv.PG(t), 5)
+	s, err := Open(ctx, testenv.PG(t), Options{MaxConns: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

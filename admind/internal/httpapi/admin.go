@@ -1,0 +1,308 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/audit"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/auth"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
+	"github.com/key-ip-sentinel/sentinel/plugin"
+)
+
+type adminKey struct{}
+
+// requireAdmin lets a request through only with a valid admin token.
+func requireAdmin(d Deps) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := r.Header.Get("Authorization")
+			tok, ok := strings.CutPrefix(h, "Bearer ")
+			name := ""
+			var err error
+			if ok {
+				name, err = d.Auth.Verify(tok)
+			}
+			if !ok || err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="sentinel-admin"`)
+				writeError(w, http.StatusUnauthorized, "unauthorized", "missing, invalid or expired token")
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey{}, name)))
+		})
+	}
+}
+
+// actor is who makes this request, for admin_audit.
+func actor(d Deps, r *http.Request) audit.Actor {
+	name, _ := r.Context().Value(adminKey{}).(string)
+	ip, _ := plugin.ClientIP(r, d.TrustedProxies)
+	return audit.Actor{Name: name, IP: ip}
+}
+
+// writeFailure maps an error to its answer: input errors and missing objects are the
+// client's to see; anything else is logged and answered without its text.
+func writeFailure(w http.ResponseWriter, d Deps, r *http.Request, err error) {
+	var input *bindings.InputError
+	var invalid *settings.ValidationError
+	switch {
+	case errors.As(err, &input):
+		writeError(w, http.StatusBadRequest, "bad_request", input.Message)
+	case errors.As(err, &invalid):
+		writeError(w, http.StatusBadRequest, "bad_request", invalid.Error())
+	case errors.Is(err, bindings.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "no such binding")
+	default:
+		d.Log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal_error", "internal error")
+	}
+}
+
+func handleLogin(d Deps) http.Handler {
+	type request struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	type response struct {
+		Token     string    `json:"token"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		if err := decode(r, &req); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body")
+			return
+		}
+		ip, err := plugin.ClientIP(r, d.TrustedProxies)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "cannot tell the client address")
+			return
+		}
+		tok, exp, err := d.Auth.Login(r.Context(), req.Username, req.Password, ip)
+		switch {
+		case errors.Is(err, auth.ErrUnavailable):
+			d.Log.Error("login unavailable", "err", err)
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "login is unavailable, try again later")
+		case err != nil:
+			d.Log.Warn("admin login refused", "ip", ip.String())
+			writeError(w, http.StatusUnauthorized, "invalid_credentials", auth.ErrInvalidCredentials.Error())
+		default:
+			d.Log.Info("admin logged in", "actor", req.Username, "ip", ip.String())
+			encode(w, http.StatusOK, response{Token: tok, ExpiresAt: exp.UTC()})
+		}
+	})
+}
+
+// bindingView is a binding as the admin API shows it.
+type bindingView struct {
+	ID         int64     `json:"id"`
+	KeyHint    string    `json:"key_hint"`
+	KeyHash    string    `json:"key_hash"`
+	Mode       string    `json:"mode"`
+	CIDRs      []string  `json:"cidrs"`
+	Status     string    `json:"status"`
+	FirstIP    string    `json:"first_ip"`
+	LastIP     string    `json:"last_ip"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	Note       string    `json:"note"`
+}
+
+func viewBinding(b bindings.Binding) bindingView {
+	return bindingView{
+		ID: b.ID, KeyHint: b.KeyHint, KeyHash: b.KeyHash, Mode: string(b.Mode), CIDRs: b.CIDRStrings(),
+		Status: string(b.Status), FirstIP: b.FirstIP.String(), LastIP: b.LastIP.String(),
+		CreatedAt: b.CreatedAt.UTC(), LastUsedAt: b.LastUsedAt.UTC(), UpdatedAt: b.UpdatedAt.UTC(), Note: b.Note,
+	}
+}
+
+type page[T any] struct {
+	Items    []T `json:"items"`
+	Total    int `json:"total"`
+	Page     int `json:"page"`
+	PageSize int `json:"page_size"`
+}
+
+const maxPageSize = 200
+
+// pagination reads page (from 1) and page_size (1-200, default 20).
+func pagination(r *http.Request) (int, int, error) {
+	pg, err := intParam(r, "page", 1, 1, 1_000_000)
+	if err != nil {
+		return 0, 0, err
+	}
+	size, err := intParam(r, "page_size", 20, 1, maxPageSize)
+	return pg, size, err
+}
+
+func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, &bindings.InputError{Message: name + " must be an integer in " + strconv.Itoa(lo) + "-" + strconv.Itoa(hi)}
+	}
+	return n, nil
+}
+
+// bindingQuery reads the list filters. q searches in one box: an IP address finds the
+// bindings that cover it; anything else matches the key hint or, hashed, a whole key.
+func bindingQuery(d Deps, r *http.Request) (bindings.Query, error) {
+	v := r.URL.Query()
+	q := bindings.Query{Status: bindings.Status(v.Get("status")), Mode: bindings.Mode(v.Get("mode")), Sort: v.Get("sort"), Desc: v.Get("order") != "asc"}
+	var err error
+	if q.Page, q.PageSize, err = pagination(r); err != nil {
+		return q, err
+	}
+	if search := strings.TrimSpace(v.Get("q")); search != "" {
+		if len(search) > 512 {
+			return q, &bindings.InputError{Message: "q is too long"}
+		}
+		if ip, err := netip.ParseAddr(search); err == nil {
+			q.IP = ip.Unmap().WithZone("")
+		} else {
+			q.Hint, q.KeyHash = search, plugin.KeyHash(d.HMACSecret, search)
+		}
+	}
+	switch q.Status {
+	case "", bindings.StatusActive, bindings.StatusBanned:
+	default:
+		return q, &bindings.InputError{Message: `status must be "active" or "banned"`}
+	}
+	switch q.Mode {
+	case "", bindings.ModeSingle, bindings.ModeMultiple, bindings.ModeAll:
+	default:
+		return q, &bindings.InputError{Message: `mode must be "single", "multiple" or "all"`}
+	}
+	if q.Sort == "" {
+		q.Sort = "id"
+	}
+	valid := false
+	for _, c := range bindings.SortColumns {
+		valid = valid || c == q.Sort
+	}
+	if !valid {
+		return q, &bindings.InputError{Message: "sort must be one of " + strings.Join(bindings.SortColumns, ", ")}
+	}
+	if o := v.Get("order"); o != "" && o != "asc" && o != "desc" {
+		return q, &bindings.InputError{Message: `order must be "asc" or "desc"`}
+	}
+	return q, nil
+}
+
+func handleListBindings(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q, err := bindingQuery(d, r)
+		if err != nil {
+			writeFailure(w, d, r, err)
+			return
+		}
+		list, total, err := d.Queries.ListBindings(r.Context(), q)
+		if err != nil {
+			writeFailure(w, d, r, err)
+			return
+		}
+		out := page[bindingView]{Items: make([]bindingView, len(list)), Total: total, Page: q.Page, PageSize: q.PageSize}
+		for i, b := range list {
+			out.Items[i] = viewBinding(b)
+		}
+		encode(w, http.StatusOK, out)
+	})
+}
+
+type changeRequest struct {
+	ID    int64    `json:"id"`
+	Mode  string   `json:"mode,omitempty"`
+	CIDRs []string `json:"cidrs,omitempty"`
+}
+
+type changeResponse struct {
+	Binding *bindingView `json:"binding,omitempty"` // absent after unbind
+	// CacheUpdated false: saved, but Redis could not be told yet; admind keeps retrying.
+	CacheUpdated bool `json:"cache_updated"`
+}
+
+// handleChange serves the four binding changes; apply performs one.
+func handleChange(d Deps, needRule bool, apply func(context.Context, audit.Actor, changeRequest) (bindings.Change, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req changeRequest
+		if err := decode(r, &req); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body")
+			return
+		}
+		if req.ID <= 0 {
+			writeError(w, http.StatusBadRequest, "bad_request", "id must be a binding id")
+			return
+		}
+		if !needRule && (req.Mode != "" || req.CIDRs != nil) {
+			writeError(w, http.StatusBadRequest, "bad_request", "this change takes only an id")
+			return
+		}
+		c, err := apply(r.Context(), actor(d, r), req)
+		if err != nil {
+			writeFailure(w, d, r, err)
+			return
+		}
+		out := changeResponse{CacheUpdated: c.CacheUpdated}
+		if c.After.ID != 0 {
+			v := viewBinding(c.After)
+			out.Binding = &v
+		}
+		encode(w, http.StatusOK, out)
+	})
+}
+
+func handleUnbind(d Deps) http.Handler {
+	return handleChange(d, false, func(ctx context.Context, a audit.Actor, req changeRequest) (bindings.Change, error) {
+		return d.Admin.Unbind(ctx, a, req.ID)
+	})
+}
+
+func handleSetRule(d Deps) http.Handler {
+	return handleChange(d, true, func(ctx context.Context, a audit.Actor, req changeRequest) (bindings.Change, error) {
+		return d.Admin.SetRule(ctx, a, req.ID, bindings.Mode(req.Mode), req.CIDRs)
+	})
+}
+
+func handleBan(d Deps) http.Handler {
+	return handleChange(d, false, func(ctx context.Context, a audit.Actor, req changeRequest) (bindings.Change, error) {
+		return d.Admin.Ban(ctx, a, req.ID)
+	})
+}
+
+func handleUnban(d Deps) http.Handler {
+	return handleChange(d, false, func(ctx context.Context, a audit.Actor, req changeRequest) (bindings.Change, error) {
+		return d.Admin.Unban(ctx, a, req.ID)
+	})
+}
+
+func handleGetSettings(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		encode(w, http.StatusOK, d.Settings.Current())
+	})
+}
+
+func handlePutSettings(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var next settings.Settings
+		if err := decode(r, &next); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: send every setting, no others")
+			return
+		}
+		saved, err := d.Settings.Update(r.Context(), actor(d, r), next)
+		if err != nil {
+			writeFailure(w, d, r, err)
+			return
+		}
+		encode(w, http.StatusOK, saved)
+	})
+}

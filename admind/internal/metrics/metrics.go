@@ -1,0 +1,126 @@
+// Package metrics is admind's Prometheus instrumentation. Labels never carry a key, a hint
+// or an address: only outcomes, routes and dependency names.
+package metrics
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+)
+
+// Metrics are admind's collectors on their own registry.
+type Metrics struct {
+	Registry          *prometheus.Registry
+	Decisions         *prometheus.CounterVec // outcome: allowed | ip_not_allowed | key_banned | error
+	BindingsCreated   prometheus.Counter
+	Intercepts        prometheus.Counter     // intercept rows written
+	LoginFailures     *prometheus.CounterVec // reason: bad_credentials | locked | unavailable
+	WebhookDeliveries *prometheus.CounterVec // outcome: delivered | retried | failed
+	DependencyErrors  *prometheus.CounterVec // dependency: postgres | redis
+	RequestDuration   *prometheus.HistogramVec
+}
+
+// New registers every collector, plus the Go runtime and process collectors.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_decisions_total", Help: "Decisions admind made for the plugin, by outcome.",
+		}, []string{"outcome"}),
+		BindingsCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_bindings_created_total", Help: "Keys bound on first use.",
+		}),
+		Intercepts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_intercepts_total", Help: "Intercepted requests written to intercept_logs.",
+		}),
+		LoginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_admin_login_failures_total", Help: "Refused admin logins, by reason.",
+		}, []string{"reason"}),
+		WebhookDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_webhook_deliveries_total", Help: "Alert webhook delivery attempts, by outcome.",
+		}, []string{"outcome"}),
+		DependencyErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_dependency_errors_total", Help: "Failed PostgreSQL queries and Redis commands.",
+		}, []string{"dependency"}),
+		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sentinel_http_request_duration_seconds", Help: "admind HTTP request latency, by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "method", "code"}),
+	}
+	r.MustRegister(m.Decisions, m.BindingsCreated, m.Intercepts, m.LoginFailures, m.WebhookDeliveries,
+		m.DependencyErrors, m.RequestDuration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, o := range []string{"allowed", "ip_not_allowed", "key_banned", "error"} {
+		m.Decisions.WithLabelValues(o)
+	}
+	for _, d := range []string{"postgres", "redis"} {
+		m.DependencyErrors.WithLabelValues(d)
+	}
+	return m
+}
+
+// PGTracer counts failed PostgreSQL statements (pgx's tracer hooks see every query and COPY).
+func (m *Metrics) PGTracer() pgx.QueryTracer {
+	return pgTracer{m.DependencyErrors.WithLabelValues("postgres")}
+}
+
+type pgTracer struct{ errs prometheus.Counter }
+
+func (t pgTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+
+func (t pgTracer) TraceQueryEnd(_ context.Context, _ *pgx.Conn, d pgx.TraceQueryEndData) {
+	t.count(d.Err)
+}
+
+func (t pgTracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceCopyFromStartData) context.Context {
+	return ctx
+}
+
+func (t pgTracer) TraceCopyFromEnd(_ context.Context, _ *pgx.Conn, d pgx.TraceCopyFromEndData) {
+	t.count(d.Err)
+}
+
+func (t pgTracer) count(err error) {
+	// No rows is an answer, not a failure; a cancelled request is the client's doing.
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) && !errors.Is(err, context.Canceled) {
+		t.errs.Inc()
+	}
+}
+
+// RedisHook counts failed Redis commands (redis.Nil, a missing key, is an answer).
+func (m *Metrics) RedisHook() redis.Hook {
+	return redisHook{m.DependencyErrors.WithLabelValues("redis")}
+}
+
+type redisHook struct{ errs prometheus.Counter }
+
+func (h redisHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.count(err)
+		return err
+	}
+}
+
+func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.count(err)
+		return err
+	}
+}
+
+func (h redisHook) count(err error) {
+	if err != nil && !errors.Is(err, redis.Nil) && !errors.Is(err, context.Canceled) {
+		h.errs.Inc()
+	}
+}

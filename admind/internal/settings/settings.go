@@ -1,0 +1,187 @@
+// Package settings holds the runtime settings an admin edits from the console. PostgreSQL
+// keeps them (with admin_audit); admind publishes them to Redis (sentinel:settings), where the
+// plugin reads the failsafe mode and other admind replicas see a change within one refresh.
+// Environment variables give the values until an admin saves different ones.
+package settings
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/audit"
+)
+
+// Settings are the runtime settings. The JSON names are the wire and storage names; the
+// plugin reads failsafe_mode from the published copy.
+type Settings struct {
+	AlertWebhookURL       string `json:"alert_webhook_url"`
+	AlertThresholdCount   int    `json:"alert_threshold_count"`
+	AlertThresholdSeconds int    `json:"alert_threshold_seconds"`
+	ArchiveDays           int    `json:"archive_days"` // 0: never archive
+	FailsafeMode          string `json:"failsafe_mode"`
+	BindPrefixV4          int    `json:"bind_prefix_v4"`
+	BindPrefixV6          int    `json:"bind_prefix_v6"`
+}
+
+// ValidationError lists every problem with submitted settings, each naming its field. Its
+// text is safe to show to the admin.
+type ValidationError struct{ Problems []string }
+
+func (e *ValidationError) Error() string { return strings.Join(e.Problems, "; ") }
+
+// Validate reports every problem at once.
+func (s Settings) Validate() error {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if s.AlertWebhookURL != "" {
+		u, err := url.Parse(s.AlertWebhookURL)
+		switch {
+		case len(s.AlertWebhookURL) > 2048:
+			bad("alert_webhook_url is longer than 2048 characters")
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			bad("alert_webhook_url must be an absolute http:// or https:// URL")
+		}
+	}
+	if s.AlertThresholdCount < 1 || s.AlertThresholdCount > 1_000_000 {
+		bad("alert_threshold_count must be in 1-1000000, got %d", s.AlertThresholdCount)
+	}
+	if s.AlertThresholdSeconds < 1 || s.AlertThresholdSeconds > 86_400 {
+		bad("alert_threshold_seconds must be in 1-86400, got %d", s.AlertThresholdSeconds)
+	}
+	if s.ArchiveDays < 0 || s.ArchiveDays > 3650 {
+		bad("archive_days must be in 0-3650 (0 never archives), got %d", s.ArchiveDays)
+	}
+	if s.FailsafeMode != "closed" && s.FailsafeMode != "open" {
+		bad(`failsafe_mode must be "closed" or "open", got %q`, s.FailsafeMode)
+	}
+	if s.BindPrefixV4 < 8 || s.BindPrefixV4 > 32 {
+		bad("bind_prefix_v4 must be in 8-32, got %d", s.BindPrefixV4)
+	}
+	if s.BindPrefixV6 < 16 || s.BindPrefixV6 > 128 {
+		bad("bind_prefix_v6 must be in 16-128, got %d", s.BindPrefixV6)
+	}
+	if len(problems) > 0 {
+		return &ValidationError{Problems: problems}
+	}
+	return nil
+}
+
+// Store keeps the settings (PostgreSQL).
+type Store interface {
+	LoadSettings(ctx context.Context) ([]byte, error)
+	SaveSettings(ctx context.Context, js []byte, a audit.Entry) error
+}
+
+// Publisher makes the settings visible to the plugin (Redis).
+type Publisher interface {
+	PublishSettings(ctx context.Context, js []byte, ttl time.Duration) error
+}
+
+// RefreshInterval is how often every replica reloads and republishes the settings: a change
+// made on one replica, or a Redis restarted empty, is repaired within it.
+const RefreshInterval = 5 * time.Second
+
+// publishTTL outlives many refreshes, so the key only disappears if no admind runs.
+const publishTTL = 24 * time.Hour
+
+// Service holds the current settings.
+type Service struct {
+	Store     Store
+	Publisher Publisher
+	Defaults  Settings
+	Log       *slog.Logger
+
+	cur atomic.Pointer[Settings]
+}
+
+// Current returns the settings in effect.
+func (s *Service) Current() Settings {
+	if p := s.cur.Load(); p != nil {
+		return *p
+	}
+	return s.Defaults
+}
+
+// Refresh reloads the settings from PostgreSQL and republishes them to Redis.
+func (s *Service) Refresh(ctx context.Context) error {
+	js, err := s.Store.LoadSettings(ctx)
+	if err != nil {
+		return err
+	}
+	cur := s.Defaults
+	if js != nil {
+		// Saved fields override the defaults; fields added since keep their default.
+		if err := json.Unmarshal(js, &cur); err != nil {
+			return fmt.Errorf("settings: stored value: %w", err)
+		}
+		if err := cur.Validate(); err != nil {
+			s.Log.Error("stored settings are invalid; using the environment's", "err", err)
+			cur = s.Defaults
+		}
+	}
+	s.cur.Store(&cur)
+	return s.publish(ctx, cur)
+}
+
+// Update validates and saves new settings (with the audit entry), then publishes them.
+func (s *Service) Update(ctx context.Context, who audit.Actor, next Settings) (Settings, error) {
+	if err := next.Validate(); err != nil {
+		return Settings{}, err
+	}
+	before := s.Current()
+	js, err := json.Marshal(next)
+	if err != nil {
+		return Settings{}, err
+	}
+	err = s.Store.SaveSettings(ctx, js, audit.Entry{
+		Actor: who, Action: "settings.update", Target: "settings", Before: before.auditView(), After: next.auditView(),
+	})
+	if err != nil {
+		return Settings{}, err
+	}
+	s.cur.Store(&next)
+	if err := s.publish(ctx, next); err != nil {
+		// Saved; the next refresh publishes it.
+		s.Log.Error("publishing settings failed; retried on the next refresh", "err", err)
+	}
+	s.Log.Info("settings changed", "actor", who.Name, "before", before.auditView(), "after", next.auditView())
+	return next, nil
+}
+
+func (s *Service) publish(ctx context.Context, cur Settings) error {
+	js, err := json.Marshal(cur)
+	if err != nil {
+		return err
+	}
+	return s.Publisher.PublishSettings(ctx, js, publishTTL)
+}
+
+// auditView hides the webhook URL's path and query, which often carry a chat bot's token.
+func (s Settings) auditView() Settings {
+	if u, err := url.Parse(s.AlertWebhookURL); err == nil && s.AlertWebhookURL != "" {
+		s.AlertWebhookURL = u.Scheme + "://" + u.Host + "/…"
+	}
+	return s
+}
+
+// Run refreshes the settings every RefreshInterval until ctx ends.
+func (s *Service) Run(ctx context.Context) {
+	t := time.NewTicker(RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
+				s.Log.Warn("settings refresh failed", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,184 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/audit"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+)
+
+// sortColumn maps bindings.SortColumns to SQL; anything else sorts by id.
+var sortColumn = map[string]string{
+	"id": "id", "created_at": "created_at", "last_used_at": "last_used_at",
+	"updated_at": "updated_at", "key_hint": "key_hint", "status": "status",
+}
+
+// where builds a WHERE clause; conditions use $? and are numbered as they are added.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	for _, a := range args {
+		w.args = append(w.args, a)
+		cond = strings.Replace(cond, "$?", "$"+strconv.Itoa(len(w.args)), 1)
+	}
+	w.conds = append(w.conds, cond)
+}
+
+func (w *where) sql() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// likePattern matches s as a literal substring.
+func likePattern(s string) string {
+	return "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s) + "%"
+}
+
+// ListBindings returns one page of bindings and the total that match.
+func (s *Store) ListBindings(ctx context.Context, q bindings.Query) ([]bindings.Binding, int, error) {
+	var w where
+	switch {
+	case q.KeyHash != "" && q.Hint != "":
+		w.add(`(key_hash = $? OR key_hint ILIKE $?)`, q.KeyHash, likePattern(q.Hint))
+	case q.KeyHash != "":
+		w.add(`key_hash = $?`, q.KeyHash)
+	case q.Hint != "":
+		w.add(`key_hint ILIKE $?`, likePattern(q.Hint))
+	}
+	if q.IP.IsValid() {
+		w.add(`($?::inet <<= ANY(cidrs) OR first_ip = $? OR last_ip = $?)`, q.IP, q.IP, q.IP)
+	}
+	if q.Status != "" {
+		w.add(`status = $?`, string(q.Status))
+	}
+	if q.Mode != "" {
+		w.add(`rule_mode = $?`, string(q.Mode))
+	}
+	var total int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM token_bindings`+w.sql(), w.args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("store: count bindings: %w", err)
+	}
+	order := "DESC"
+	if !q.Desc {
+		order = "ASC"
+	}
+	col, ok := sortColumn[q.Sort]
+	if !ok {
+		col = "id"
+	}
+	sql := `SELECT ` + bindingColumns + ` FROM token_bindings` + w.sql() +
+		` ORDER BY ` + col + ` ` + order + `, id ` + order +
+		` LIMIT ` + strconv.Itoa(q.PageSize) + ` OFFSET ` + strconv.Itoa((q.Page-1)*q.PageSize)
+	rows, err := s.pool.Query(ctx, sql, w.args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: list bindings: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (bindings.Binding, error) { return scanBinding(r) })
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: list bindings: %w", err)
+	}
+	return list, total, nil
+}
+
+// ChangeBinding applies change to one binding under a row lock and records the audit entry
+// in the same transaction.
+func (s *Store) ChangeBinding(ctx context.Context, id int64, change func(*bindings.Binding) error, a audit.Entry) (bindings.Binding, bindings.Binding, error) {
+	var before, after bindings.Binding
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		before, err = scanBinding(tx.QueryRow(ctx, `SELECT `+bindingColumns+` FROM token_bindings WHERE id = $1 FOR UPDATE`, id))
+		if err != nil {
+			return err
+		}
+		next := before
+		next.CIDRs = append([]netip.Prefix{}, before.CIDRs...)
+		if err := change(&next); err != nil {
+			return err
+		}
+		after, err = scanBinding(tx.QueryRow(ctx, `
+			UPDATE token_bindings SET rule_mode = $2, cidrs = $3, status = $4, updated_at = $5,
+				version = nextval('binding_version')
+			WHERE id = $1 RETURNING `+bindingColumns,
+			id, string(next.Mode), next.CIDRs, string(next.Status), next.UpdatedAt))
+		if err != nil {
+			return err
+		}
+		a.Before, a.After = before.View(), after.View()
+		return insertAudit(ctx, tx, a)
+	})
+	if err != nil {
+		return before, after, storeErr("change binding", err)
+	}
+	return before, after, nil
+}
+
+// DeleteBinding removes a binding and records the audit entry; the returned version orders
+// the cache tombstone after every earlier write of the key.
+func (s *Store) DeleteBinding(ctx context.Context, id int64, a audit.Entry) (bindings.Binding, int64, error) {
+	var before bindings.Binding
+	var version int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		before, err = scanBinding(tx.QueryRow(ctx, `DELETE FROM token_bindings WHERE id = $1 RETURNING `+bindingColumns, id))
+		if err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT nextval('binding_version')`).Scan(&version); err != nil {
+			return err
+		}
+		a.Before = before.View()
+		return insertAudit(ctx, tx, a)
+	})
+	if err != nil {
+		return before, 0, storeErr("delete binding", err)
+	}
+	return before, version, nil
+}
+
+func insertAudit(ctx context.Context, tx pgx.Tx, a audit.Entry) error {
+	before, err := jsonOrNil(a.Before)
+	if err != nil {
+		return err
+	}
+	after, err := jsonOrNil(a.After)
+	if err != nil {
+		return err
+	}
+	var ip any
+	if a.Actor.IP.IsValid() {
+		ip = a.Actor.IP
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO admin_audit (actor, action, target, before, after, ip) VALUES ($1, $2, $3, $4, $5, $6)`,
+		text(a.Actor.Name), a.Action, a.Target, before, after, ip)
+	return err
+}
+
+func jsonOrNil(v any) ([]byte, error) {
+	if v == nil {
+		return nil, nil
+	}
+	return json.Marshal(v)
+}
+
+// storeErr keeps domain errors (not found, input errors from a change) as they are and
+// wraps driver errors with context.
+func storeErr(op string, err error) error {
+	var input *bindings.InputError
+	if errors.Is(err, bindings.ErrNotFound) || errors.As(err, &input) {
+		return err
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+)
+
+const interceptColumns = `id, key_hash, key_hint, ip, reason, method, path, user_agent, created_at`
+
+func logWhere(q bindings.LogQuery) where {
+	var w where
+	if q.KeyHash != "" {
+		w.add(`key_hash = $?`, q.KeyHash)
+	}
+	if q.IP.IsValid() {
+		w.add(`ip <<= $?::inet`, q.IP)
+	}
+	if !q.From.IsZero() {
+		w.add(`created_at >= $?`, q.From)
+	}
+	if !q.To.IsZero() {
+		w.add(`created_at < $?`, q.To)
+	}
+	if q.Reason != "" {
+		w.add(`reason = $?`, q.Reason)
+	}
+	return w
+}
+
+func scanIntercept(row pgx.Row) (bindings.Intercept, error) {
+	var ic bindings.Intercept
+	err := row.Scan(&ic.ID, &ic.KeyHash, &ic.KeyHint, &ic.IP, &ic.Reason, &ic.Method, &ic.Path, &ic.UserAgent, &ic.At)
+	return ic, err
+}
+
+// ListIntercepts returns one page of intercept rows, newest first, and the total that match.
+func (s *Store) ListIntercepts(ctx context.Context, q bindings.LogQuery) ([]bindings.Intercept, int, error) {
+	w := logWhere(q)
+	var total int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM intercept_logs`+w.sql(), w.args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("store: count intercepts: %w", err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+interceptColumns+` FROM intercept_logs`+w.sql()+
+		` ORDER BY created_at DESC, id DESC LIMIT `+strconv.Itoa(q.PageSize)+` OFFSET `+strconv.Itoa((q.Page-1)*q.PageSize), w.args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: list intercepts: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (bindings.Intercept, error) { return scanIntercept(r) })
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: list intercepts: %w", err)
+	}
+	return list, total, nil
+}
+
+// EachIntercept streams every matching row, newest first, to fn without holding them in
+// memory: pgx reads rows off the connection as fn consumes them.
+func (s *Store) EachIntercept(ctx context.Context, q bindings.LogQuery, fn func(bindings.Intercept) error) error {
+	w := logWhere(q)
+	rows, err := s.pool.Query(ctx, `SELECT `+interceptColumns+` FROM intercept_logs`+w.sql()+` ORDER BY created_at DESC, id DESC`, w.args...)
+	if err != nil {
+		return fmt.Errorf("store: export intercepts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		ic, err := scanIntercept(rows)
+		if err != nil {
+			return fmt.Errorf("store: export intercepts: %w", err)
+		}
+		if err := fn(ic); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: export intercepts: %w", err)
+	}
+	return nil
+}
