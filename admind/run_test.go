@@ -351,7 +351,7 @@ func TestConfigRefusesToStart(t *testing.T) {
 	if err == nil {
 		t.Fatal("started without configuration")
 	}
-	for _, want := range []string{"DATABASE_URL", "SENTINEL_HMAC_SECRET", "SENTINEL_INTERNAL_TOKEN"} {
+	for _, want := range []string{"DATABASE_URL", "SENTINEL_HMAC_SECRET", "SENTINEL_INTERNAL_TOKEN", "ADMIN_PASSWORD", "ADMIN_JWT_SECRET must be at least 32 bytes"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}

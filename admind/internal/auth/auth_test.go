@@ -1,0 +1,207 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/key-ip-sentinel/sentinel/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const (
+	testUser     = "admin"
+	testPassword = "correct-horse-battery"
+	testSecret   = "jwt-secret-0123456789abcdef0123456789"
+)
+
+func newAuth(t *testing.T, l Lockout) (*Authenticator, *redis.Client, *testenv.RedisServer) {
+	t.Helper()
+	srv := testenv.Redis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, DB: srv.DB, DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	return &Authenticator{
+		Username: testUser, Password: testPassword, JWTSecret: []byte(testSecret), TokenTTL: time.Hour,
+		Lockout: l, Redis: rdb, Now: time.Now,
+	}, rdb, srv
+}
+
+var client = netip.MustParseAddr("127.0.0.5")
+
+// TESTING.md F: every malformed, forged or expired token is refused.
+func TestVerifyRefusesBadTokens(t *testing.T) {
+	a, _, _ := newAuth(t, DefaultLockout)
+	good, _, err := a.Login(context.Background(), testUser, testPassword, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name, err := a.Verify(good); err != nil || name != testUser {
+		t.Fatalf("a fresh token was refused: %v", err)
+	}
+	now := time.Now()
+	claims := func(mut func(*jwt.RegisteredClaims)) jwt.RegisteredClaims {
+		c := jwt.RegisteredClaims{Issuer: Issuer, Subject: testUser, Audience: jwt.ClaimStrings{Audience},
+			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))}
+		mut(&c)
+		return c
+	}
+	sign := func(m jwt.SigningMethod, key any, c jwt.RegisteredClaims) string {
+		s, err := jwt.NewWithClaims(m, c).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	keep := func(*jwt.RegisteredClaims) {}
+	tests := map[string]string{
+		"alg none":          sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(keep)),
+		"HS512, same key":   sign(jwt.SigningMethodHS512, []byte(testSecret), claims(keep)),
+		"other secret":      sign(jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdef0123"), claims(keep)),
+		"no exp":            sign(jwt.SigningMethodHS256, []byte(testSecret), claims(func(c *jwt.RegisteredClaims) { c.ExpiresAt = nil })),
+		"expired":           sign(jwt.SigningMethodHS256, []byte(testSecret), claims(func(c *jwt.RegisteredClaims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Minute)) })),
+		"issued in future":  sign(jwt.SigningMethodHS256, []byte(testSecret), claims(func(c *jwt.RegisteredClaims) { c.IssuedAt = jwt.NewNumericDate(now.Add(time.Hour)) })),
+		"wrong iss":         sign(jwt.SigningMethodHS256, []byte(testSecret), claims(func(c *jwt.RegisteredClaims) { c.Issuer = "someone-else" })),
+		"wrong aud":         sign(jwt.SigningMethodHS256, []byte(testSecret), claims(func(c *jwt.RegisteredClaims) { c.Audience = jwt.ClaimStrings{"new-api"} })),
+		"no aud":            sign(jwt.SigningMethodHS256, []byte(testSecret), claims(func(c *jwt.RegisteredClaims) { c.Audience = nil })),
+		"other subject":     sign(jwt.SigningMethodHS256, []byte(testSecret), claims(func(c *jwt.RegisteredClaims) { c.Subject = "root" })),
+		"tampered payload":  good[:strings.IndexByte(good, '.')+1] + "eyJzdWIiOiJyb290In0" + good[strings.LastIndexByte(good, '.'):],
+		"100 000 dots":      strings.Repeat(".", 100_000),
+		"1 MiB":             strings.Repeat("a", 1<<20),
+		"empty":             "",
+		"two parts":         "eyJhbGciOiJIUzI1NiJ9.e30",
+		"garbage base64url": "!!!.###.$$$",
+	}
+	for desc, tok := range tests {
+		if _, err := a.Verify(tok); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s: accepted or wrong error: %v", desc, err)
+		}
+	}
+}
+
+// TESTING.md F: after N failures further attempts, even with the right password, get the same
+// answer as a wrong password or an unknown user; every key has a TTL; after the lock one more
+// try is allowed and succeeds with the right password.
+func TestLockout(t *testing.T) {
+	l := Lockout{PerUser: 3, PerIP: 100, Window: 10 * time.Second, Base: 400 * time.Millisecond, Cap: 2 * time.Second}
+	a, rdb, _ := newAuth(t, l)
+	var reasons sync.Map
+	a.OnFailure = func(r string) {
+		n, _ := reasons.LoadOrStore(r, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+	}
+	ctx := context.Background()
+	for i := 0; i < l.PerUser; i++ {
+		if _, _, err := a.Login(ctx, testUser, "wrong", client); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("attempt %d: %v", i+1, err)
+		}
+	}
+	if _, _, err := a.Login(ctx, testUser, testPassword, client); !errors.Is(err, ErrInvalidCredentials) || err.Error() != ErrInvalidCredentials.Error() {
+		t.Fatalf("right password while locked: %v", err)
+	}
+	if _, _, err := a.Login(ctx, "nobody", "wrong", client); err.Error() != ErrInvalidCredentials.Error() {
+		t.Fatalf("unknown user answers differently: %v", err)
+	}
+	// Another address is locked out too: the lock is per user.
+	if _, _, err := a.Login(ctx, testUser, testPassword, netip.MustParseAddr("127.0.0.6")); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("user lock did not hold from another address: %v", err)
+	}
+	assertEveryKeyExpires(t, rdb)
+
+	// After the lock one attempt is allowed; a wrong one locks again, for longer.
+	testenv.WaitFor(t, 5*time.Second, "the first lock to end", func() bool { return rdb.Exists(ctx, lockoutKeys(testUser, client)[1]).Val() == 0 })
+	if _, _, err := a.Login(ctx, testUser, "wrong", client); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Login(ctx, testUser, testPassword, client); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("a failure after the lock did not lock again: %v", err)
+	}
+	if ttl := rdb.PTTL(ctx, lockoutKeys(testUser, client)[1]).Val(); ttl <= l.Base {
+		t.Fatalf("second lock %v is not longer than the first %v", ttl, l.Base)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the second lock to end", func() bool { return rdb.Exists(ctx, lockoutKeys(testUser, client)[1]).Val() == 0 })
+	if _, _, err := a.Login(ctx, testUser, testPassword, client); err != nil {
+		t.Fatalf("right password after the lock ended: %v", err)
+	}
+	if n := rdb.Exists(ctx, a.counterKeys(testUser, client)...).Val(); n != 0 {
+		t.Fatalf("a successful login left %d counters", n)
+	}
+	if v, ok := reasons.Load("locked"); !ok || v.(*atomic.Int64).Load() < 3 {
+		t.Fatalf("locked refusals not reported: %v", v)
+	}
+}
+
+// Parallel guesses cannot outrun the count: attempts are reserved before the password check.
+func TestLockoutHoldsUnderParallelGuesses(t *testing.T) {
+	l := Lockout{PerUser: 5, PerIP: 1000, Window: time.Minute, Base: time.Minute, Cap: time.Minute}
+	a, rdb, _ := newAuth(t, l)
+	var checked atomic.Int64
+	a.OnFailure = func(r string) {
+		if r == "bad_credentials" {
+			checked.Add(1)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, _ = a.Login(context.Background(), testUser, "guess", client)
+		}()
+	}
+	wg.Wait()
+	if n := checked.Load(); n != int64(l.PerUser) {
+		t.Fatalf("%d of 100 parallel guesses were checked against the password; want exactly %d", n, l.PerUser)
+	}
+	assertEveryKeyExpires(t, rdb)
+}
+
+// The per-address limit holds across user names (spraying), IPv6 counted per /64.
+func TestLockoutPerAddress(t *testing.T) {
+	l := Lockout{PerUser: 100, PerIP: 4, Window: time.Minute, Base: time.Minute, Cap: time.Minute}
+	a, _, _ := newAuth(t, l)
+	ctx := context.Background()
+	for i := 0; i < 4; i++ {
+		_, _, _ = a.Login(ctx, "user"+string(rune('a'+i)), "x", netip.MustParseAddr("2001:db8::1"))
+	}
+	if _, _, err := a.Login(ctx, testUser, testPassword, netip.MustParseAddr("2001:db8::ffff")); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("another address in the same /64 was not locked: %v", err)
+	}
+	if _, _, err := a.Login(ctx, testUser, testPassword, netip.MustParseAddr("2001:db8:0:1::1")); err != nil {
+		t.Fatalf("another /64 was locked: %v", err)
+	}
+}
+
+// Redis down at login is 503-worthy, never unlimited tries.
+func TestLoginWithRedisDown(t *testing.T) {
+	a, _, srv := newAuth(t, DefaultLockout)
+	srv.Kill()
+	if _, _, err := a.Login(context.Background(), testUser, testPassword, client); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("got %v, want ErrUnavailable", err)
+	}
+}
+
+func assertEveryKeyExpires(t *testing.T, rdb *redis.Client) {
+	t.Helper()
+	ctx := context.Background()
+	keys := rdb.Keys(ctx, "*").Val()
+	if len(keys) == 0 {
+		t.Fatal("no lockout keys written")
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "sentinel:login:") {
+			t.Errorf("unexpected key %s", k)
+		}
+		if ttl := rdb.PTTL(ctx, k).Val(); ttl <= 0 {
+			t.Errorf("key %s has no TTL (%v)", k, ttl)
+		}
+	}
+}

@@ -1,0 +1,147 @@
+package bindings_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/audit"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/cache"
+	"github.com/key-ip-sentinel/sentinel/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// pausingStore is an in-memory store whose BindingByHash can be held, so a test can slip an
+// admin change between a decide's read and its cache fill.
+type pausingStore struct {
+	mu      sync.Mutex
+	rows    map[string]bindings.Binding
+	version int64
+	readHit chan struct{} // receives when a held read has happened
+	release chan struct{} // the held read returns when closed
+}
+
+func (s *pausingStore) next() int64 { s.version++; return s.version }
+
+func (s *pausingStore) BindingByHash(_ context.Context, h string) (bindings.Binding, error) {
+	s.mu.Lock()
+	b, ok := s.rows[h]
+	hold := s.release
+	s.mu.Unlock()
+	if hold != nil {
+		s.readHit <- struct{}{}
+		<-hold
+	}
+	if !ok {
+		return b, bindings.ErrNotFound
+	}
+	return b, nil
+}
+
+func (s *pausingStore) BindFirstUse(_ context.Context, b bindings.Binding) (bindings.Binding, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.rows[b.KeyHash]; ok {
+		return cur, false, nil
+	}
+	b.ID, b.Version = 1, s.next()
+	s.rows[b.KeyHash] = b
+	return b, true, nil
+}
+
+func (s *pausingStore) InsertIntercepts(context.Context, []bindings.Intercept) error { return nil }
+
+func (s *pausingStore) ListBindings(context.Context, bindings.Query) ([]bindings.Binding, int, error) {
+	return nil, 0, nil
+}
+
+func (s *pausingStore) ChangeBinding(_ context.Context, _ int64, change func(*bindings.Binding) error, _ audit.Entry) (bindings.Binding, bindings.Binding, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for h, b := range s.rows {
+		before := b
+		if err := change(&b); err != nil {
+			return before, b, err
+		}
+		b.Version = s.next()
+		s.rows[h] = b
+		return before, b, nil
+	}
+	return bindings.Binding{}, bindings.Binding{}, bindings.ErrNotFound
+}
+
+func (s *pausingStore) DeleteBinding(_ context.Context, _ int64, _ audit.Entry) (bindings.Binding, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for h, b := range s.rows {
+		delete(s.rows, h)
+		return b, s.next(), nil
+	}
+	return bindings.Binding{}, 0, bindings.ErrNotFound
+}
+
+// A decide reads the binding, an admin changes it (ban, or unbind), then the decide fills
+// Redis: the fill must lose, in both orders of events that matter.
+func TestStaleFillLosesToAdminChange(t *testing.T) {
+	for _, change := range []string{"ban", "unbind", "set_rule"} {
+		t.Run(change, func(t *testing.T) {
+			rdb := testenv.Redis(t).Client(t)
+			c := cache.New(rdb)
+			st := &pausingStore{rows: map[string]bindings.Binding{}}
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			svc := &bindings.Service{Store: st, Cache: c, Log: log, BindPrefixes: func() (int, int) { return 32, 64 },
+				CacheTTL: time.Hour, Now: time.Now}
+			admin := &bindings.Admin{Store: st, Cache: c, Log: log, CacheTTL: time.Hour, Now: time.Now}
+			ctx := context.Background()
+			const hash = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+			ip := netip.MustParseAddr("127.0.0.2")
+			if _, err := svc.Decide(ctx, bindings.DecideRequest{KeyHash: hash, IP: ip}); err != nil {
+				t.Fatal(err)
+			}
+
+			st.mu.Lock()
+			st.readHit, st.release = make(chan struct{}), make(chan struct{})
+			st.mu.Unlock()
+			done := make(chan error)
+			go func() {
+				_, err := svc.Decide(ctx, bindings.DecideRequest{KeyHash: hash, IP: ip})
+				done <- err
+			}()
+			<-st.readHit // the decide holds the old binding now
+			st.mu.Lock()
+			release := st.release
+			st.release = nil
+			st.mu.Unlock()
+			who := audit.Actor{Name: "admin"}
+			var err error
+			switch change {
+			case "ban":
+				_, err = admin.Ban(ctx, who, 1)
+			case "unbind":
+				_, err = admin.Unbind(ctx, who, 1)
+			case "set_rule":
+				_, err = admin.SetRule(ctx, who, 1, bindings.ModeSingle, []string{"127.0.0.9"})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			close(release)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			want := ""
+			if b, ok := st.rows[hash]; ok {
+				want = b.CacheEntry()
+			}
+			if got := rdb.Get(ctx, cache.BindingKey(hash)).Val(); got != want {
+				t.Fatalf("redis holds %q after the admin change, want %q", got, want)
+			}
+		})
+	}
+}
