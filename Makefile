@@ -36,9 +36,11 @@ lint: ## gofmt, go vet, and golangci-lint when installed (.golangci.yml names th
 	@if command -v golangci-lint >/dev/null; then golangci-lint run; else echo "lint: golangci-lint not installed, skipped"; fi
 
 .PHONY: fuzz
-fuzz: ## run every fuzz target for FUZZTIME each
-	@for f in $$($(GO) test ./plugin -list 'Fuzz.*' | grep ^Fuzz); do \
-		echo "fuzz $$f"; $(GO) test ./plugin -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
+fuzz: ## run every fuzz target (plugin and admind) for FUZZTIME each
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test $$pkg -list 'Fuzz.*' | grep ^Fuzz); do \
+			echo "fuzz $$pkg $$f"; $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+		done; done
 
 .PHONY: demo
 demo: ## run the whole stack locally (no Docker); DEMO_HTTP_PORT (8016), DEMO_UPSTREAM; Ctrl-C stops it

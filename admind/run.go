@@ -37,6 +37,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	log.Info("starting admind", "config", cfg)
+	redis.SetLogger(redisLogger{log})
 
 	m := metrics.New()
 	db, err := openStore(ctx, cfg, log, m)
@@ -173,6 +174,13 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, m *metr
 		return nil, err
 	}
 	return db, nil
+}
+
+// redisLogger sends go-redis's own messages (pool dial failures) to our structured log.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn("redis client", "detail", fmt.Sprintf(format, v...))
 }
 
 // retryEvery calls fn every interval until ctx ends.

@@ -42,7 +42,9 @@ type stack struct {
 	redis     *testenv.RedisServer
 	upstream  *upstream
 	logs      []string // files holding every process's output
-	admindURL string
+	admindURL string   // internal listener (the plugin's)
+	publicURL string   // admind's public listener: /health, /metrics, /admin/api
+	procs     map[string]*exec.Cmd
 }
 
 type stackOptions struct {
@@ -71,6 +73,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	}
 	appPort, internalPort := testenv.FreePort(t), testenv.FreePort(t)
 	s.admindURL = "http://127.0.0.1:" + strconv.Itoa(internalPort)
+	s.publicURL = "http://127.0.0.1:" + strconv.Itoa(appPort)
 	s.start(t, dir, "admind", []string{
 		"DATABASE_URL=" + s.dsn,
 		"REDIS_ADDR=" + s.redis.Addr,
@@ -142,6 +145,10 @@ func (s *stack) start(t *testing.T, dir, name string, env []string, bin string, 
 		t.Fatalf("start %s: %v", name, err)
 	}
 	s.logs = append(s.logs, logPath)
+	if s.procs == nil {
+		s.procs = map[string]*exec.Cmd{}
+	}
+	s.procs[name] = cmd
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {

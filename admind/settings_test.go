@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/cache"
+	"github.com/key-ip-sentinel/sentinel/internal/testenv"
+)
+
+type settingsJSON struct {
+	AlertWebhookURL       string `json:"alert_webhook_url"`
+	AlertThresholdCount   int    `json:"alert_threshold_count"`
+	AlertThresholdSeconds int    `json:"alert_threshold_seconds"`
+	ArchiveDays           int    `json:"archive_days"`
+	FailsafeMode          string `json:"failsafe_mode"`
+	BindPrefixV4          int    `json:"bind_prefix_v4"`
+	BindPrefixV6          int    `json:"bind_prefix_v6"`
+}
+
+func TestAdminSettings(t *testing.T) {
+	a := startAdmind(t, map[string]string{"ALERT_THRESHOLD_COUNT": "7", "SENTINEL_FAILSAFE_MODE": "closed"})
+	tok := a.login(t)
+	rc := a.redis.Client(t)
+	conn := a.db(t)
+	ctx := context.Background()
+
+	st, body := a.call(t, tok, http.MethodGet, "/admin/api/settings", nil)
+	var cur settingsJSON
+	if st != 200 || json.Unmarshal(body, &cur) != nil {
+		t.Fatalf("get: %d %s", st, body)
+	}
+	want := settingsJSON{AlertThresholdCount: 7, AlertThresholdSeconds: 300, ArchiveDays: 30, FailsafeMode: "closed", BindPrefixV4: 32, BindPrefixV6: 64}
+	if cur != want {
+		t.Fatalf("defaults from the environment: %+v, want %+v", cur, want)
+	}
+	// Published for the plugin at start.
+	var pub settingsJSON
+	if json.Unmarshal([]byte(rc.Get(ctx, cache.SettingsKey).Val()), &pub) != nil || pub != want || rc.TTL(ctx, cache.SettingsKey).Val() <= 0 {
+		t.Fatalf("published settings: %q", rc.Get(ctx, cache.SettingsKey).Val())
+	}
+
+	// Invalid: 400 naming every bad field; nothing saved.
+	bad := want
+	bad.AlertWebhookURL, bad.FailsafeMode, bad.BindPrefixV4, bad.AlertThresholdCount = "javascript:alert(1)", "sometimes", 33, 0
+	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", bad)
+	for _, field := range []string{"alert_webhook_url", "failsafe_mode", "bind_prefix_v4", "alert_threshold_count"} {
+		if st != http.StatusBadRequest || !strings.Contains(string(body), field) {
+			t.Fatalf("invalid settings: %d %s (want %s named)", st, body, field)
+		}
+	}
+	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open"}`+"x")
+	wantError(t, st, body, http.StatusBadRequest, "bad_request", "invalid JSON")
+	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open","unknown":1}`)
+	wantError(t, st, body, http.StatusBadRequest, "bad_request", "")
+
+	next := want
+	next.AlertWebhookURL = "https://hooks.example.com/services/T000/B000/secret-webhook-token"
+	next.FailsafeMode, next.BindPrefixV4, next.ArchiveDays = "open", 24, 0
+	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", next)
+	if st != 200 {
+		t.Fatalf("put: %d %s", st, body)
+	}
+	st, body = a.call(t, tok, http.MethodGet, "/admin/api/settings", nil)
+	if json.Unmarshal(body, &cur) != nil || cur != next {
+		t.Fatalf("after put: %d %s", st, body)
+	}
+	if json.Unmarshal([]byte(rc.Get(ctx, cache.SettingsKey).Val()), &pub) != nil || pub.FailsafeMode != "open" {
+		t.Fatalf("the plugin does not see the new failsafe mode: %q", rc.Get(ctx, cache.SettingsKey).Val())
+	}
+	// The new IPv4 bind prefix applies to the next first use.
+	if d := a.decideKey(t, "prefixKey0123456789", "127.0.5.77"); d.Binding.CIDRs[0] != "127.0.5.0/24" {
+		t.Fatalf("bind prefix not applied: %+v", d)
+	}
+	// Audited, with the webhook's token hidden.
+	var before, after string
+	if err := conn.QueryRow(ctx, `SELECT before::text, after::text FROM admin_audit WHERE action = 'settings.update'`).Scan(&before, &after); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(after, `"failsafe_mode": "open"`) || !strings.Contains(before, `"failsafe_mode": "closed"`) || strings.Contains(after, "secret-webhook-token") {
+		t.Fatalf("audit: before %s after %s", before, after)
+	}
+	if strings.Contains(a.stderr.String(), "secret-webhook-token") {
+		t.Fatal("the webhook token reached the log")
+	}
+
+	// Redis restarted empty: the settings come back from PostgreSQL within a refresh.
+	a.redis.Kill()
+	if err := a.redis.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 15*time.Second, "settings republished", func() bool {
+		return json.Unmarshal([]byte(rc.Get(ctx, cache.SettingsKey).Val()), &pub) == nil && pub == next
+	})
+}
+
+func TestAdminDashboard(t *testing.T) {
+	a := startAdmind(t, nil)
+	tok := a.login(t)
+	conn := a.db(t)
+	rc := a.redis.Client(t)
+	ctx := context.Background()
+	a.decideKey(t, "dashKeyA0123456789", "127.0.0.2")
+	a.decideKey(t, "dashKeyB0123456789", "127.0.0.3")
+	a.decideKey(t, "dashKeyA0123456789", "127.0.0.8") // intercepted today
+	a.decideKey(t, "dashKeyA0123456789", "127.0.0.8") // and again
+	a.decideKey(t, "dashKeyB0123456789", "127.0.0.9") // B once
+	if _, err := conn.Exec(ctx, `UPDATE token_bindings SET status = 'banned' WHERE key_hash = $1`, hashKey("dashKeyB0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := conn.Exec(ctx, `
+		INSERT INTO archived_bindings (binding_id, key_hash, key_hint, rule_mode, cidrs, status, first_ip, last_ip, created_at, last_used_at, updated_at, note)
+		VALUES (99, $1, 'sk-old…', 'single', '{127.0.0.5/32}', 'active', '127.0.0.5', '127.0.0.5', now(), now(), now(), '')`, hashKey("old"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, `
+		INSERT INTO intercept_logs (key_hash, key_hint, ip, reason, created_at) VALUES
+			($1, 'sk-old…', '127.0.0.6', 'ip_not_allowed', now() - interval '3 days'),
+			($1, 'sk-old…', '127.0.0.6', 'ip_not_allowed', now() - interval '30 days')`, hashKey("old"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	today := cache.DayKey(time.Now())
+	rc.Set(ctx, cache.AllowedCounterKey(today), 123, time.Hour)
+
+	st, body := a.call(t, tok, http.MethodGet, "/admin/api/dashboard", nil)
+	var d struct {
+		Totals struct{ Active, Banned, Archived int64 } `json:"totals"`
+		Today  struct {
+			Day                  string
+			Allowed, Intercepted int64
+		} `json:"today"`
+		Days []struct {
+			Day                  string
+			Allowed, Intercepted int64
+		} `json:"days"`
+		AllowedCounted bool `json:"allowed_counted"`
+		TopKeys        []struct {
+			KeyHint string `json:"key_hint"`
+			Count   int64  `json:"count"`
+		} `json:"top_keys"`
+		TopIPs []struct {
+			IP    string `json:"ip"`
+			Count int64  `json:"count"`
+		} `json:"top_ips"`
+	}
+	if st != 200 || json.Unmarshal(body, &d) != nil {
+		t.Fatalf("dashboard: %d %s", st, body)
+	}
+	if d.Totals.Active != 1 || d.Totals.Banned != 1 || d.Totals.Archived != 1 {
+		t.Errorf("totals: %+v", d.Totals)
+	}
+	if d.Today.Day != today || d.Today.Intercepted != 3 || d.Today.Allowed != 123 || !d.AllowedCounted {
+		t.Errorf("today: %+v counted=%v", d.Today, d.AllowedCounted)
+	}
+	var week int64
+	for _, day := range d.Days {
+		week += day.Intercepted
+	}
+	if len(d.Days) != 7 || d.Days[6].Day != today || week != 4 {
+		t.Errorf("7-day series: %+v", d.Days)
+	}
+	if len(d.TopKeys) != 3 || d.TopKeys[0].KeyHint != "sk-dash…6789" || d.TopKeys[0].Count != 2 {
+		t.Errorf("top keys: %+v", d.TopKeys)
+	}
+	if len(d.TopIPs) != 3 || d.TopIPs[0].IP != "127.0.0.8" || d.TopIPs[0].Count != 2 {
+		t.Errorf("top IPs: %+v", d.TopIPs)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	a := startAdmind(t, nil)
+	a.decideKey(t, "metricKey012345678", "127.0.0.2")
+	a.decideKey(t, "metricKey012345678", "127.0.0.2")
+	a.decideKey(t, "metricKey012345678", "127.0.0.3")
+	a.call(t, "", http.MethodPost, "/admin/api/login", map[string]string{"username": "admin", "password": "wrong"})
+	a.redis.Kill()
+	a.decide(t, http.DefaultClient, hashKey("metricKey012345678"), "127.0.0.2") // Redis fill fails
+	st, body := a.call(t, "", http.MethodGet, "/metrics", nil)
+	text := string(body)
+	for _, want := range []string{
+		`sentinel_decisions_total{outcome="allowed"} 3`,
+		`sentinel_decisions_total{outcome="ip_not_allowed"} 1`,
+		`sentinel_bindings_created_total 1`,
+		`sentinel_intercepts_total 1`,
+		`sentinel_admin_login_failures_total{reason="bad_credentials"} 1`,
+		`sentinel_http_request_duration_seconds_bucket{code="200",method="POST",route="/internal/v1/decide"`,
+		`sentinel_http_request_duration_seconds_count{code="401",method="POST",route="/admin/api/login"} 1`,
+		`go_goroutines`,
+	} {
+		if st != 200 || !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !strings.Contains(text, `sentinel_dependency_errors_total{dependency="redis"}`) || strings.Contains(text, `sentinel_dependency_errors_total{dependency="redis"} 0`) {
+		t.Errorf("redis errors not counted:\n%s", grepLines(text, "dependency"))
+	}
+	if strings.Contains(text, "metricKey") || strings.Contains(text, "sk-metr") || strings.Contains(text, "127.0.0.") {
+		t.Error("metrics carry a key, a hint or an address")
+	}
+}
