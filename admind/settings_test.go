@@ -55,8 +55,13 @@ func TestAdminSettings(t *testing.T) {
 	}
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open"}`+"x")
 	wantError(t, st, body, http.StatusBadRequest, "bad_request", "invalid JSON")
-	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open","unknown":1}`)
-	wantError(t, st, body, http.StatusBadRequest, "bad_request", "")
+	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open"}`)
+	wantError(t, st, body, http.StatusBadRequest, "bad_request", "missing: alert_webhook_url, alert_threshold_count, alert_threshold_seconds, archive_days, bind_prefix_v4, bind_prefix_v6")
+	withUnknown := `{"alert_webhook_url":"","alert_threshold_count":5,"alert_threshold_seconds":300,"archive_days":30,"failsafe_mode":"open","bind_prefix_v4":32,"bind_prefix_v6":64,"unknown":1}`
+	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", withUnknown)
+	wantError(t, st, body, http.StatusBadRequest, "bad_request", "unknown field")
+	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", strings.Replace(withUnknown, `"archive_days":30`, `"archive_days":"30"`, 1))
+	wantError(t, st, body, http.StatusBadRequest, "bad_request", "wrong type")
 
 	next := want
 	next.AlertWebhookURL = "https://hooks.example.com/services/T000/B000/secret-webhook-token"

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -293,9 +295,28 @@ func handleGetSettings(d Deps) http.Handler {
 
 func handlePutSettings(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every field must be sent: a missing one would silently become its zero value
+		// (archive_days 0 means "never archive").
+		var fields map[string]json.RawMessage
+		if err := decode(r, &fields); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body")
+			return
+		}
+		var missing []string
+		for _, name := range settings.Fields() {
+			if _, ok := fields[name]; !ok {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) > 0 {
+			writeError(w, http.StatusBadRequest, "bad_request", "send every setting; missing: "+strings.Join(missing, ", "))
+			return
+		}
 		var next settings.Settings
-		if err := decode(r, &next); err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: send every setting, no others")
+		dec := json.NewDecoder(bytes.NewReader(mustJSON(fields)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&next); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "invalid settings: unknown field or wrong type")
 			return
 		}
 		saved, err := d.Settings.Update(r.Context(), actor(d, r), next)
@@ -305,4 +326,9 @@ func handlePutSettings(d Deps) http.Handler {
 		}
 		encode(w, http.StatusOK, saved)
 	})
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,16 @@ type Settings struct {
 	FailsafeMode          string `json:"failsafe_mode"`
 	BindPrefixV4          int    `json:"bind_prefix_v4"`
 	BindPrefixV6          int    `json:"bind_prefix_v6"`
+}
+
+// Fields are the settings' JSON names, in order.
+func Fields() []string {
+	t := reflect.TypeOf(Settings{})
+	out := make([]string, t.NumField())
+	for i := range out {
+		out[i] = strings.Split(t.Field(i).Tag.Get("json"), ",")[0]
+	}
+	return out
 }
 
 // ValidationError lists every problem with submitted settings, each naming its field. Its
