@@ -1,9 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
