@@ -15,12 +15,15 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/key-ip-sentinel/sentinel/admind/internal/alerts"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/archive"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/auth"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/cache"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/config"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/httpapi"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/intercepts"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/lastuse"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/metrics"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/store"
@@ -45,7 +48,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 		return err
 	}
 	defer db.Close()
-	db.OnInterceptsWritten = func(n int) { m.Intercepts.Add(float64(n)) }
 
 	rdb := redis.NewClient(&redis.Options{
 		Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB,
@@ -79,6 +81,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 		},
 	}
 	admin := &bindings.Admin{Store: db, Cache: rcache, Log: log, CacheTTL: cfg.BindingCacheTTL, Now: time.Now}
+
+	notifier := &alerts.Notifier{
+		Settings: live.Current, Secret: []byte(cfg.AlertWebhookSecret), Client: alerts.NewClient(10 * time.Second), Log: log,
+		Outcome:     func(o string) { m.WebhookDeliveries.WithLabelValues(o).Inc() },
+		MaxAttempts: 6, BaseDelay: time.Second, MaxDelay: time.Minute, Now: time.Now,
+	}
+	notifier.Init(1000)
+	if cfg.AlertWebhookSecret == "" {
+		log.Warn("ALERT_WEBHOOK_SECRET is not set: alert webhooks are sent unsigned")
+	}
+	evaluator := &alerts.Evaluator{
+		Redis: rdb, Settings: live.Current, Binding: db.BindingByHash, Notify: notifier.Enqueue, Now: time.Now, Log: log,
+	}
+	db.OnInterceptsWritten = func(ctx context.Context, list []bindings.Intercept) {
+		m.Intercepts.Add(float64(len(list)))
+		evaluator.Intercepts(ctx, list)
+	}
 	deps := httpapi.Deps{
 		Log: log, Metrics: m, Decider: decider, Intercepts: db, InternalToken: cfg.InternalToken,
 		CacheTTL: 60 * time.Second,
@@ -98,6 +117,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	consumer := &intercepts.Consumer{
 		RDB: rdb, Store: db, Log: log, Name: hostname + "-" + strconv.Itoa(os.Getpid()),
 		Batch: 500, Block: time.Second, MinIdle: time.Minute, Interval: time.Second,
+		OnFailsafe: evaluator.Failsafe,
+	}
+	syncer := &lastuse.Syncer{Redis: rdb, Store: db, Name: consumer.Name}
+	archiver := &archive.Archiver{
+		Store: db, SyncLastUse: syncer.Sync, DropCached: admin.DropCached, Settings: live.Current, Now: time.Now, Log: log,
+		Archived: func(n int) { m.BindingsArchived.Add(float64(n)) },
 	}
 
 	servers := []*http.Server{
@@ -127,7 +152,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	for _, worker := range []func(context.Context){
 		consumer.Run,
 		live.Run,
-		func(ctx context.Context) { retryEvery(ctx, settings.RefreshInterval, admin.RetryInvalidations) },
+		notifier.Run,
+		func(ctx context.Context) { every(ctx, settings.RefreshInterval, admin.RetryInvalidations) },
+		func(ctx context.Context) {
+			every(ctx, lastUseSyncInterval, func(ctx context.Context) {
+				if _, err := syncer.Sync(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("last-use sync failed", "err", err)
+				}
+			})
+		},
+		func(ctx context.Context) {
+			every(ctx, archiveInterval, func(ctx context.Context) {
+				if _, _, err := archiver.RunOnce(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("archive run failed", "err", err)
+				}
+			})
+		},
 	} {
 		wg.Add(1)
 		go func() {
@@ -183,8 +223,14 @@ func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 	l.log.Warn("redis client", "detail", fmt.Sprintf(format, v...))
 }
 
-// retryEvery calls fn every interval until ctx ends.
-func retryEvery(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+// Background work intervals. Archiving is measured in days, so hourly is plenty.
+const (
+	lastUseSyncInterval = 5 * time.Second
+	archiveInterval     = time.Hour
+)
+
+// every calls fn every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

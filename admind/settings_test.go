@@ -14,6 +14,7 @@ import (
 
 type settingsJSON struct {
 	AlertWebhookURL       string `json:"alert_webhook_url"`
+	AlertWebhookFormat    string `json:"alert_webhook_format"`
 	AlertThresholdCount   int    `json:"alert_threshold_count"`
 	AlertThresholdSeconds int    `json:"alert_threshold_seconds"`
 	ArchiveDays           int    `json:"archive_days"`
@@ -34,7 +35,7 @@ func TestAdminSettings(t *testing.T) {
 	if st != 200 || json.Unmarshal(body, &cur) != nil {
 		t.Fatalf("get: %d %s", st, body)
 	}
-	want := settingsJSON{AlertThresholdCount: 7, AlertThresholdSeconds: 300, ArchiveDays: 30, FailsafeMode: "closed", BindPrefixV4: 32, BindPrefixV6: 64}
+	want := settingsJSON{AlertWebhookFormat: "json", AlertThresholdCount: 7, AlertThresholdSeconds: 300, ArchiveDays: 30, FailsafeMode: "closed", BindPrefixV4: 32, BindPrefixV6: 64}
 	if cur != want {
 		t.Fatalf("defaults from the environment: %+v, want %+v", cur, want)
 	}
@@ -56,8 +57,8 @@ func TestAdminSettings(t *testing.T) {
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open"}`+"x")
 	wantError(t, st, body, http.StatusBadRequest, "bad_request", "invalid JSON")
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open"}`)
-	wantError(t, st, body, http.StatusBadRequest, "bad_request", "missing: alert_webhook_url, alert_threshold_count, alert_threshold_seconds, archive_days, bind_prefix_v4, bind_prefix_v6")
-	withUnknown := `{"alert_webhook_url":"","alert_threshold_count":5,"alert_threshold_seconds":300,"archive_days":30,"failsafe_mode":"open","bind_prefix_v4":32,"bind_prefix_v6":64,"unknown":1}`
+	wantError(t, st, body, http.StatusBadRequest, "bad_request", "missing: alert_webhook_url, alert_webhook_format, alert_threshold_count, alert_threshold_seconds, archive_days, bind_prefix_v4, bind_prefix_v6")
+	withUnknown := `{"alert_webhook_url":"","alert_webhook_format":"json","alert_threshold_count":5,"alert_threshold_seconds":300,"archive_days":30,"failsafe_mode":"open","bind_prefix_v4":32,"bind_prefix_v6":64,"unknown":1}`
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", withUnknown)
 	wantError(t, st, body, http.StatusBadRequest, "bad_request", "unknown field")
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", strings.Replace(withUnknown, `"archive_days":30`, `"archive_days":"30"`, 1))

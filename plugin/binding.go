@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // binding is what the plugin needs of a key's binding to decide a request alone.
@@ -19,7 +20,8 @@ type binding struct {
 	banned   bool
 	all      bool
 	prefixes []netip.Prefix
-	expires  int64 // unix nanos; local cache only
+	expires  int64        // unix nanos; local cache only
+	hits     atomic.Int64 // allowed requests since the last usage flush
 }
 
 var errBadEntry = errors.New("malformed binding entry")

@@ -57,6 +57,7 @@ type redisClient struct {
 	// nobody waits on Redis again until it passes.
 	downUntil atomic.Int64
 	runtime   runtimeSettings
+	usage     usage
 }
 
 type respConn struct {

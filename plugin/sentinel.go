@@ -55,6 +55,7 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 		if m.redis == nil {
 			m.redis = newRedisClient(s.redis)
 			redisClients[rk] = m.redis
+			m.redis.usage.start(m.redis)
 		}
 	}
 	hc := admindClients[s.admindTimeout.String()]
@@ -100,19 +101,24 @@ func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 
+	b := m.cache.get(key, time.Now().UnixNano())
 	code := ""
-	if b := m.cache.get(key, time.Now().UnixNano()); b != nil {
+	if b != nil {
 		code = b.check(ip)
 		if code != "" {
 			m.reportIntercept(req, b.hash, b.hint, ip, code)
 		}
 	} else {
 		var ok bool
-		code, ok = m.decideUncached(req, key, ip)
+		b, code, ok = m.decideUncached(req, key, ip)
 		if !ok {
 			// Neither Redis nor admind could decide. Open mode forwards without binding
 			// (a binding is never created from a cache-only view); closed mode refuses.
-			if m.failOpen() || m.s.monitor {
+			open := m.failOpen() || m.s.monitor
+			if m.redis != nil {
+				m.redis.usage.failsafe(open)
+			}
+			if open {
 				m.next.ServeHTTP(rw, req)
 				return
 			}
@@ -124,28 +130,33 @@ func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		refuse(rw, http.StatusForbidden, code)
 		return
 	}
+	if code == "" && b != nil && m.redis != nil {
+		m.redis.usage.allowed(b)
+	}
 	m.next.ServeHTTP(rw, req)
 }
 
 // decideUncached looks the binding up in Redis, then asks admind (which binds on first use).
-// ok is false when no source could decide.
-func (m *Sentinel) decideUncached(req *http.Request, key string, ip netip.Addr) (code string, ok bool) {
+// It returns the binding it cached (nil if admind sent none); ok is false when no source
+// could decide.
+func (m *Sentinel) decideUncached(req *http.Request, key string, ip netip.Addr) (b *binding, code string, ok bool) {
 	hash := m.hashKey(key)
 	hint := keyHint(key)
-	if b := m.redisBinding(hash); b != nil {
+	if b = m.redisBinding(hash); b != nil {
 		b.hash, b.hint = hash, hint
 		m.remember(key, b, m.s.cacheTTL)
 		code = b.check(ip)
 		if code != "" {
 			m.reportIntercept(req, hash, hint, ip, code)
 		}
-		return code, true
+		return b, code, true
 	}
 	resp, err := m.admin.decide(newDecideRequest(req, hash, hint, ip))
 	if err != nil {
-		return "", false
+		return nil, "", false
 	}
-	if b, err := bindingFromReply(resp.Binding); err == nil && b != nil {
+	if rb, err := bindingFromReply(resp.Binding); err == nil && rb != nil {
+		b = rb
 		b.hash, b.hint = hash, hint
 		ttl := m.s.cacheTTL
 		if resp.CacheTTLS > 0 && time.Duration(resp.CacheTTLS)*time.Second < ttl {
@@ -154,13 +165,13 @@ func (m *Sentinel) decideUncached(req *http.Request, key string, ip netip.Addr) 
 		m.remember(key, b, ttl)
 	}
 	if resp.Allow {
-		return "", true
+		return b, "", true
 	}
 	// admind recorded the intercept itself.
 	if resp.Reason == codeKeyBanned {
-		return codeKeyBanned, true
+		return b, codeKeyBanned, true
 	}
-	return codeIPNotAllowed, true
+	return b, codeIPNotAllowed, true
 }
 
 // failOpen is the failsafe mode in force: the one admind published, else the option.

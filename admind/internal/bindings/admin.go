@@ -141,6 +141,14 @@ func (a *Admin) Unbind(ctx context.Context, who audit.Actor, id int64) (Change, 
 	return Change{Before: before, CacheUpdated: ok}, nil
 }
 
+// DropCached removes an entry for a change made outside the admin API (archive), with the
+// same ordering and retries as admin changes.
+func (a *Admin) DropCached(ctx context.Context, keyHash string, version int64) {
+	a.updateCache(ctx, keyHash, func(ctx context.Context) error {
+		return a.Cache.DropBinding(ctx, keyHash, version, a.CacheTTL)
+	})
+}
+
 func (a *Admin) updateCache(ctx context.Context, keyHash string, update func(context.Context) error) bool {
 	err := update(ctx)
 	a.mu.Lock()

@@ -39,6 +39,8 @@ type Config struct {
 	AdminTrustedProxies []netip.Prefix
 
 	AlertWebhookURL       string
+	AlertWebhookFormat    string
+	AlertWebhookSecret    string // signs webhook bodies (Standard Webhooks); never a runtime setting
 	AlertThresholdCount   int
 	AlertThresholdSeconds int
 	ArchiveDays           int
@@ -75,6 +77,8 @@ func Load(getenv func(string) string) (Config, error) {
 		AdminTokenTTL:  r.duration("ADMIN_TOKEN_TTL", time.Hour),
 
 		AlertWebhookURL:       r.secret("ALERT_WEBHOOK_URL"),
+		AlertWebhookFormat:    r.str("ALERT_WEBHOOK_FORMAT", "json"),
+		AlertWebhookSecret:    r.secret("ALERT_WEBHOOK_SECRET"),
 		AlertThresholdCount:   r.intIn("ALERT_THRESHOLD_COUNT", 5, 1, 1_000_000),
 		AlertThresholdSeconds: r.intIn("ALERT_THRESHOLD_SECONDS", 300, 1, 86_400),
 		ArchiveDays:           r.intIn("ARCHIVE_DAYS", 30, 0, 3650),
@@ -98,6 +102,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.FailsafeMode != "closed" && c.FailsafeMode != "open" {
 		r.fail(`SENTINEL_FAILSAFE_MODE must be "closed" or "open", got %q`, c.FailsafeMode)
+	}
+	if c.AlertWebhookSecret != "" && len(c.AlertWebhookSecret) < 16 {
+		r.fail("ALERT_WEBHOOK_SECRET must be at least 16 bytes")
 	}
 	if len(c.AdminPassword) < 8 {
 		r.fail("ADMIN_PASSWORD must be at least 8 bytes")
@@ -127,6 +134,7 @@ func Load(getenv func(string) string) (Config, error) {
 func (c Config) Settings() settings.Settings {
 	return settings.Settings{
 		AlertWebhookURL:       c.AlertWebhookURL,
+		AlertWebhookFormat:    c.AlertWebhookFormat,
 		AlertThresholdCount:   c.AlertThresholdCount,
 		AlertThresholdSeconds: c.AlertThresholdSeconds,
 		ArchiveDays:           c.ArchiveDays,
@@ -159,6 +167,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("admin_token_ttl", c.AdminTokenTTL),
 		slog.Any("admin_trusted_proxies", c.AdminTrustedProxies),
 		slog.String("alert_webhook_url", redacted(c.AlertWebhookURL)),
+		slog.String("alert_webhook_format", c.AlertWebhookFormat),
+		slog.String("alert_webhook_secret", redacted(c.AlertWebhookSecret)),
 		slog.Int("alert_threshold_count", c.AlertThresholdCount),
 		slog.Int("alert_threshold_seconds", c.AlertThresholdSeconds),
 		slog.Int("archive_days", c.ArchiveDays),

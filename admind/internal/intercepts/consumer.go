@@ -38,6 +38,9 @@ type Consumer struct {
 	Block    time.Duration
 	MinIdle  time.Duration // pending entries of dead consumers older than this are claimed
 	Interval time.Duration // pause after an error
+	// OnFailsafe sees the plugin's failsafe reports (requests forwarded / refused because
+	// neither Redis nor admind could decide).
+	OnFailsafe func(ctx context.Context, forwarded, refused int64)
 }
 
 // Run consumes until ctx ends.
@@ -118,8 +121,14 @@ func (c *Consumer) store(ctx context.Context, msgs []redis.XMessage) error {
 	}
 	list := make([]bindings.Intercept, 0, len(msgs))
 	ids := make([]string, 0, len(msgs))
+	var forwarded, refused int64
 	for _, m := range msgs {
 		ids = append(ids, m.ID)
+		if m.Values["type"] == "failsafe" {
+			f, r := parseFailsafe(m.Values)
+			forwarded, refused = forwarded+f, refused+r
+			continue
+		}
 		ic, ok := parseEvent(m.Values)
 		if !ok {
 			c.Log.Warn("dropping malformed intercept event", "id", m.ID)
@@ -130,11 +139,26 @@ func (c *Consumer) store(ctx context.Context, msgs []redis.XMessage) error {
 	if err := c.Store.InsertIntercepts(ctx, list); err != nil {
 		return err
 	}
+	if (forwarded > 0 || refused > 0) && c.OnFailsafe != nil {
+		c.OnFailsafe(ctx, forwarded, refused)
+	}
 	if err := c.RDB.XAck(ctx, Stream, Group, ids...).Err(); err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
 	// Acknowledged entries are written; remove them so the stream holds only pending work.
 	return c.RDB.XDel(ctx, Stream, ids...).Err()
+}
+
+func parseFailsafe(v map[string]any) (forwarded, refused int64) {
+	num := func(k string) int64 {
+		s, _ := v[k].(string)
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return 0
+		}
+		return n
+	}
+	return num("open"), num("closed")
 }
 
 func parseEvent(v map[string]any) (bindings.Intercept, bool) {

@@ -17,9 +17,10 @@ type Metrics struct {
 	Registry          *prometheus.Registry
 	Decisions         *prometheus.CounterVec // outcome: allowed | ip_not_allowed | key_banned | error
 	BindingsCreated   prometheus.Counter
+	BindingsArchived  prometheus.Counter
 	Intercepts        prometheus.Counter     // intercept rows written
 	LoginFailures     *prometheus.CounterVec // reason: bad_credentials | locked | unavailable
-	WebhookDeliveries *prometheus.CounterVec // outcome: delivered | retried | failed
+	WebhookDeliveries *prometheus.CounterVec // outcome: delivered | retried | failed | dropped
 	DependencyErrors  *prometheus.CounterVec // dependency: postgres | redis
 	RequestDuration   *prometheus.HistogramVec
 }
@@ -34,6 +35,9 @@ func New() *Metrics {
 		}, []string{"outcome"}),
 		BindingsCreated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_bindings_created_total", Help: "Keys bound on first use.",
+		}),
+		BindingsArchived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_bindings_archived_total", Help: "Bindings moved to archived_bindings after ARCHIVE_DAYS unused.",
 		}),
 		Intercepts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_intercepts_total", Help: "Intercepted requests written to intercept_logs.",
@@ -52,11 +56,14 @@ func New() *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "method", "code"}),
 	}
-	r.MustRegister(m.Decisions, m.BindingsCreated, m.Intercepts, m.LoginFailures, m.WebhookDeliveries,
+	r.MustRegister(m.Decisions, m.BindingsCreated, m.BindingsArchived, m.Intercepts, m.LoginFailures, m.WebhookDeliveries,
 		m.DependencyErrors, m.RequestDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{"allowed", "ip_not_allowed", "key_banned", "error"} {
 		m.Decisions.WithLabelValues(o)
+	}
+	for _, o := range []string{"delivered", "retried", "failed", "dropped"} {
+		m.WebhookDeliveries.WithLabelValues(o)
 	}
 	for _, d := range []string{"postgres", "redis"} {
 		m.DependencyErrors.WithLabelValues(d)

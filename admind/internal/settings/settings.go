@@ -22,6 +22,7 @@ import (
 // plugin reads failsafe_mode from the published copy.
 type Settings struct {
 	AlertWebhookURL       string `json:"alert_webhook_url"`
+	AlertWebhookFormat    string `json:"alert_webhook_format"` // json | slack | dingtalk | feishu | wecom
 	AlertThresholdCount   int    `json:"alert_threshold_count"`
 	AlertThresholdSeconds int    `json:"alert_threshold_seconds"`
 	ArchiveDays           int    `json:"archive_days"` // 0: never archive
@@ -58,6 +59,11 @@ func (s Settings) Validate() error {
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 			bad("alert_webhook_url must be an absolute http:// or https:// URL")
 		}
+	}
+	switch s.AlertWebhookFormat {
+	case "json", "slack", "dingtalk", "feishu", "wecom":
+	default:
+		bad(`alert_webhook_format must be "json", "slack", "dingtalk", "feishu" or "wecom", got %q`, s.AlertWebhookFormat)
 	}
 	if s.AlertThresholdCount < 1 || s.AlertThresholdCount > 1_000_000 {
 		bad("alert_threshold_count must be in 1-1000000, got %d", s.AlertThresholdCount)

@@ -26,7 +26,7 @@ func (s *Store) InsertIntercepts(ctx context.Context, list []bindings.Intercept)
 		return fmt.Errorf("store: insert intercepts: %w", err)
 	}
 	if s.OnInterceptsWritten != nil {
-		s.OnInterceptsWritten(len(list))
+		s.OnInterceptsWritten(ctx, list)
 	}
 	return nil
 }

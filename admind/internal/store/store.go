@@ -12,14 +12,15 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 	"github.com/key-ip-sentinel/sentinel/migrations"
 )
 
 // Store wraps a connection pool.
 type Store struct {
 	pool *pgxpool.Pool
-	// OnInterceptsWritten, when set, sees how many intercept rows each insert wrote (metrics).
-	OnInterceptsWritten func(n int)
+	// OnInterceptsWritten, when set, sees the intercepts each insert wrote (metrics, alerts).
+	OnInterceptsWritten func(ctx context.Context, list []bindings.Intercept)
 }
 
 // Options tune the pool; the zero value is pgx's defaults.

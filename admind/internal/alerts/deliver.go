@@ -1,0 +1,213 @@
+package alerts
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
+)
+
+// Notifier delivers alerts to the webhook in the runtime settings. Bodies are signed the
+// Standard Webhooks way: headers webhook-id (stable across retries), webhook-timestamp and
+// webhook-signature "v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>". 5xx, 429 and
+// network errors are retried with exponential backoff and jitter; redirects are never followed.
+type Notifier struct {
+	Settings func() settings.Settings
+	Secret   []byte // empty: deliveries are not signed
+	Client   *http.Client
+	Log      *slog.Logger
+	// Outcome, when set, sees each attempt's outcome: delivered, retried, failed, dropped.
+	Outcome     func(string)
+	MaxAttempts int
+	BaseDelay   time.Duration // first retry delay; doubles up to MaxDelay
+	MaxDelay    time.Duration
+	Now         func() time.Time
+
+	queue chan Alert
+}
+
+// NewClient is the webhook HTTP client: bounded time, no redirects.
+func NewClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Enqueue hands an alert to the delivery workers; when the queue is full the alert is
+// dropped (and counted) rather than blocking the request path.
+func (n *Notifier) Enqueue(a Alert) {
+	select {
+	case n.queue <- a:
+	default:
+		n.outcome("dropped")
+		n.Log.Error("alert dropped: delivery queue full", "alert_id", a.ID)
+	}
+}
+
+// Init prepares the queue; call before Enqueue and Run.
+func (n *Notifier) Init(size int) { n.queue = make(chan Alert, size) }
+
+// Run delivers queued alerts until ctx ends.
+func (n *Notifier) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case a := <-n.queue:
+			n.Deliver(ctx, a)
+		}
+	}
+}
+
+func (n *Notifier) outcome(o string) {
+	if n.Outcome != nil {
+		n.Outcome(o)
+	}
+}
+
+// Deliver sends one alert, retrying as described on Notifier, and reports whether it arrived.
+func (n *Notifier) Deliver(ctx context.Context, a Alert) bool {
+	set := n.Settings()
+	if set.AlertWebhookURL == "" {
+		n.Log.Info("alert not delivered: no webhook configured", "alert_id", a.ID)
+		return false
+	}
+	body, err := Render(a, set.AlertWebhookFormat)
+	if err != nil {
+		n.Log.Error("alert not rendered", "alert_id", a.ID, "err", err)
+		return false
+	}
+	delay := n.BaseDelay
+	for attempt := 1; ; attempt++ {
+		retry, err := n.post(ctx, set.AlertWebhookURL, a.ID, body)
+		if err == nil {
+			n.outcome("delivered")
+			n.Log.Info("alert delivered", "alert_id", a.ID, "attempt", attempt)
+			return true
+		}
+		if !retry || attempt >= n.MaxAttempts {
+			n.outcome("failed")
+			n.Log.Error("alert delivery failed", "alert_id", a.ID, "attempt", attempt, "err", err)
+			return false
+		}
+		n.outcome("retried")
+		wait := delay + rand.N(delay/2+1) // jitter: up to half again
+		n.Log.Warn("alert delivery will be retried", "alert_id", a.ID, "attempt", attempt, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		if delay *= 2; delay > n.MaxDelay {
+			delay = n.MaxDelay
+		}
+	}
+}
+
+// post makes one attempt; retry says whether another may succeed. Errors never quote the URL
+// (chat webhook URLs carry tokens).
+func (n *Notifier) post(ctx context.Context, url, id string, body []byte) (retry bool, err error) {
+	ts := strconv.FormatInt(n.Now().Unix(), 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return false, errors.New("invalid webhook URL")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "key-ip-sentinel-admind")
+	req.Header.Set("webhook-id", id)
+	req.Header.Set("webhook-timestamp", ts)
+	if len(n.Secret) > 0 {
+		req.Header.Set("webhook-signature", "v1,"+Sign(n.Secret, id, ts, body))
+	}
+	resp, err := n.Client.Do(req)
+	if err != nil {
+		var uerr interface{ Timeout() bool }
+		if errors.As(err, &uerr) && uerr.Timeout() {
+			return true, errors.New("timeout")
+		}
+		return true, errors.New("connection failed")
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return false, nil
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+		return true, fmt.Errorf("status %d", resp.StatusCode)
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return false, fmt.Errorf("status %d: redirects are not followed", resp.StatusCode)
+	default:
+		return false, fmt.Errorf("status %d", resp.StatusCode)
+	}
+}
+
+// Sign is the Standard Webhooks signature: base64(HMAC-SHA256(secret, id.timestamp.body)).
+func Sign(secret []byte, id, timestamp string, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(id + "." + timestamp + "."))
+	m.Write(body)
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Render makes the webhook body: the alert as JSON, or a text message in the shape a chat
+// tool's incoming webhook takes.
+func Render(a Alert, format string) ([]byte, error) {
+	if format == "" || format == "json" {
+		return json.Marshal(struct {
+			Type string `json:"type"`
+			Alert
+		}{Type: "sentinel.alert." + a.Kind, Alert: a})
+	}
+	text := Text(a)
+	var v any
+	switch format {
+	case "slack":
+		v = map[string]string{"text": text}
+	case "dingtalk", "wecom":
+		v = map[string]any{"msgtype": "text", "text": map[string]string{"content": text}}
+	case "feishu":
+		v = map[string]any{"msg_type": "text", "content": map[string]string{"text": text}}
+	default:
+		return nil, fmt.Errorf("unknown webhook format %q", format)
+	}
+	return json.Marshal(v)
+}
+
+// Text is the alert as a short human message.
+func Text(a Alert) string {
+	var b strings.Builder
+	switch a.Kind {
+	case KindFailsafe:
+		fmt.Fprintf(&b, "[Key-IP Sentinel] Failsafe mode used: Redis and admind could not decide. %d requests forwarded unchecked, %d refused (503).",
+			a.FailsafeOpen, a.FailsafeClose)
+	default:
+		fmt.Fprintf(&b, "[Key-IP Sentinel] Key %s was refused %d times within %d s", a.KeyHint, a.Count, a.WindowSeconds)
+		if len(a.IPs) > 0 {
+			fmt.Fprintf(&b, " from %s", strings.Join(a.IPs, ", "))
+		}
+		if a.Binding != nil {
+			rule := string(a.Binding.Mode)
+			if len(a.Binding.CIDRs) > 0 {
+				rule += " " + strings.Join(a.Binding.CIDRs, ", ")
+			}
+			fmt.Fprintf(&b, ". Binding: %s (%s)", rule, a.Binding.Status)
+		}
+		b.WriteString(".")
+	}
+	fmt.Fprintf(&b, " Time: %s. Alert %s.", a.At.Format(time.RFC3339), a.ID)
+	return b.String()
+}

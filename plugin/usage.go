@@ -1,0 +1,127 @@
+package plugin
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Usage reporting: allowed requests are counted in memory and flushed to Redis at most every
+// usageFlushInterval in one pipelined round trip, never a Redis write per request.
+//
+//   - sentinel:lastuse (hash: key_hash → unix ms of the flush that saw it used), which admind
+//     syncs into token_bindings.last_used_at;
+//   - sentinel:stats:allowed:<UTC day> (allowed requests), for the dashboard;
+//   - one failsafe event on sentinel:events per flush when requests were forwarded or refused
+//     because neither Redis nor admind could decide, so admind can alert.
+//
+// The hot path pays one atomic add per allowed request; a key joins the flush list (under a
+// mutex) only on its first hit since the last flush. One flusher goroutine runs per Redis
+// client (the package registry holds those), never one per New.
+const (
+	usageFlushInterval = 5 * time.Second
+	lastUseKey         = "sentinel:lastuse"
+	lastUseTTL         = "3600000" // ms; admind drains it every few seconds
+	allowedStatsPrefix = "sentinel:stats:allowed:"
+	statsTTL           = "691200" // s: 8 days, the dashboard shows 7
+	maxPendingKeys     = 100000   // bound on keys kept across failed flushes
+)
+
+type usage struct {
+	mu      sync.Mutex
+	dirty   []*binding       // bindings with hits since the last flush
+	pending map[string]int64 // key_hash → hits a failed flush could not deliver
+	started sync.Once
+
+	failsafeOpen   atomic.Int64 // requests forwarded unbound
+	failsafeClosed atomic.Int64 // requests answered 503
+}
+
+// allowed counts one allowed request for b.
+func (u *usage) allowed(b *binding) {
+	if b.hits.Add(1) == 1 {
+		u.mu.Lock()
+		u.dirty = append(u.dirty, b)
+		u.mu.Unlock()
+	}
+}
+
+// failsafe counts one request decided by the failsafe mode.
+func (u *usage) failsafe(open bool) {
+	if open {
+		u.failsafeOpen.Add(1)
+	} else {
+		u.failsafeClosed.Add(1)
+	}
+}
+
+// start runs the flusher for c once.
+func (u *usage) start(c *redisClient) {
+	u.started.Do(func() {
+		go func() {
+			t := time.NewTicker(usageFlushInterval)
+			for range t.C {
+				u.flush(c, time.Now())
+			}
+		}()
+	})
+}
+
+// flush sends what was counted since the last flush in one pipeline; on failure the counts
+// are kept for the next one.
+func (u *usage) flush(c *redisClient, now time.Time) {
+	u.mu.Lock()
+	dirty := u.dirty
+	u.dirty = nil
+	counts := u.pending
+	u.pending = nil
+	u.mu.Unlock()
+	if counts == nil {
+		counts = make(map[string]int64, len(dirty))
+	}
+	for _, b := range dirty {
+		if n := b.hits.Swap(0); n > 0 {
+			counts[b.hash] += n
+		}
+	}
+	open, closed := u.failsafeOpen.Swap(0), u.failsafeClosed.Swap(0)
+	if len(counts) == 0 && open == 0 && closed == 0 {
+		return
+	}
+	ms := strconv.FormatInt(now.UnixMilli(), 10)
+	var cmds [][]string
+	var total int64
+	if len(counts) > 0 {
+		hset := make([]string, 0, 2+2*len(counts))
+		hset = append(hset, "HSET", lastUseKey)
+		for h, n := range counts {
+			hset = append(hset, h, ms)
+			total += n
+		}
+		day := allowedStatsPrefix + now.UTC().Format("2006-01-02")
+		cmds = append(cmds, hset, []string{"PEXPIRE", lastUseKey, lastUseTTL},
+			[]string{"INCRBY", day, strconv.FormatInt(total, 10)}, []string{"EXPIRE", day, statsTTL})
+	}
+	if open > 0 || closed > 0 {
+		cmds = append(cmds, []string{"XADD", eventsStream, "MAXLEN", "~", eventsStreamMax, "*",
+			"type", "failsafe", "open", strconv.FormatInt(open, 10), "closed", strconv.FormatInt(closed, 10), "at", ms})
+	}
+	if _, err := c.pipeline(cmds); err == nil {
+		return
+	}
+	// Keep the counts for the next flush (bounded), and the failsafe tallies too.
+	u.failsafeOpen.Add(open)
+	u.failsafeClosed.Add(closed)
+	u.mu.Lock()
+	if u.pending == nil {
+		u.pending = make(map[string]int64, len(counts))
+	}
+	for h, n := range counts {
+		if len(u.pending) >= maxPendingKeys {
+			break
+		}
+		u.pending[h] += n
+	}
+	u.mu.Unlock()
+}
