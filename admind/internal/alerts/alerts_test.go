@@ -1,0 +1,266 @@
+package alerts
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
+	"github.com/key-ip-sentinel/sentinel/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+const hash = "abababababababababababababababababababababababababababababababab"
+
+// clock is an injectable time source.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func newEvaluator(t *testing.T, clk *clock, count, seconds int) (*Evaluator, *[]Alert) {
+	t.Helper()
+	rdb := testenv.Redis(t).Client(t)
+	var mu sync.Mutex
+	fired := &[]Alert{}
+	set := settings.Settings{AlertThresholdCount: count, AlertThresholdSeconds: seconds}
+	return &Evaluator{
+		Redis: rdb, Settings: func() settings.Settings { return set }, Now: clk.Now, Log: quiet,
+		Binding: func(context.Context, string) (bindings.Binding, error) {
+			return bindings.Binding{ID: 7, KeyHint: "sk-abcd…wxyz", Mode: bindings.ModeSingle, Status: bindings.StatusActive,
+				CIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}, nil
+		},
+		Notify: func(a Alert) { mu.Lock(); *fired = append(*fired, a); mu.Unlock() },
+	}, fired
+}
+
+func intercept(ip string) []bindings.Intercept {
+	return []bindings.Intercept{{KeyHash: hash, KeyHint: "sk-abcd…wxyz", IP: netip.MustParseAddr(ip), Reason: bindings.ReasonIPNotAllowed}}
+}
+
+// TESTING.md G: N-1 intercepts in the window raise nothing, the Nth exactly one alert, more
+// within the window nothing; the window's edges decide, measured by an injected clock.
+func TestAlertWindow(t *testing.T) {
+	clk := &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
+	e, fired := newEvaluator(t, clk, 3, 60)
+	ctx := context.Background()
+	step := func(ip string, advance time.Duration, wantAlerts int) {
+		t.Helper()
+		clk.add(advance)
+		e.Intercepts(ctx, intercept(ip))
+		if len(*fired) != wantAlerts {
+			t.Fatalf("after an intercept from %s at +%v: %d alerts, want %d", ip, clk.Now().Sub(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)), len(*fired), wantAlerts)
+		}
+	}
+	step("127.0.0.3", 0, 0)
+	step("127.0.0.4", 10*time.Second, 0) // N-1
+	step("127.0.0.5", 49*time.Second, 1) // N at +59 s, inside the 60 s window
+	a := (*fired)[0]
+	if a.Kind != KindIntercepts || a.Count != 3 || a.KeyHint != "sk-abcd…wxyz" || a.KeyHash != hash || a.WindowSeconds != 60 ||
+		strings.Join(a.IPs, ",") != "127.0.0.3,127.0.0.4,127.0.0.5" || a.Binding == nil || a.Binding.CIDRs[0] != "127.0.0.2/32" ||
+		!a.WindowStart.Equal(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)) || a.ID == "" {
+		t.Fatalf("alert: %+v", a)
+	}
+	step("127.0.0.6", 999*time.Millisecond, 1) // +59.999 s: still the same window, no second alert
+	step("127.0.0.6", 1*time.Millisecond, 1)   // +60 s: a new window starts with this one
+	step("127.0.0.6", 30*time.Second, 1)
+	step("127.0.0.6", 29*time.Second, 2) // third in the new window
+}
+
+// Replicas share the counter: many concurrent reports at the threshold make one alert.
+func TestAlertOncePerWindowAcrossReplicas(t *testing.T) {
+	clk := &clock{now: time.Now()}
+	e, fired := newEvaluator(t, clk, 10, 300)
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.Intercepts(context.Background(), intercept("127.0.0.9"))
+		}()
+	}
+	wg.Wait()
+	if len(*fired) != 1 || (*fired)[0].Count < 10 {
+		t.Fatalf("%d alerts for 50 intercepts over a threshold of 10: %+v", len(*fired), *fired)
+	}
+}
+
+func TestFailsafeAlertOncePerWindow(t *testing.T) {
+	clk := &clock{now: time.Now()}
+	e, fired := newEvaluator(t, clk, 10, 300)
+	e.Failsafe(context.Background(), 4, 0)
+	e.Failsafe(context.Background(), 2, 1)
+	if len(*fired) != 1 || (*fired)[0].Kind != KindFailsafe || (*fired)[0].FailsafeOpen != 4 {
+		t.Fatalf("failsafe alerts: %+v", *fired)
+	}
+}
+
+// receiver is a webhook endpoint that checks signatures and can fail on purpose.
+type receiver struct {
+	*httptest.Server
+	mu       sync.Mutex
+	fail     int // answer 500 to this many attempts first
+	attempts []http.Header
+	bodies   [][]byte
+	badSig   atomic.Int64
+}
+
+func newReceiver(t *testing.T, secret []byte, fail int) *receiver {
+	r := &receiver{fail: fail}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		id, ts := req.Header.Get("webhook-id"), req.Header.Get("webhook-timestamp")
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(id + "." + ts + "."))
+		m.Write(body)
+		want := "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+		if !hmac.Equal([]byte(req.Header.Get("webhook-signature")), []byte(want)) {
+			r.badSig.Add(1)
+		}
+		r.mu.Lock()
+		r.attempts = append(r.attempts, req.Header.Clone())
+		r.bodies = append(r.bodies, body)
+		failNow := len(r.attempts) <= r.fail
+		r.mu.Unlock()
+		if failNow {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func newNotifier(url, format string, secret []byte) (*Notifier, *sync.Map) {
+	outcomes := &sync.Map{}
+	return &Notifier{
+		Settings: func() settings.Settings { return settings.Settings{AlertWebhookURL: url, AlertWebhookFormat: format} },
+		Secret:   secret, Client: NewClient(300 * time.Millisecond), Log: quiet,
+		Outcome: func(o string) {
+			n, _ := outcomes.LoadOrStore(o, new(atomic.Int64))
+			n.(*atomic.Int64).Add(1)
+		},
+		MaxAttempts: 4, BaseDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond, Now: time.Now,
+	}, outcomes
+}
+
+func outcome(m *sync.Map, o string) int64 {
+	if n, ok := m.Load(o); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
+// TESTING.md G: JSON body, signed over id.timestamp.body, webhook-id stable across retries;
+// a 500 then a 200 is one delivery after a retry.
+func TestWebhookRetriesThenDeliversOnce(t *testing.T) {
+	secret := []byte("webhook-secret-0123456789")
+	r := newReceiver(t, secret, 1)
+	n, outcomes := newNotifier(r.URL, "json", secret)
+	a := Alert{ID: "alert_test1", Kind: KindIntercepts, At: time.Now().UTC(), KeyHint: "sk-abcd…wxyz", KeyHash: hash, Count: 5,
+		WindowSeconds: 300, IPs: []string{"127.0.0.3"}}
+	if !n.Deliver(context.Background(), a) {
+		t.Fatal("not delivered")
+	}
+	if len(r.attempts) != 2 || r.badSig.Load() != 0 {
+		t.Fatalf("attempts %d, bad signatures %d", len(r.attempts), r.badSig.Load())
+	}
+	if r.attempts[0].Get("webhook-id") != "alert_test1" || r.attempts[1].Get("webhook-id") != "alert_test1" {
+		t.Fatal("webhook-id changed across retries")
+	}
+	var got struct {
+		Type    string   `json:"type"`
+		ID      string   `json:"id"`
+		KeyHint string   `json:"key_hint"`
+		Count   int64    `json:"count"`
+		IPs     []string `json:"ips"`
+	}
+	if err := json.Unmarshal(r.bodies[1], &got); err != nil || got.Type != "sentinel.alert.intercepts" || got.KeyHint != "sk-abcd…wxyz" || got.Count != 5 || got.IPs[0] != "127.0.0.3" {
+		t.Fatalf("body %s: %v", r.bodies[1], err)
+	}
+	if outcome(outcomes, "retried") != 1 || outcome(outcomes, "delivered") != 1 {
+		t.Fatal("outcomes not reported")
+	}
+}
+
+func TestWebhookFailures(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		t.Error("the redirect was followed")
+	}))
+	defer target.Close()
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		hits.Add(1)
+		switch req.URL.Path {
+		case "/redirect":
+			http.Redirect(w, req, target.URL, http.StatusFound)
+		case "/bad":
+			w.WriteHeader(http.StatusBadRequest)
+		case "/slow":
+			time.Sleep(time.Second)
+		default:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	tests := []struct {
+		path     string
+		attempts int64
+	}{
+		{"/redirect", 1}, // never followed, not retried
+		{"/bad", 1},      // 4xx: the receiver refuses this body; retrying will not help
+		{"/down", 4},     // 5xx: retried up to MaxAttempts
+		{"/slow", 4},     // timeouts: retried
+	}
+	for _, tt := range tests {
+		hits.Store(0)
+		n, outcomes := newNotifier(srv.URL+tt.path, "json", nil)
+		if n.Deliver(context.Background(), Alert{ID: "x", Kind: KindIntercepts}) {
+			t.Fatalf("%s: reported delivered", tt.path)
+		}
+		if hits.Load() != tt.attempts || outcome(outcomes, "failed") != 1 {
+			t.Errorf("%s: %d attempts, want %d", tt.path, hits.Load(), tt.attempts)
+		}
+	}
+}
+
+func TestChatFormats(t *testing.T) {
+	a := Alert{ID: "alert_1", Kind: KindIntercepts, KeyHint: "sk-abcd…wxyz", Count: 5, WindowSeconds: 60, IPs: []string{"127.0.0.3"},
+		Binding: &bindings.AuditView{Mode: bindings.ModeSingle, CIDRs: []string{"127.0.0.2/32"}, Status: bindings.StatusActive}}
+	want := map[string]string{
+		"slack":    `{"text":"[Key-IP Sentinel] Key sk-abcd…wxyz was refused 5 times within 60 s from 127.0.0.3. Binding: single 127.0.0.2/32 (active).`,
+		"dingtalk": `{"msgtype":"text","text":{"content":"[Key-IP Sentinel] Key sk-abcd`,
+		"wecom":    `{"msgtype":"text","text":{"content":"[Key-IP Sentinel] Key sk-abcd`,
+		"feishu":   `{"content":{"text":"[Key-IP Sentinel] Key sk-abcd`,
+	}
+	for format, prefix := range want {
+		b, err := Render(a, format)
+		if err != nil || !strings.HasPrefix(string(b), prefix) {
+			t.Errorf("%s: %s %v", format, b, err)
+		}
+	}
+}
