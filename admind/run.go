@@ -52,6 +52,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	rdb := redis.NewClient(&redis.Options{
 		Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB,
 		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+		// Callers bound their own Redis work (a decide must not wait a second on a hung
+		// Redis to refresh a cache entry).
+		ContextTimeoutEnabled: true,
 	})
 	defer rdb.Close()
 	rdb.AddHook(m.RedisHook())
@@ -68,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 			s := live.Current()
 			return s.BindPrefixV4, s.BindPrefixV6
 		},
-		CacheTTL: cfg.BindingCacheTTL, Now: time.Now,
+		CacheTTL: cfg.BindingCacheTTL, FillTimeout: 200 * time.Millisecond, Now: time.Now,
 		Observe: func(d bindings.Decision) {
 			outcome := d.Reason
 			if d.Allow {
@@ -94,9 +97,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	evaluator := &alerts.Evaluator{
 		Redis: rdb, Settings: live.Current, Binding: db.BindingByHash, Notify: notifier.Enqueue, Now: time.Now, Log: log,
 	}
+	evaluator.Init(10000)
 	db.OnInterceptsWritten = func(ctx context.Context, list []bindings.Intercept) {
 		m.Intercepts.Add(float64(len(list)))
-		evaluator.Intercepts(ctx, list)
+		evaluator.Submit(list)
 	}
 	deps := httpapi.Deps{
 		Log: log, Metrics: m, Decider: decider, Intercepts: db, InternalToken: cfg.InternalToken,
@@ -153,6 +157,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 		consumer.Run,
 		live.Run,
 		notifier.Run,
+		evaluator.Run,
 		func(ctx context.Context) { every(ctx, settings.RefreshInterval, admin.RetryInvalidations) },
 		func(ctx context.Context) {
 			every(ctx, lastUseSyncInterval, func(ctx context.Context) {

@@ -78,6 +78,35 @@ type Evaluator struct {
 	Notify  func(Alert)
 	Now     func() time.Time
 	Log     *slog.Logger
+
+	queue chan []bindings.Intercept
+}
+
+// Init prepares the queue Submit feeds; call before Submit and Run.
+func (e *Evaluator) Init(size int) { e.queue = make(chan []bindings.Intercept, size) }
+
+// Submit queues written intercepts for counting without waiting on Redis: the decide path
+// must not slow down when Redis does. A full queue drops the batch (logged).
+func (e *Evaluator) Submit(list []bindings.Intercept) {
+	select {
+	case e.queue <- list:
+	default:
+		e.Log.Error("alert counting queue full: intercepts not counted for alerts", "intercepts", len(list))
+	}
+}
+
+// Run counts submitted intercepts until ctx ends.
+func (e *Evaluator) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case list := <-e.queue:
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			e.Intercepts(cctx, list)
+			cancel()
+		}
+	}
 }
 
 // Intercepts counts newly written intercepts; call it after they are stored.

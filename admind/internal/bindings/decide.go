@@ -49,7 +49,9 @@ type Service struct {
 	// BindPrefixes gives the IPv4 and IPv6 prefix lengths a first use binds (runtime settings).
 	BindPrefixes func() (v4, v6 int)
 	CacheTTL     time.Duration // lifetime of a binding entry in Redis
-	Now          func() time.Time
+	// FillTimeout bounds the Redis refresh; a slow Redis must not delay the decision.
+	FillTimeout time.Duration
+	Now         func() time.Time
 	// Observe, when set, sees every decision (metrics).
 	Observe func(Decision)
 }
@@ -85,7 +87,7 @@ func (s *Service) Decide(ctx context.Context, r DecideRequest) (Decision, error)
 	case !b.Allows(r.IP):
 		d.Allow, d.Reason = false, ReasonIPNotAllowed
 	}
-	if err := s.Cache.SetBinding(ctx, b.KeyHash, b.CacheEntry(), b.Version, s.CacheTTL); err != nil {
+	if err := s.fill(ctx, b); err != nil {
 		// Not fatal: the plugin asks again on its next miss and PostgreSQL stays the truth.
 		s.Log.Warn("binding cache fill failed", "key_hint", b.KeyHint, "err", err)
 	}
@@ -105,4 +107,13 @@ func (s *Service) Decide(ctx context.Context, r DecideRequest) (Decision, error)
 		s.Log.Info("key bound on first use", "key_hint", b.KeyHint, "ip", r.IP.String(), "rule", b.CIDRStrings())
 	}
 	return d, nil
+}
+
+func (s *Service) fill(ctx context.Context, b Binding) error {
+	if s.FillTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.FillTimeout)
+		defer cancel()
+	}
+	return s.Cache.SetBinding(ctx, b.KeyHash, b.CacheEntry(), b.Version, s.CacheTTL)
 }
