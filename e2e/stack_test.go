@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,11 +47,61 @@ type stack struct {
 	admindURL string   // internal listener (the plugin's)
 	publicURL string   // admind's public listener: /health, /metrics, /admin/api
 	procs     map[string]*exec.Cmd
+	exited    map[string]chan struct{}
+	dir       string
+	admindEnv []string
+	ownPG     *testenv.PostgresCluster // nil unless stackOptions.OwnPostgres
+}
+
+// startAdmind (re)starts admind and waits for its /health.
+func (s *stack) startAdmind(t *testing.T) {
+	t.Helper()
+	s.start(t, s.dir, "admind", s.admindEnv, buildAdmind(t))
+	waitHTTP(t, s.publicURL+"/health")
+}
+
+// stopProc ends a process the stack started (SIGTERM, then waits).
+func (s *stack) stopProc(t *testing.T, name string) {
+	t.Helper()
+	cmd := s.procs[name]
+	_ = cmd.Process.Signal(syscall.SIGCONT)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	<-s.exited[name]
 }
 
 type stackOptions struct {
 	FailsafeMode string
 	CacheTTL     string
+	// OwnPostgres gives the stack a private PostgreSQL cluster it may stop (fault tests).
+	OwnPostgres bool
+	AdmindEnv   []string // extra admind environment
+}
+
+var admindBuild struct {
+	sync.Once
+	bin string
+	err error
+}
+
+// buildAdmind builds admind once per test binary.
+func buildAdmind(t *testing.T) string {
+	admindBuild.Do(func() {
+		dir, err := os.MkdirTemp("", "sentinel-e2e-admind-")
+		if err != nil {
+			admindBuild.err = err
+			return
+		}
+		admindBuild.bin = filepath.Join(dir, "admind")
+		build := exec.Command("go", "build", "-o", admindBuild.bin, "./admind")
+		build.Dir = testenv.RepoRoot()
+		if out, err := build.CombinedOutput(); err != nil {
+			admindBuild.err = fmt.Errorf("build admind: %v\n%s", err, out)
+		}
+	})
+	if admindBuild.err != nil {
+		t.Fatal(admindBuild.err)
+	}
+	return admindBuild.bin
 }
 
 func startStack(t *testing.T, o stackOptions) *stack {
@@ -62,19 +114,19 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	}
 	traefikBin := testenv.TraefikBin(t)
 	dir := t.TempDir()
-	s := &stack{dsn: testenv.PG(t), redis: testenv.Redis(t), upstream: newUpstream(t)}
+	s := &stack{redis: testenv.Redis(t), upstream: newUpstream(t), dir: dir}
+	if o.OwnPostgres {
+		s.ownPG = testenv.OwnPostgres(t)
+		s.dsn = s.ownPG.DSN()
+	} else {
+		s.dsn = testenv.PG(t)
+	}
 
 	// admind, built and run as a process.
-	admindBin := filepath.Join(dir, "admind")
-	build := exec.Command("go", "build", "-o", admindBin, "./admind")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build admind: %v\n%s", err, out)
-	}
 	appPort, internalPort := testenv.FreePort(t), testenv.FreePort(t)
 	s.admindURL = "http://127.0.0.1:" + strconv.Itoa(internalPort)
 	s.publicURL = "http://127.0.0.1:" + strconv.Itoa(appPort)
-	s.start(t, dir, "admind", []string{
+	s.admindEnv = append([]string{
 		"DATABASE_URL=" + s.dsn,
 		"REDIS_ADDR=" + s.redis.Addr,
 		"REDIS_DB=" + strconv.Itoa(s.redis.DB),
@@ -85,8 +137,11 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		"INTERNAL_PORT=" + strconv.Itoa(internalPort),
 		"ADMIN_PASSWORD=" + adminPassword,
 		"ADMIN_JWT_SECRET=" + jwtSecret,
-	}, admindBin)
-	waitHTTP(t, "http://127.0.0.1:"+strconv.Itoa(appPort)+"/health")
+		// admind publishes the failsafe mode as a runtime setting, which the plugin prefers
+		// over its own option once it has read it: both say the same here.
+		"SENTINEL_FAILSAFE_MODE=" + o.FailsafeMode,
+	}, o.AdmindEnv...)
+	s.startAdmind(t)
 
 	// Traefik with the plugin from this repository.
 	tokenFile, secretFile := filepath.Join(dir, "internal-token"), filepath.Join(dir, "hmac-secret")
@@ -150,6 +205,10 @@ func (s *stack) start(t *testing.T, dir, name string, env []string, bin string, 
 	}
 	s.procs[name] = cmd
 	exited := make(chan struct{})
+	if s.exited == nil {
+		s.exited = map[string]chan struct{}{}
+	}
+	s.exited[name] = exited
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
@@ -211,6 +270,9 @@ func clientFrom(ip string) *http.Client {
 				return d.DialContext(ctx, network, addr)
 			},
 			DisableCompression: true,
+			// One connection per request: idle keep-alive connections would hold Traefik
+			// goroutines that the fault tests count.
+			DisableKeepAlives: true,
 		},
 	}
 }

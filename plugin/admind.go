@@ -65,14 +65,19 @@ type admindClient struct {
 	token        string
 }
 
+// admindIdleConns bounds the idle connections kept to admind.
+const admindIdleConns = 16
+
 func newAdmindHTTPClient(timeout time.Duration) *http.Client {
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
 			Proxy:               nil,
-			MaxIdleConns:        256,
-			MaxIdleConnsPerHost: 256,
-			IdleConnTimeout:     90 * time.Second,
+			// A burst of misses (Redis down) may open many connections; keep few of them idle,
+			// and not for long.
+			MaxIdleConns:        admindIdleConns,
+			MaxIdleConnsPerHost: admindIdleConns,
+			IdleConnTimeout:     30 * time.Second,
 		},
 		// admind never redirects; following one could leak the internal token.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -104,8 +104,7 @@ func StartPostgresCluster(bin, dir string) (int, error) {
 			return 0, fmt.Errorf("chown %s: %v: %s", dir, err, out)
 		}
 	}
-	data := filepath.Join(dir, "data")
-	out, err := asPostgresUser(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "-A", "trust",
+	out, err := asPostgresUser(filepath.Join(bin, "initdb"), "-D", filepath.Join(dir, "data"), "-U", "postgres", "-A", "trust",
 		"-E", "UTF8", "--no-sync", "--no-instructions").CombinedOutput()
 	if err != nil {
 		return 0, fmt.Errorf("initdb: %v: %s", err, out)
@@ -114,14 +113,18 @@ func StartPostgresCluster(bin, dir string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return port, startCluster(bin, dir, port)
+}
+
+func startCluster(bin, dir string, port int) error {
 	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "+
 		"-c full_page_writes=off -c max_connections=400 -c shared_buffers=128MB", port, dir)
 	logFile := filepath.Join(dir, "postgres.log")
-	out, err = asPostgresUser(filepath.Join(bin, "pg_ctl"), "-D", data, "-o", opts, "-l", logFile, "-w", "-t", "60", "start").CombinedOutput()
+	out, err := asPostgresUser(filepath.Join(bin, "pg_ctl"), "-D", filepath.Join(dir, "data"), "-o", opts, "-l", logFile, "-w", "-t", "60", "start").CombinedOutput()
 	if err != nil {
-		return 0, fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, tail(logFile, 20))
+		return fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, tail(logFile, 20))
 	}
-	return port, nil
+	return nil
 }
 
 // StopPostgresCluster stops the cluster in dir (immediately) and removes dir.
@@ -129,6 +132,50 @@ func StopPostgresCluster(bin, dir string) {
 	_ = asPostgresUser(filepath.Join(bin, "pg_ctl"), "-D", filepath.Join(dir, "data"), "-m", "immediate", "-w", "stop").Run()
 	_ = os.RemoveAll(dir)
 }
+
+// PostgresCluster is a cluster one test owns, so it may stop and restart it (fault tests).
+type PostgresCluster struct {
+	bin, dir string
+	Port     int
+}
+
+// OwnPostgres starts a private cluster for t, removed at cleanup.
+func OwnPostgres(t testing.TB) *PostgresCluster {
+	t.Helper()
+	bin, err := PGBinDir()
+	if err != nil {
+		fatalf(t, "%v", err)
+	}
+	dir, err := os.MkdirTemp("", "sentinel-pg-")
+	if err != nil {
+		fatalf(t, "%v", err)
+	}
+	port, err := StartPostgresCluster(bin, dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		fatalf(t, "%v", err)
+	}
+	c := &PostgresCluster{bin: bin, dir: dir, Port: port}
+	t.Cleanup(func() { StopPostgresCluster(bin, dir) })
+	return c
+}
+
+// DSN is the cluster's postgres database.
+func (c *PostgresCluster) DSN() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.Port)
+}
+
+// Stop shuts the cluster down (fast mode: connections are cut).
+func (c *PostgresCluster) Stop() error {
+	out, err := asPostgresUser(filepath.Join(c.bin, "pg_ctl"), "-D", filepath.Join(c.dir, "data"), "-m", "fast", "-w", "stop").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_ctl stop: %v: %s", err, out)
+	}
+	return nil
+}
+
+// Start starts the stopped cluster again on its port.
+func (c *PostgresCluster) Start() error { return startCluster(c.bin, c.dir, c.Port) }
 
 func stopPostgres() {
 	if pg.dir != "" {

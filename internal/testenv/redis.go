@@ -95,6 +95,16 @@ func (r *RedisServer) Kill() {
 	}
 }
 
+// Terminate stops the server with SIGTERM (a clean shutdown) and waits for it.
+func (r *RedisServer) Terminate() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Signal(syscall.SIGCONT)
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		_ = r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
 // Signal sends sig (SIGSTOP to hang it, SIGCONT to resume).
 func (r *RedisServer) Signal(sig syscall.Signal) error {
 	if r.cmd == nil {
