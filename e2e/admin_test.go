@@ -144,3 +144,31 @@ func countRows(t *testing.T, s *stack, sql string, args ...any) int {
 	}
 	return n
 }
+
+// Allowed requests are counted by the plugin and reach admind: last use in PostgreSQL and
+// today's allowed count on the dashboard, without a Redis write per request.
+func TestUsageReachesAdmind(t *testing.T) {
+	s := startStack(t, stackOptions{})
+	const key = "e2eUsageKey0123456789abcdef"
+	bearer := map[string]string{"Authorization": "Bearer sk-" + key}
+	for i := 0; i < 20; i++ {
+		if st, body := s.call(t, "127.0.0.2", "/v1/chat/completions", bearer); st != 200 {
+			t.Fatalf("request %d: %d %s", i, st, body)
+		}
+	}
+	testenv.WaitFor(t, 20*time.Second, "last use synced into PostgreSQL", func() bool {
+		return countRows(t, s, `SELECT count(*) FROM token_bindings WHERE key_hash = $1 AND last_used_at > created_at`, keyHash(key)) == 1
+	})
+	st, body := s.admin(t, "", "POST", "/login", map[string]string{"username": "admin", "password": adminPassword})
+	var login struct{ Token string }
+	if st != 200 || json.Unmarshal(body, &login) != nil {
+		t.Fatalf("login: %d %s", st, body)
+	}
+	var dash struct {
+		Today struct{ Allowed int64 } `json:"today"`
+	}
+	testenv.WaitFor(t, 20*time.Second, "20 allowed requests on the dashboard", func() bool {
+		_, body := s.admin(t, login.Token, "GET", "/dashboard", nil)
+		return json.Unmarshal(body, &dash) == nil && dash.Today.Allowed == 20
+	})
+}

@@ -72,7 +72,7 @@ func newAdmindHTTPClient(timeout time.Duration) *http.Client {
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
-			Proxy:               nil,
+			Proxy: nil,
 			// A burst of misses (Redis down) may open many connections; keep few of them idle,
 			// and not for long.
 			MaxIdleConns:        admindIdleConns,
