@@ -27,6 +27,7 @@ import (
 	"github.com/key-ip-sentinel/sentinel/admind/internal/metrics"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/store"
+	"github.com/key-ip-sentinel/sentinel/web"
 )
 
 // run starts admind and blocks until ctx ends, then shuts down gracefully.
@@ -115,6 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 		},
 		Admin: admin, Settings: live, Queries: db, AllowedCounts: rcache.AllowedCounts,
 		HMACSecret: []byte(cfg.HMACSecret), TrustedProxies: cfg.AdminTrustedProxies, Now: time.Now,
+		Console: web.Dist(),
 	}
 
 	hostname, _ := os.Hostname()

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"crypto/subtle"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -39,6 +40,8 @@ type Deps struct {
 	// TrustedProxies are the peers whose X-Forwarded-For names the admin's address.
 	TrustedProxies []netip.Prefix
 	Now            func() time.Time
+	// Console is the built admin console (web.Dist()).
+	Console fs.FS
 }
 
 // Queries are the admin API's reads (PostgreSQL).

@@ -33,6 +33,10 @@ func NewPublicHandler(d Deps) http.Handler {
 	r.Handle(api+"/settings", admin(handleGetSettings(d))).Methods(http.MethodGet)
 	r.Handle(api+"/settings", admin(handlePutSettings(d))).Methods(http.MethodPut)
 
+	r.Handle("/admin/ui", http.RedirectHandler(ConsolePrefix, http.StatusMovedPermanently))
+	r.Handle("/", http.RedirectHandler(ConsolePrefix, http.StatusFound)).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix(ConsolePrefix).Handler(handleConsole(d.Console)).Methods(http.MethodGet, http.MethodHead)
+
 	r.NotFoundHandler = handleNotFound()
 	r.MethodNotAllowedHandler = handleMethodNotAllowed()
 	return r

@@ -1,0 +1,20 @@
+import { request } from './http'
+
+export interface DayCounts {
+  day: string
+  allowed: number
+  intercepted: number
+}
+
+export interface Dashboard {
+  totals: { active: number; banned: number; archived: number }
+  today: DayCounts
+  days: DayCounts[]
+  allowed_counted: boolean
+  top_keys: { key_hint: string; key_hash: string; count: number }[]
+  top_ips: { ip: string; count: number }[]
+  since: string
+  generated_at: string
+}
+
+export const getDashboard = () => request<Dashboard>('GET', '/dashboard')

@@ -1,0 +1,17 @@
+import { request } from './http'
+
+export type WebhookFormat = 'json' | 'slack' | 'dingtalk' | 'feishu' | 'wecom'
+
+export interface Settings {
+  alert_webhook_url: string
+  alert_webhook_format: WebhookFormat
+  alert_threshold_count: number
+  alert_threshold_seconds: number
+  archive_days: number
+  failsafe_mode: 'closed' | 'open'
+  bind_prefix_v4: number
+  bind_prefix_v6: number
+}
+
+export const getSettings = () => request<Settings>('GET', '/settings')
+export const saveSettings = (s: Settings) => request<Settings>('PUT', '/settings', { body: s })
