@@ -11,7 +11,7 @@ help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: test
-test: lint unit yaegi e2e ## everything CI checks: lint, unit + integration (-race), yaegi, end-to-end
+test: lint unit yaegi web e2e ## everything CI checks: lint, unit + integration (-race), yaegi, console build, end-to-end + browser
 
 .PHONY: unit
 unit: ## unit and integration tests (real PostgreSQL and redis-server), with -race
@@ -21,8 +21,12 @@ unit: ## unit and integration tests (real PostgreSQL and redis-server), with -ra
 yaegi: ## the plugin's tests under the yaegi CLI v0.16.1 (the interpreter Traefik embeds)
 	scripts/yaegi-test.sh
 
+.PHONY: web
+web: ## build the admin console (npm ci + vite build into web/dist, embedded by admind)
+	cd web && npm ci --no-audit --no-fund && npm run build
+
 .PHONY: e2e
-e2e: traefik ## end-to-end tests through a real Traefik v3.6.12 with the plugin
+e2e: traefik web ## end-to-end tests through a real Traefik v3.6.12 with the plugin, and the console in chromium
 	TRAEFIK_BIN=$(TRAEFIK_BIN) $(GO) test -race -count=1 -timeout 20m -v ./e2e
 
 .PHONY: traefik
@@ -43,9 +47,9 @@ fuzz: ## run every fuzz target (plugin and admind) for FUZZTIME each
 		done; done
 
 .PHONY: demo
-demo: ## run the whole stack locally (no Docker); DEMO_HTTP_PORT (8016), DEMO_UPSTREAM; Ctrl-C stops it
+demo: web ## run the whole stack locally (no Docker); DEMO_HTTP_PORT (8016), DEMO_UPSTREAM; Ctrl-C stops it
 	$(GO) run ./internal/demo
 
 .PHONY: build
-build: ## build admind into bin/
+build: ## build admind into bin/ (with the console if `make web` ran; a page saying how otherwise)
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/admind ./admind

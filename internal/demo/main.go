@@ -217,7 +217,8 @@ func run() error {
 Key-IP Sentinel demo is running (state and logs in %s).
   model API (through Traefik + sentinel): %s/v1/...
   admind health:                          http://127.0.0.1:%d/health
-  admin API:                              http://127.0.0.1:%d/admin/api/ (login: admin / %s)
+  admin console:                          http://127.0.0.1:%d/admin/ui/ (login: admin / %s)
+  admin API:                              http://127.0.0.1:%d/admin/api/
   metrics:                                http://127.0.0.1:%d/metrics
 
 Bind a key to 127.0.0.1 (first use) and use it again:
@@ -230,7 +231,7 @@ Log in to the admin API and list the bindings:
   curl -s http://127.0.0.1:%d/admin/api/bindings -H "Authorization: Bearer $TOKEN"
 
 Press Ctrl-C to stop everything.
-`, state, public, appPort, appPort, adminPassword, appPort, public, public, appPort, adminPassword, appPort)
+`, state, public, appPort, appPort, adminPassword, appPort, appPort, public, public, appPort, adminPassword, appPort)
 	<-ctx.Done()
 	step("stopping")
 	return nil

@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/key-ip-sentinel/sentinel/internal/testenv"
+)
+
+// TestConsoleInBrowser drives the admin console in Debian's chromium (web/tests, with
+// playwright-core) against the real stack, after a real request through Traefik and the
+// plugin has bound a key and another has been intercepted. Screenshots go to
+// web/test-results/screenshots.
+func TestConsoleInBrowser(t *testing.T) {
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("chromium not found at %s: apt-get install -y chromium (.ci/run does)", chromium)
+	}
+	root := testenv.RepoRoot()
+	if _, err := os.Stat(filepath.Join(root, "web", "node_modules", "playwright-core")); err != nil {
+		t.Fatal("web/node_modules is missing: run make web first (make e2e does)")
+	}
+	s := startStack(t, stackOptions{})
+	resp, err := http.Get(s.publicURL + "/admin/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), `<div id="app">`) {
+		t.Fatalf("admind serves no built console (run make web before building admind): %.200s", page)
+	}
+
+	const key = "e2eConsoleKey0123456789abcdef"
+	bearer := map[string]string{"Authorization": "Bearer sk-" + key}
+	if st, _ := s.call(t, "127.0.0.2", "/v1/chat/completions", bearer); st != 200 {
+		t.Fatalf("bind: %d", st)
+	}
+	if st, _ := s.call(t, "127.0.0.3", "/v1/chat/completions", bearer); st != 403 {
+		t.Fatalf("intercept: %d", st)
+	}
+	testenv.WaitFor(t, 15*time.Second, "the intercept in PostgreSQL", func() bool {
+		return countRows(t, s, `SELECT count(*) FROM intercept_logs WHERE key_hash = $1`, keyHash(key)) == 1
+	})
+
+	shots := filepath.Join(root, "web", "test-results", "screenshots")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec", "tests/console.test.mjs")
+	cmd.Dir = filepath.Join(root, "web")
+	cmd.Env = append(os.Environ(),
+		"CONSOLE_URL="+s.publicURL+"/admin/ui/", "ADMIN_PASSWORD="+adminPassword,
+		"KEY_HINT=sk-"+key[:4]+"…"+key[len(key)-4:], "SCREENSHOT_DIR="+shots, "CHROMIUM="+chromium)
+	out, err := cmd.CombinedOutput()
+	t.Logf("browser test:\n%s", out)
+	if err != nil {
+		t.Fatalf("browser test failed: %v", err)
+	}
+	t.Logf("screenshots: %s", shots)
+
+	// What the clicks did, seen from the database.
+	for _, action := range []string{"binding.set_rule", "binding.ban", "binding.unban", "settings.update"} {
+		if n := countRows(t, s, `SELECT count(*) FROM admin_audit WHERE action = $1`, action); n != 1 {
+			t.Errorf("admin_audit has %d %s rows, want 1", n, action)
+		}
+	}
+	if n := countRows(t, s, `SELECT count(*) FROM token_bindings WHERE key_hash = $1 AND status = 'active'
+		AND rule_mode = 'multiple' AND cidrs = '{127.0.0.2/32,10.0.0.0/8}'`, keyHash(key)); n != 1 {
+		t.Error("the rule set in the console is not the binding's rule")
+	}
+}

@@ -1,0 +1,162 @@
+// Browser test of the admin console: Debian's chromium driven by playwright-core against a
+// real admind + PostgreSQL + Redis + Traefik stack that e2e/console_test.go starts (it passes
+// the URLs and the key it bound through the plugin in the environment). Screenshots of every
+// page go to SCREENSHOT_DIR.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { chromium } from 'playwright-core'
+
+const env = (name) => {
+  const v = process.env[name]
+  if (!v) throw new Error(`${name} is not set: run this through e2e/console_test.go (make e2e)`)
+  return v
+}
+const consoleURL = env('CONSOLE_URL') // .../admin/ui/
+const password = env('ADMIN_PASSWORD')
+const keyHint = env('KEY_HINT') // the binding a real request created
+const shots = env('SCREENSHOT_DIR')
+mkdirSync(shots, { recursive: true })
+
+test('admin console', async (t) => {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  })
+  t.after(() => browser.close())
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true, locale: 'en-US' })
+  context.setDefaultTimeout(10_000)
+  const page = await context.newPage()
+  const errors = []
+  page.on('pageerror', (e) => errors.push(String(e)))
+  const shot = (name) => page.screenshot({ path: join(shots, name + '.png'), fullPage: true })
+  const row = () => page.locator('[data-test="bindings-table"] .el-table__body tr', { hasText: keyHint })
+  const pick = async (trigger, option) => {
+    await page.click(trigger)
+    await page.locator('.el-select-dropdown__item:visible', { hasText: option }).first().click()
+  }
+
+  await t.test('a page behind the login sends you to it, and back after', async () => {
+    await page.goto(consoleURL + 'bindings')
+    await page.waitForURL(/\/admin\/ui\/login\?redirect=/)
+  })
+
+  await t.test('a wrong password shows an error', async () => {
+    await page.fill('[data-test="username"]', 'admin')
+    await page.fill('[data-test="password"]', 'not-the-password')
+    await page.click('[data-test="login-submit"]')
+    await page.locator('[data-test="login-error"]').waitFor()
+    assert.match(await page.locator('[data-test="login-error"]').innerText(), /Invalid username or password/)
+    await shot('01-login-error')
+  })
+
+  await t.test('logging in returns to the page asked for', async () => {
+    await page.fill('[data-test="password"]', password)
+    await page.click('[data-test="login-submit"]')
+    await page.waitForURL(/\/admin\/ui\/bindings$/)
+  })
+
+  await t.test('the binding a real request created is listed', async () => {
+    await row().waitFor()
+    assert.match(await row().innerText(), /127\.0\.0\.2\/32/)
+    assert.match(await row().innerText(), /Active/)
+    await shot('02-bindings')
+  })
+
+  await t.test('edit the rule: inline validation, then save', async () => {
+    await row().locator('[data-test="edit"]').click()
+    const dialog = page.locator('.el-dialog:visible')
+    await dialog.waitFor()
+    await dialog.locator('label.el-radio-button', { hasText: 'Multiple' }).click()
+    await dialog.locator('textarea[data-test="rule-input"]').fill('127.0.0.2\n0.0.0.0/0')
+    await dialog.locator('.el-form-item__error', { hasText: 'allows every address' }).waitFor()
+    assert.ok(await dialog.locator('[data-test="rule-save"]').isDisabled())
+    await shot('03-rule-dialog-invalid')
+    await dialog.locator('textarea[data-test="rule-input"]').fill('127.0.0.2\n10.0.0.0/8')
+    await dialog.locator('[data-test="rule-save"]').click()
+    await page.locator('.el-message--success').first().waitFor()
+    await row().locator('[data-test="cidr"]', { hasText: '10.0.0.0/8' }).waitFor()
+  })
+
+  await t.test('ban and unban, each confirmed', async () => {
+    await row().locator('[data-test="ban"]').click()
+    await page.locator('.el-message-box__btns .el-button--primary').click()
+    await row().locator('[data-test="status"]', { hasText: 'Banned' }).waitFor()
+    await shot('04-bindings-banned')
+    await row().locator('[data-test="unban"]').click()
+    await page.locator('.el-message-box__btns .el-button--primary').click()
+    await row().locator('[data-test="status"]', { hasText: 'Active' }).waitFor()
+  })
+
+  await t.test('the dashboard shows the totals and the week', async () => {
+    await page.click('[data-test="nav-dashboard"]')
+    await page.locator('[data-test="card-active"]').waitFor()
+    assert.match(await page.locator('[data-test="card-active"]').innerText(), /\b1\b/)
+    await page.locator('[data-test="week-chart"] canvas').waitFor()
+    assert.match(await page.locator('[data-test="top-ips"]').innerText(), /127\.0\.0\.3/)
+    await shot('05-dashboard')
+  })
+
+  await t.test('filter the intercept log and download it as CSV', async () => {
+    await page.click('[data-test="nav-logs"]')
+    await page.fill('[data-test="log-ip"]', '127.0.0.3')
+    await pick('[data-test="log-reason"]', 'Address not allowed')
+    await page.click('[data-test="log-search"]')
+    const rows = page.locator('[data-test="logs-table"] .el-table__body tr')
+    await rows.first().waitFor()
+    assert.match(await rows.first().innerText(), /127\.0\.0\.3/)
+    await page.fill('[data-test="log-ip"]', '127.0.0.99')
+    await page.click('[data-test="log-search"]')
+    await page.locator('[data-test="logs-table"] .el-table__empty-text').waitFor()
+    await page.fill('[data-test="log-ip"]', '127.0.0.3')
+    await page.click('[data-test="log-search"]')
+    await rows.first().waitFor()
+    await shot('06-logs')
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-test="log-export"]')])
+    const file = join(shots, 'export.csv')
+    await download.saveAs(file)
+    const csv = readFileSync(file, 'utf8')
+    assert.match(csv, /^id,time,key_hint,key_hash,ip,reason,method,path,user_agent\n/)
+    assert.match(csv, /127\.0\.0\.3,ip_not_allowed/)
+    assert.doesNotMatch(csv, /127\.0\.0\.2,/) // the filter applies to the export too
+  })
+
+  await t.test('a setting saved survives a reload', async () => {
+    await page.click('[data-test="nav-settings"]')
+    const count = page.locator('[data-test="threshold-count"] input')
+    await count.waitFor()
+    await count.fill('9')
+    await page.click('[data-test="settings-save"]')
+    await page.locator('[data-test="settings-result"]', { hasText: 'Settings saved' }).waitFor()
+    await shot('07-settings')
+    await page.reload()
+    await count.waitFor()
+    assert.equal(await count.inputValue(), '9')
+  })
+
+  await t.test('Chinese is one click away and remembered', async () => {
+    await pick('[data-test="locale"]', '简体中文')
+    await page.locator('[data-test="nav-bindings"]', { hasText: '绑定管理' }).waitFor()
+    await page.reload()
+    await page.locator('[data-test="nav-bindings"]', { hasText: '绑定管理' }).waitFor()
+    await page.click('[data-test="nav-bindings"]')
+    await row().waitFor()
+    await shot('08-bindings-zh-CN')
+  })
+
+  await t.test('usable on a phone-width screen', async () => {
+    await page.setViewportSize({ width: 390, height: 844 })
+    for (const [name, nav] of [['09-phone-bindings', 'nav-bindings'], ['10-phone-dashboard', 'nav-dashboard']]) {
+      await page.click(`[data-test="${nav}"]`)
+      await page.waitForTimeout(300) // layout settles after the route change
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+      assert.ok(overflow <= 1, `${name}: the page is ${overflow}px wider than the screen`)
+      await shot(name)
+    }
+  })
+
+  await t.test('no script errors', () => {
+    assert.deepEqual(errors, [])
+  })
+})
