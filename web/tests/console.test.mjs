@@ -30,7 +30,11 @@ test('admin console', async (t) => {
   const page = await context.newPage()
   const errors = []
   page.on('pageerror', (e) => errors.push(String(e)))
-  const shot = (name) => page.screenshot({ path: join(shots, name + '.png'), fullPage: true })
+  // Let transitions (tags, dialogs, messages) finish so the pictures show the settled page.
+  const shot = async (name) => {
+    await page.waitForTimeout(400)
+    await page.screenshot({ path: join(shots, name + '.png'), fullPage: true })
+  }
   const row = () => page.locator('[data-test="bindings-table"] .el-table__body tr', { hasText: keyHint })
   const pick = async (trigger, option) => {
     await page.click(trigger)

@@ -1,0 +1,78 @@
+package deploycheck
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/key-ip-sentinel/sentinel/internal/testenv"
+)
+
+func TestDeploymentFilesAreConsistent(t *testing.T) {
+	for _, err := range Check(testenv.RepoRoot()) {
+		t.Error(err)
+	}
+}
+
+// The check must fail when a label, an env name or an option is wrong.
+func TestCheckCatchesMistakes(t *testing.T) {
+	tests := []struct {
+		file, from, to, want string
+	}{
+		{"docker-compose.yml", "ADMIN_PASSWORD_FILE:", "ADMIN_PASSWRD_FILE:", "ADMIN_PASSWRD_FILE is not one admind reads"},
+		{"docker-compose.yml", "ADMIN_JWT_SECRET_FILE: /run/secrets/admin_jwt_secret", "ADMIN_JWT_SECRET_FILE: /run/secrets/nope", "not a secret mounted into admind"},
+		{"docker-compose.yml", "condition: service_healthy", "condition: service_started", "without condition: service_healthy"},
+		{"docker-compose.yml", "${SENTINEL_HTTP_PORT:-8016}", "${SENTINEL_PUBLIC_PORT:-8016}", "SENTINEL_PUBLIC_PORT"},
+		{"traefik/examples/newapi-compose.yml", "middlewares: sentinel@file", "middlewares: sentinal@file", "sentinal@file does not exist"},
+		{"traefik/examples/newapi-compose.yml", "entrypoints: web", "entrypoints: websecure", `entrypoint "websecure" does not exist`},
+		{"traefik/examples/newapi-docker-run.sh", "sentinel.redisAddr=redis:6379", "sentinel.redisAdress=redis:6379", "redisAdress is not a sentinel option"},
+		{"traefik/examples/newapi-docker-run.sh", "sentinel.failsafeMode=closed", "sentinel.failsafeMode=maybe", "the plugin refuses these options"},
+		{"traefik/dynamic/sentinel.yml", "hmacSecretFile: /run/secrets/sentinel_hmac_secret", "hmacSecretFile: /run/secrets/hmac", "not a secret mounted into the Traefik container"},
+		{"traefik/static.yml", "abortOnPluginFailure: true", "abortOnPluginFailure: false", "abortOnPluginFailure must be true"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			root := copyDeployment(t)
+			path := filepath.Join(root, tt.file)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), tt.from) {
+				t.Fatalf("%s no longer contains %q", tt.file, tt.from)
+			}
+			if err := os.WriteFile(path, []byte(strings.Replace(string(b), tt.from, tt.to, 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			errs := Check(root)
+			for _, e := range errs {
+				if strings.Contains(e.Error(), tt.want) {
+					return
+				}
+			}
+			t.Fatalf("no error containing %q; got %v", tt.want, errs)
+		})
+	}
+}
+
+// copyDeployment copies the files Check reads into a temp dir.
+func copyDeployment(t *testing.T) string {
+	t.Helper()
+	src, dst := testenv.RepoRoot(), t.TempDir()
+	for _, rel := range []string{"docker-compose.yml", ".env.example", "traefik/static.yml", "traefik/dynamic/sentinel.yml",
+		"traefik/dynamic/admin.yml", "traefik/examples/newapi-compose.yml", "traefik/examples/newapi-docker-run.sh",
+		"traefik/examples/newapi-file-provider.yml"} {
+		b, err := os.ReadFile(filepath.Join(src, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, rel), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
