@@ -153,6 +153,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		"AdminAddr":         "127.0.0.1:" + strconv.Itoa(adminPort),
 		"DynamicFile":       filepath.Join(dir, "dynamic.yml"),
 		"AdmindURL":         s.admindURL,
+		"AdmindPublicURL":   s.publicURL,
 		"InternalTokenFile": tokenFile,
 		"HMACSecretFile":    secretFile,
 		"RedisAddr":         s.redis.Addr,

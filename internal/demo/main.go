@@ -187,6 +187,7 @@ func run() error {
 	vars := map[string]any{
 		"WebAddr": "127.0.0.1:" + httpPort, "AdminAddr": "127.0.0.1:" + strconv.Itoa(apiPort),
 		"DynamicFile": filepath.Join(state, "dynamic.yml"), "AdmindURL": "http://127.0.0.1:" + strconv.Itoa(internalPort),
+		"AdmindPublicURL":   "http://127.0.0.1:" + strconv.Itoa(appPort),
 		"InternalTokenFile": tokenFile, "HMACSecretFile": secretFile, "RedisAddr": "127.0.0.1:" + strconv.Itoa(redisPort),
 		"RedisDB": 0, "FailsafeMode": envOr("SENTINEL_FAILSAFE_MODE", "closed"), "CacheTTL": "2s", "UpstreamURL": upstreamURL,
 	}
@@ -214,24 +215,24 @@ func run() error {
 
 	public := "http://127.0.0.1:" + httpPort
 	fmt.Printf(`
-Key-IP Sentinel demo is running (state and logs in %s).
-  model API (through Traefik + sentinel): %s/v1/...
-  admind health:                          http://127.0.0.1:%d/health
-  admin console:                          http://127.0.0.1:%d/admin/ui/ (login: admin / %s)
-  admin API:                              http://127.0.0.1:%d/admin/api/
-  metrics:                                http://127.0.0.1:%d/metrics
+Key-IP Sentinel demo is running (state and logs in %[1]s).
+  model API (through Traefik + sentinel): %[2]s/v1/...
+  admin console:                          %[2]s/admin/ui/   (login: admin / %[3]s)
+  admin API:                              %[2]s/admin/api/
+  health:                                 %[2]s/health
+  metrics (admind only, not routed):      http://127.0.0.1:%[4]d/metrics
 
 Bind a key to 127.0.0.1 (first use) and use it again:
-  curl -s %s/v1/chat/completions -H 'Authorization: Bearer sk-demoKey0123456789abcdef' -d '{}'
+  curl -s %[2]s/v1/chat/completions -H 'Authorization: Bearer sk-demoKey0123456789abcdef' -d '{}'
 The same key from another address is intercepted (403):
-  curl -s --interface 127.0.0.2 %s/v1/chat/completions -H 'Authorization: Bearer sk-demoKey0123456789abcdef' -d '{}'
+  curl -s --interface 127.0.0.2 %[2]s/v1/chat/completions -H 'Authorization: Bearer sk-demoKey0123456789abcdef' -d '{}'
 
 Log in to the admin API and list the bindings:
-  TOKEN=$(curl -s http://127.0.0.1:%d/admin/api/login -d '{"username":"admin","password":"%s"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
-  curl -s http://127.0.0.1:%d/admin/api/bindings -H "Authorization: Bearer $TOKEN"
+  TOKEN=$(curl -s %[2]s/admin/api/login -d '{"username":"admin","password":"%[3]s"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
+  curl -s %[2]s/admin/api/bindings -H "Authorization: Bearer $TOKEN"
 
 Press Ctrl-C to stop everything.
-`, state, public, appPort, appPort, adminPassword, appPort, appPort, public, public, appPort, adminPassword, appPort)
+`, state, public, adminPassword, appPort)
 	<-ctx.Done()
 	step("stopping")
 	return nil
