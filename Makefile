@@ -11,10 +11,10 @@ help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: test
-test: lint unit yaegi web e2e ## everything CI checks: lint, unit + integration (-race), yaegi, console build, end-to-end + browser
+test: lint web unit yaegi e2e ## everything CI checks: lint, unit + integration (-race), yaegi, console build, end-to-end + browser
 
 .PHONY: unit
-unit: ## unit and integration tests (real PostgreSQL and redis-server), with -race
+unit: web ## unit and integration tests (real PostgreSQL and redis-server), with -race
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /e2e)
 
 .PHONY: yaegi
@@ -49,6 +49,10 @@ fuzz: ## run every fuzz target (plugin and admind) for FUZZTIME each
 .PHONY: demo
 demo: web ## run the whole stack locally (no Docker); DEMO_HTTP_PORT (8016), DEMO_UPSTREAM; Ctrl-C stops it
 	$(GO) run ./internal/demo
+
+.PHONY: bundle
+bundle: web ## offline bundle: static admind with the console, configs, plugin source (bin/bundle/)
+	scripts/bundle.sh
 
 .PHONY: build
 build: ## build admind into bin/ (with the console if `make web` ran; a page saying how otherwise)
