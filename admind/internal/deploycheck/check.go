@@ -39,7 +39,9 @@ type checker struct {
 	fileMiddleware map[string]bool
 }
 
-func (c *checker) fail(format string, args ...any) { c.errs = append(c.errs, fmt.Errorf(format, args...)) }
+func (c *checker) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf(format, args...))
+}
 
 // Check checks the files under root and returns every problem found.
 func Check(root string) []error {
