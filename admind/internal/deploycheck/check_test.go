@@ -3,10 +3,13 @@ package deploycheck
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/key-ip-sentinel/sentinel/admind/internal/config"
 	"github.com/key-ip-sentinel/sentinel/internal/testenv"
+	"github.com/key-ip-sentinel/sentinel/plugin"
 )
 
 func TestDeploymentFilesAreConsistent(t *testing.T) {
@@ -75,4 +78,27 @@ func copyDeployment(t *testing.T) string {
 		}
 	}
 	return dst
+}
+
+// The README's configuration reference names every admind variable and plugin option.
+func TestREADMEDocumentsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	_, _ = config.Load(func(k string) string { names[strings.TrimSuffix(k, "_FILE")] = true; return "" })
+	typ := reflect.TypeOf(plugin.Config{})
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i).Name
+		names[strings.ToLower(f[:1])+f[1:]] = true
+	}
+	// Option names are case-insensitive (mapstructure); table cells quote names as `name`
+	// or `a` / `b`.
+	text := strings.ToLower(string(readme))
+	for n := range names {
+		if !strings.Contains(text, "`"+strings.ToLower(n)+"`") {
+			t.Errorf("README.md does not document %s", n)
+		}
+	}
 }
