@@ -157,7 +157,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	}
 	for _, worker := range []func(context.Context){
 		consumer.Run,
-		live.Run,
+		func(ctx context.Context) {
+			every(ctx, settings.RefreshInterval, func(ctx context.Context) {
+				if err := live.Refresh(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("settings refresh failed", "err", err)
+				}
+			})
+		},
 		notifier.Run,
 		evaluator.Run,
 		func(ctx context.Context) { every(ctx, settings.RefreshInterval, admin.RetryInvalidations) },

@@ -186,19 +186,3 @@ func (s Settings) auditView() Settings {
 	}
 	return s
 }
-
-// Run refreshes the settings every RefreshInterval until ctx ends.
-func (s *Service) Run(ctx context.Context) {
-	t := time.NewTicker(RefreshInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
-				s.Log.Warn("settings refresh failed", "err", err)
-			}
-		}
-	}
-}
