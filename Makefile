@@ -50,6 +50,11 @@ fuzz: ## run every fuzz target (plugin and admind) for FUZZTIME each
 demo: web ## run the whole stack locally (no Docker); DEMO_HTTP_PORT (8016), DEMO_UPSTREAM; Ctrl-C stops it
 	$(GO) run ./internal/demo
 
+.PHONY: bench
+bench: traefik ## benchmarks through the real stack (wrk): bare vs no-op plugin vs sentinel; rewrites BENCHMARKS.md
+	@command -v wrk >/dev/null || { echo "bench: wrk not found: apt-get install -y wrk"; exit 1; }
+	SENTINEL_BENCH=full TRAEFIK_BIN=$(TRAEFIK_BIN) $(GO) test -count=1 -timeout 30m -run '^TestBench$$' -v ./e2e
+
 .PHONY: bundle
 bundle: web ## offline bundle: static admind with the console, configs, plugin source (bin/bundle/)
 	scripts/bundle.sh

@@ -75,6 +75,9 @@ type stackOptions struct {
 	// OwnPostgres gives the stack a private PostgreSQL cluster it may stop (fault tests).
 	OwnPostgres bool
 	AdmindEnv   []string // extra admind environment
+	// Bench adds make bench's routes (bare, no-op plugin, sentinel, sentinel without its
+	// local cache) under /bench/.
+	Bench bool
 }
 
 var admindBuild struct {
@@ -161,12 +164,18 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		"FailsafeMode":      o.FailsafeMode,
 		"CacheTTL":          o.CacheTTL,
 		"UpstreamURL":       s.upstream.url,
+		"Bench":             o.Bench,
 	}
 	if err := testenv.WriteTraefikConfig(dir, vars); err != nil {
 		t.Fatal(err)
 	}
 	if err := testenv.InstallLocalPlugin(dir); err != nil {
 		t.Fatal(err)
+	}
+	if o.Bench {
+		if err := testenv.InstallBenchPlugin(dir); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.start(t, dir, "traefik", nil, traefikBin, "--configFile="+filepath.Join(dir, "traefik.yml"))
 	s.webURL = "http://127.0.0.1:" + strconv.Itoa(webPort)
@@ -218,6 +227,16 @@ func (s *stack) start(t *testing.T, dir, name string, env []string, bin string, 
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
 			t.Logf("--- %s log ---\n%s", name, tail(string(b), 60))
+			// Errors and panics anywhere in the log, not only in its tail.
+			var errs []string
+			for _, l := range strings.Split(string(b), "\n") {
+				if len(errs) < 20 && (strings.Contains(l, "panic") || strings.Contains(l, "ERR") || strings.Contains(l, `"level":"ERROR"`)) {
+					errs = append(errs, l)
+				}
+			}
+			if len(errs) > 0 {
+				t.Logf("--- %s errors ---\n%s", name, strings.Join(errs, "\n"))
+			}
 		}
 	})
 }

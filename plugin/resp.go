@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -52,7 +53,11 @@ type redisOptions struct {
 
 type redisClient struct {
 	opts redisOptions
-	idle chan *respConn
+	// idle connections, a mutex-guarded stack: under Yaegi v0.16.1 a channel used as a pool
+	// (select with a receive case) handed one connection to two goroutines at once under
+	// load (internal/yaegihost TestConcurrentRedisUnderYaegi).
+	mu   sync.Mutex
+	idle []*respConn
 	// downUntil (unix nanos) is a small circuit breaker: after a connection-level failure
 	// nobody waits on Redis again until it passes.
 	downUntil atomic.Int64
@@ -67,7 +72,7 @@ type respConn struct {
 }
 
 func newRedisClient(o redisOptions) *redisClient {
-	return &redisClient{opts: o, idle: make(chan *respConn, o.poolSize)}
+	return &redisClient{opts: o}
 }
 
 // do runs one command.
@@ -108,20 +113,27 @@ func (c *redisClient) markDown() {
 }
 
 func (c *redisClient) get() (*respConn, error) {
-	select {
-	case rc := <-c.idle:
+	c.mu.Lock()
+	if n := len(c.idle); n > 0 {
+		rc := c.idle[n-1]
+		c.idle[n-1] = nil
+		c.idle = c.idle[:n-1]
+		c.mu.Unlock()
 		return rc, nil
-	default:
 	}
+	c.mu.Unlock()
 	return c.dial()
 }
 
 func (c *redisClient) put(rc *respConn) {
-	select {
-	case c.idle <- rc:
-	default:
-		_ = rc.conn.Close()
+	c.mu.Lock()
+	if len(c.idle) < c.opts.poolSize {
+		c.idle = append(c.idle, rc)
+		c.mu.Unlock()
+		return
 	}
+	c.mu.Unlock()
+	_ = rc.conn.Close()
 }
 
 func (c *redisClient) dial() (*respConn, error) {

@@ -54,6 +54,26 @@ func InstallLocalPlugin(workdir string) error {
 	return nil
 }
 
+// InstallBenchPlugin lays out bench/noop, make bench's no-op baseline plugin, next to the
+// sentinel plugin.
+func InstallBenchPlugin(workdir string) error {
+	src := filepath.Join(RepoRoot(), "bench", "noop")
+	dst := filepath.Join(workdir, "plugins-local", "src", "github.com", "key-ip-sentinel", "noop")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	for _, f := range []string{".traefik.yml", "go.mod", "noop.go"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, f), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // WriteTraefikConfig renders traefik/local/*.yml.tmpl into dir as traefik.yml (static) and
 // the file named by vars["DynamicFile"].
 func WriteTraefikConfig(dir string, vars map[string]any) error {

@@ -1,0 +1,3 @@
+module github.com/key-ip-sentinel/noop
+
+go 1.22
