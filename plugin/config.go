@@ -96,6 +96,7 @@ type settings struct {
 	failOpen       bool
 	monitor        bool
 	cacheTTL       time.Duration
+	noHotPath      bool // tests only: decide every request on the general path
 	cacheSize      int
 	requireKey     bool
 

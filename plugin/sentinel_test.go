@@ -43,8 +43,14 @@ func (f *fakeAdmind) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		ip = dr.IP
 		f.bound[dr.KeyHash] = ip
 	}
+	// The rule is the bound address alone (/32 or /128), and the decision agrees with it,
+	// as admind's does.
+	bits := "/32"
+	if strings.Contains(ip, ":") {
+		bits = "/128"
+	}
 	resp := decideResponse{Allow: ip == dr.IP, Reason: "", CacheTTLS: 60,
-		Binding: &bindingReply{Status: "active", Mode: "single", CIDRs: []string{ip + "/32"}}}
+		Binding: &bindingReply{Status: "active", Mode: "single", CIDRs: []string{ip + bits}}}
 	if !resp.Allow {
 		resp.Reason = codeIPNotAllowed
 	}
@@ -60,7 +66,7 @@ type harness struct {
 
 var harnessSeq int
 
-func newHarness(t *testing.T, tweak func(c *Config)) *harness {
+func newHarness(t testing.TB, tweak func(c *Config)) *harness {
 	t.Helper()
 	h := &harness{admind: &fakeAdmind{bound: map[string]string{}}}
 	h.server = httptest.NewServer(h.admind)

@@ -41,10 +41,15 @@ type usage struct {
 // allowed counts one allowed request for b.
 func (u *usage) allowed(b *binding) {
 	if b.hits.Add(1) == 1 {
-		u.mu.Lock()
-		u.dirty = append(u.dirty, b)
-		u.mu.Unlock()
+		u.markUsed(b)
 	}
+}
+
+// markUsed puts b on the flush list; call it when b's hit count went from 0 to 1.
+func (u *usage) markUsed(b *binding) {
+	u.mu.Lock()
+	u.dirty = append(u.dirty, b)
+	u.mu.Unlock()
 }
 
 // failsafe counts one request decided by the failsafe mode.

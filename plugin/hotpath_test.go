@@ -1,0 +1,109 @@
+package plugin
+
+import (
+	"net/http"
+	"net/http/httptest"
+	neturl "net/url"
+	"testing"
+)
+
+var neturlParse = neturl.Parse
+
+// TestHotPathAgreesWithGeneralPath sends every request shape twice, once with serveHot
+// enabled and once decided on the general path only, and demands the same answer. The keys
+// are bound first, so the hot path has live cache entries to use.
+func TestHotPathAgreesWithGeneralPath(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.TrustedProxies = []string{"10.9.0.0/16"} })
+	m := h.handler.(*Sentinel)
+	warm := func(remote, auth string) {
+		h.do(remote, map[string]string{"Authorization": auth})
+	}
+	warm("127.0.0.2:1", "Bearer sk-hotKeyAlpha0123")
+	warm("[2001:db8::5]:1", "Bearer hotKeyBravo0123")
+	warm("10.9.0.1:1", "Bearer hotKeyProxied0123") // bound through the proxy's forwarded client
+
+	type shape struct {
+		desc, remote, target string
+		headers              map[string]string
+	}
+	auth := func(v string) map[string]string { return map[string]string{"Authorization": v} }
+	shapes := []shape{
+		{"bound, Bearer sk-", "127.0.0.2:9", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123")},
+		{"bound, bearer, channel suffix", "127.0.0.2:9", "/v1/chat/completions", auth("bearer hotKeyAlpha0123-7")},
+		{"bound, bare value", "127.0.0.2:9", "/v1/models", auth("hotKeyAlpha0123")},
+		{"bound, other address", "127.0.0.3:9", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123")},
+		{"bound, mapped address", "[::ffff:127.0.0.2]:9", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123")},
+		{"bound, bare peer", "127.0.0.2", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123")},
+		{"bound, zone", "[fe80::1%eth0]:9", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123")},
+		{"IPv6 bound", "[2001:db8::5]:9", "/v1/chat/completions", auth("Bearer sk-hotKeyBravo0123")},
+		{"IPv6 other", "[2001:db8::6]:9", "/v1/chat/completions", auth("Bearer sk-hotKeyBravo0123")},
+		{"trusted proxy peer", "10.9.0.1:9", "/v1/chat/completions", map[string]string{"Authorization": "Bearer hotKeyProxied0123", "X-Forwarded-For": "127.0.0.7"}},
+		{"dashboard path", "127.0.0.3:9", "/api/user/self", auth("Bearer sk-hotKeyAlpha0123")},
+		{"dashboard key path", "127.0.0.3:9", "/api/usage/token", auth("Bearer sk-hotKeyAlpha0123")},
+		{"dot segments into the dashboard", "127.0.0.3:9", "/v1/../api/user", auth("Bearer sk-hotKeyAlpha0123")},
+		{"prefix look-alike", "127.0.0.3:9", "/apifoo", auth("Bearer sk-hotKeyAlpha0123")},
+		{"double slash", "127.0.0.3:9", "//v1/chat", auth("Bearer sk-hotKeyAlpha0123")},
+		{"query key, same", "127.0.0.2:9", "/v1/chat/completions?key=hotKeyAlpha0123", auth("Bearer sk-hotKeyAlpha0123")},
+		{"query key, different", "127.0.0.2:9", "/v1/chat/completions?key=other", auth("Bearer sk-hotKeyAlpha0123")},
+		{"second carrier differs", "127.0.0.2:9", "/v1/chat/completions", map[string]string{"Authorization": "Bearer sk-hotKeyAlpha0123", "X-Api-Key": "other"}},
+		{"empty bearer", "127.0.0.2:9", "/v1/chat/completions", auth("Bearer ")},
+		{"midjourney placeholder", "127.0.0.2:9", "/mj/submit", map[string]string{"Authorization": "midjourney-proxy", "Mj-Api-Secret": "hotKeyAlpha0123"}},
+		{"unknown key", "127.0.0.2:9", "/v1/chat/completions", auth("Bearer sk-neverSeen0123456")},
+	}
+	for _, sh := range shapes {
+		answer := func(general bool) (int, int) {
+			m.s.noHotPath = general
+			before := h.nexts
+			req := httptest.NewRequest(http.MethodPost, "http://sentinel.test"+sh.target, nil)
+			req.RemoteAddr = sh.remote
+			for k, v := range sh.headers {
+				req.Header.Set(k, v)
+			}
+			rw := httptest.NewRecorder()
+			m.ServeHTTP(rw, req)
+			return rw.Code, h.nexts - before
+		}
+		gCode, gNext := answer(true)
+		hCode, hNext := answer(false)
+		if gCode != hCode || gNext != hNext {
+			t.Errorf("%s: general path %d (next %d), hot path %d (next %d)", sh.desc, gCode, gNext, hCode, hNext)
+		}
+	}
+	m.s.noHotPath = false
+}
+
+// FuzzHotPathAgrees: for any path, Authorization value and peer, the hot path gives the
+// general path's answer.
+func FuzzHotPathAgrees(f *testing.F) {
+	f.Add("/v1/chat/completions", "Bearer sk-fuzzKeyAlpha0123", "127.0.0.2:1")
+	f.Add("/api/../v1/x", "bearer fuzzKeyAlpha0123-3", "[::ffff:127.0.0.2]:1")
+	f.Add("/api/usage/token/", "fuzzKeyAlpha0123", "127.0.0.3:1")
+	f.Add("/v1", "Bearer  sk-fuzzKeyAlpha0123 ", "[fe80::1%eth0]:1")
+	h := newHarness(f, nil)
+	m := h.handler.(*Sentinel)
+	h.do("127.0.0.2:1", map[string]string{"Authorization": "Bearer sk-fuzzKeyAlpha0123"})
+	f.Fuzz(func(t *testing.T, path, auth, remote string) {
+		u, err := neturlParse("http://sentinel.test/")
+		if err != nil {
+			return
+		}
+		u.Path = path
+		answer := func(general bool) (int, int) {
+			m.s.noHotPath = general
+			before := h.nexts
+			req := httptest.NewRequest(http.MethodPost, "http://sentinel.test/", nil)
+			req.URL = u
+			req.RemoteAddr = remote
+			req.Header.Set("Authorization", auth)
+			rw := httptest.NewRecorder()
+			m.ServeHTTP(rw, req)
+			return rw.Code, h.nexts - before
+		}
+		gCode, gNext := answer(true)
+		hCode, hNext := answer(false)
+		m.s.noHotPath = false
+		if gCode != hCode || gNext != hNext {
+			t.Fatalf("path %q auth %q remote %q: general %d/%d, hot %d/%d", path, auth, remote, gCode, gNext, hCode, hNext)
+		}
+	})
+}
