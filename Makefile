@@ -18,8 +18,9 @@ unit: web ## unit and integration tests (real PostgreSQL and redis-server), with
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /e2e)
 
 .PHONY: yaegi
-yaegi: ## the plugin's tests under the yaegi CLI v0.16.1 (the interpreter Traefik embeds)
+yaegi: ## the plugin's tests under the yaegi CLI v0.16.1 (the interpreter Traefik embeds), and its concurrency test in-process
 	scripts/yaegi-test.sh
+	$(GO) test -count=1 -run 'TestConcurrentRedisUnderYaegi' ./internal/yaegihost
 
 .PHONY: web
 web: ## build the admin console (npm ci + vite build into web/dist, embedded by admind)
