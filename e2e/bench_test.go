@@ -83,10 +83,24 @@ end
 		run(r, time.Second) // warm-up: connections, local caches, Yaegi
 	}
 	rc := s.redisClient(t)
+	// SENTINEL_BENCH_PROFILE=<file>: a CPU profile of Traefik during the first cache-hit run,
+	// for `go tool pprof <traefik binary> <file>`.
+	profile := os.Getenv("SENTINEL_BENCH_PROFILE")
 	for round := 0; round < rounds; round++ {
 		for _, r := range routes {
 			decisions0, gets0 := s.admindDecisions(t), redisGets(t, rc)
+			var profiled chan struct{}
+			if profile != "" && r == "sentinel" && round == 0 {
+				profiled = make(chan struct{})
+				go func() {
+					defer close(profiled)
+					s.traefikProfile(t, profile, dur-time.Second)
+				}()
+			}
 			res := run(r, dur)
+			if profiled != nil {
+				<-profiled
+			}
 			acc := results[r]
 			acc.rps = append(acc.rps, res.rps)
 			acc.p50 = append(acc.p50, res.p50)
@@ -174,6 +188,20 @@ func parseWrk(out string) (wrkResult, error) {
 		}
 	}
 	return r, nil
+}
+
+// traefikProfile saves a CPU profile of Traefik taken over d.
+func (s *stack) traefikProfile(t *testing.T, path string, d time.Duration) {
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.apiURL, int(d.Seconds())))
+	if err != nil {
+		t.Errorf("profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Errorf("profile: %v", err)
+	}
 }
 
 // admindDecisions sums sentinel_decisions_total: every decision is a PostgreSQL lookup.
