@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,9 +31,14 @@ import (
 // machine noise hits them alike too.
 func TestBench(t *testing.T) {
 	full := os.Getenv("SENTINEL_BENCH") == "full"
-	rounds, dur, stormKeys := 1, time.Second, 500
+	rounds, dur, stormKeys, hotDur, soak, bulk := 1, time.Second, 500, time.Second, time.Duration(0), 10000
 	if full {
-		rounds, dur, stormKeys = 3, 6*time.Second, 10000
+		rounds, dur, stormKeys, hotDur, soak, bulk = 3, 6*time.Second, 10000, 10*time.Second, 10*time.Minute, 1000000
+	}
+	if v := os.Getenv("SENTINEL_BENCH_SOAK"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			soak = d
+		}
 	}
 	wrk, err := exec.LookPath("wrk")
 	if err != nil {
@@ -113,7 +120,9 @@ end
 	}
 
 	storm := s.firstUseStorm(t, stormKeys)
-	report := benchReport(results, routes, storm, rounds, dur)
+	hot := s.hotKey(t, hotDur)
+	mem := s.memory(t, bulk, soak, wrk, script)
+	report := benchReport(results, routes, storm, rounds, dur) + hot.String() + mem.String()
 	t.Log("\n" + report)
 
 	// What must hold in every run, smoke included: no errors, and the cache-hit route never
@@ -125,6 +134,9 @@ end
 	}
 	if results["sentinel"].decisions != 0 {
 		t.Errorf("cache-hit route made %d admind decisions (PostgreSQL queries)", results["sentinel"].decisions)
+	}
+	if hot.errors > 0 || hot.allowed == 0 || hot.refused == 0 {
+		t.Errorf("hot key: %d errors, %d allowed, %d refused", hot.errors, hot.allowed, hot.refused)
 	}
 	if storm.errors > 0 || storm.rows != stormKeys {
 		t.Errorf("first-use storm: %d errors (%v), %d binding rows for %d keys", storm.errors, storm.failures, storm.rows, stormKeys)
@@ -353,4 +365,164 @@ func benchReport(res map[string]*routeResult, routes []string, storm stormResult
 	b.WriteString("\nReproduce: `make bench` (needs wrk; `.ci/run` installs it). The cache-hit route must show 0 admind decisions;\n")
 	b.WriteString("its Redis GETs are the local cache's refills (one per key per `cacheTTL`, 2 s), not one per request.\n")
 	return b.String()
+}
+
+type hotResult struct {
+	addresses                int
+	allowed, refused, errors int
+	rps                      float64
+	p50, p99                 time.Duration
+	rows                     int
+}
+
+func (h hotResult) String() string {
+	return fmt.Sprintf("\nOne hot key from %d addresses (1 bound, the rest refused, every refusal logged): %.0f requests/s, "+
+		"p50 %s, p99 %s; %d allowed, %d refused (403), %d errors; %d intercept rows written.\n",
+		h.addresses, h.rps, ms(h.p50), ms(h.p99), h.allowed, h.refused, h.errors, h.rows)
+}
+
+// hotKey hammers one key from 100 loopback addresses (127.0.3.1 is bound, the others are
+// refused): mostly intercepts, which the plugin appends to the Redis stream.
+func (s *stack) hotKey(t *testing.T, d time.Duration) hotResult {
+	const addrs = 100
+	key := "Bearer sk-hotBenchKey0123456789"
+	do := func(c *http.Client) (int, error) {
+		req, _ := http.NewRequest(http.MethodPost, s.webURL+"/bench/sentinel/v1/chat/completions", strings.NewReader("{}"))
+		req.Header.Set("Authorization", key)
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	clients := make([]*http.Client, addrs)
+	for i := range clients {
+		ip := fmt.Sprintf("127.0.3.%d", i+1)
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		clients[i] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			DialContext: func(ctx context.Context, n, a string) (net.Conn, error) { return d.DialContext(ctx, n, a) },
+		}}
+	}
+	if st, err := do(clients[0]); err != nil || st != 200 {
+		t.Fatalf("binding the hot key: %d %v", st, err)
+	}
+	r := hotResult{addresses: addrs}
+	var mu sync.Mutex
+	var lat []time.Duration
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; time.Now().Before(stop); i += 16 {
+				t0 := time.Now()
+				st, err := do(clients[i%addrs])
+				took := time.Since(t0)
+				mu.Lock()
+				lat = append(lat, took)
+				switch {
+				case err != nil || (st != 200 && st != 403):
+					r.errors++
+				case st == 200:
+					r.allowed++
+				default:
+					r.refused++
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	wg.Wait()
+	for _, c := range clients {
+		c.CloseIdleConnections()
+	}
+	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
+	r.rps = float64(len(lat)) / d.Seconds()
+	r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	hash := keyHash("hotBenchKey0123456789")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r.rows = countRows(t, s, `SELECT count(*) FROM intercept_logs WHERE key_hash = $1`, hash)
+		if r.rows >= r.refused || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return r
+}
+
+type memResult struct {
+	bulk                    int
+	admindRSS0, admindRSS   int64 // KiB, before and after loading the bindings
+	traefikRSS0, traefikRSS int64
+	soak                    time.Duration
+	soakRequests            int64
+}
+
+func (m memResult) String() string {
+	s := fmt.Sprintf("\nMemory: admind RSS %d MiB with the bench's bindings, %d MiB after %d more bindings were loaded into PostgreSQL and 1 000 of them decided.\n",
+		m.admindRSS0>>10, m.admindRSS>>10, m.bulk)
+	if m.soak > 0 {
+		s += fmt.Sprintf("Traefik RSS %d MiB at the start of a %s cache-hit run (%d requests), %d MiB at its end.\n",
+			m.traefikRSS0>>10, m.soak, m.soakRequests, m.traefikRSS>>10)
+	}
+	return s
+}
+
+func rssKiB(t *testing.T, pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatal("no VmRSS")
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	return n
+}
+
+// memory loads bulk bindings straight into PostgreSQL, makes admind decide a sample of them,
+// and reads admind's RSS; then runs the cache-hit route for soak and reads Traefik's RSS at
+// both ends.
+func (s *stack) memory(t *testing.T, bulk int, soak time.Duration, wrk, script string) memResult {
+	r := memResult{bulk: bulk, soak: soak}
+	admind := s.procs["admind"].Process.Pid
+	r.admindRSS0 = rssKiB(t, admind)
+	_, err := s.pg(t).Exec(context.Background(), `
+		INSERT INTO token_bindings (key_hash, key_hint, rule_mode, cidrs, status, first_ip, last_ip)
+		SELECT encode(sha256(('bulk' || g)::bytea), 'hex'), 'sk-bulk…', 'single', '{127.0.0.1/32}', 'active', '127.0.0.1', '127.0.0.1'
+		FROM generate_series(1, $1) g`, bulk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for i := 1; i <= 1000; i++ {
+		body := fmt.Sprintf(`{"key_hash":"%x","key_hint":"sk-bulk…","ip":"127.0.0.1","method":"POST","path":"/v1","user_agent":"bench"}`,
+			sha256.Sum256([]byte("bulk"+strconv.Itoa(i*(bulk/1000)))))
+		req, _ := http.NewRequest(http.MethodPost, s.admindURL+"/internal/v1/decide", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+internalToken)
+		resp, err := client.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("decide %d: %v %v", i, resp, err)
+		}
+		resp.Body.Close()
+	}
+	r.admindRSS = rssKiB(t, admind)
+	if soak > 0 {
+		traefik := s.procs["traefik"].Process.Pid
+		r.traefikRSS0 = rssKiB(t, traefik)
+		out, err := exec.Command(wrk, "-t1", "-c16", "-d"+soak.String(), "-s", script,
+			s.webURL+"/bench/sentinel/v1/chat/completions").CombinedOutput()
+		if err != nil {
+			t.Fatalf("soak: %v\n%s", err, out)
+		}
+		res, _ := parseWrk(string(out))
+		r.soakRequests = res.requests
+		r.traefikRSS = rssKiB(t, traefik)
+	}
+	return r
 }
