@@ -136,8 +136,8 @@ func (c *checker) services(p *types.Project) {
 		if name != "traefik" && len(s.Ports) > 0 {
 			c.fail("service %s publishes ports; only Traefik may face the network", name)
 		}
-		for k, v := range s.Labels {
-			c.noSecretInLabel(name, k, v)
+		for k := range s.Labels {
+			c.noSecretInLabel(name, k)
 		}
 	}
 	t, ok := p.Services["traefik"]
@@ -173,14 +173,13 @@ func (c *checker) services(p *types.Project) {
 }
 
 // noSecretInLabel: labels are visible to anyone who can list containers.
-func (c *checker) noSecretInLabel(where, k, v string) {
+func (c *checker) noSecretInLabel(where, k string) {
 	lk := strings.ToLower(k)
 	for _, word := range []string{"password", "token", "secret", "key"} {
 		if strings.Contains(lk, word) && !strings.HasSuffix(lk, "file") && !strings.HasSuffix(lk, "env") && !strings.HasSuffix(lk, "paths") {
 			c.fail("%s: label %s looks like a secret; use a file (…File option) instead", where, k)
 		}
 	}
-	_ = v
 }
 
 // admindEnv: every variable given to admind is one admind reads, secrets come from declared
@@ -424,8 +423,8 @@ func (c *checker) pluginOptions(where string, opts map[string]any) {
 
 // labels checks a New API container's labels (Pattern A or B).
 func (c *checker) labels(where string, labels map[string]string) {
-	for k, v := range labels {
-		c.noSecretInLabel(where, k, v)
+	for k := range labels {
+		c.noSecretInLabel(where, k)
 	}
 	if labels["traefik.enable"] != "true" {
 		c.fail("%s: traefik.enable=true is missing (exposedByDefault is false)", where)
