@@ -75,7 +75,7 @@ end
 		results[r] = &routeResult{}
 	}
 	run := func(route string, d time.Duration) wrkResult {
-		out, err := exec.Command(wrk, "-t1", "-c16", "-d"+d.String(), "--latency", "-s", script,
+		out, err := exec.Command(wrk, "-t1", "-c16", wrkDuration(d), "--latency", "-s", script,
 			s.webURL+"/bench/"+route+"/v1/chat/completions").CombinedOutput()
 		if err != nil {
 			t.Fatalf("wrk %s: %v\n%s", route, err, out)
@@ -147,6 +147,9 @@ end
 		}
 	}
 }
+
+// wrkDuration is wrk's -d flag; wrk reads "600s" but not Go's "10m0s".
+func wrkDuration(d time.Duration) string { return fmt.Sprintf("-d%ds", int(d.Seconds())) }
 
 type wrkResult struct {
 	rps      float64
@@ -515,7 +518,7 @@ func (s *stack) memory(t *testing.T, bulk int, soak time.Duration, wrk, script s
 	if soak > 0 {
 		traefik := s.procs["traefik"].Process.Pid
 		r.traefikRSS0 = rssKiB(t, traefik)
-		out, err := exec.Command(wrk, "-t1", "-c16", "-d"+soak.String(), "-s", script,
+		out, err := exec.Command(wrk, "-t1", "-c16", wrkDuration(soak), "-s", script,
 			s.webURL+"/bench/sentinel/v1/chat/completions").CombinedOutput()
 		if err != nil {
 			t.Fatalf("soak: %v\n%s", err, out)
