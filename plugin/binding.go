@@ -77,14 +77,28 @@ func (b *binding) check(ip netip.Addr) string {
 // bindingCache is the bounded local cache, keyed by the normalised key itself so a hit costs
 // no HMAC. It lives in process memory only and is shared by every instance of one
 // middleware (Traefik rebuilds instances on each config reload).
+//
+// hot is the hot path's index (see Sentinel.ServeHTTP): the raw Authorization value of a
+// request the general path allowed, with the peer it came from. Both maps hold at most size
+// entries.
 type bindingCache struct {
 	mu      sync.RWMutex
 	entries map[string]*binding
+	hot     map[string]*hotEntry
 	size    int
 }
 
+// hotEntry says: a request carrying this Authorization value and nothing else that names a
+// key, from a peer whose RemoteAddr starts with peer ("127.0.0.1:", "[2001:db8::1]:"), was
+// allowed under settings s by binding b. It stays good while b does (b.expires).
+type hotEntry struct {
+	b    *binding
+	peer string
+	s    *settings
+}
+
 func newBindingCache(size int) *bindingCache {
-	return &bindingCache{entries: make(map[string]*binding), size: size}
+	return &bindingCache{entries: make(map[string]*binding), hot: make(map[string]*hotEntry), size: size}
 }
 
 func (c *bindingCache) get(key string, now int64) *binding {
@@ -110,5 +124,19 @@ func (c *bindingCache) put(key string, b *binding) {
 		}
 	}
 	c.entries[key] = b
+	c.mu.Unlock()
+}
+
+func (c *bindingCache) putHot(auth string, e *hotEntry) {
+	c.mu.Lock()
+	if len(c.hot) >= c.size {
+		if _, ok := c.hot[auth]; !ok {
+			for k := range c.hot { // as in put
+				delete(c.hot, k)
+				break
+			}
+		}
+	}
+	c.hot[auth] = e
 	c.mu.Unlock()
 }

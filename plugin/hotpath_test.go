@@ -3,15 +3,18 @@ package plugin
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	neturl "net/url"
+	"strings"
 	"testing"
 )
 
 var neturlParse = neturl.Parse
 
-// TestHotPathAgreesWithGeneralPath sends every request shape twice, once with serveHot
-// enabled and once decided on the general path only, and demands the same answer. The keys
-// are bound first, so the hot path has live cache entries to use.
+// TestHotPathAgreesWithGeneralPath sends every request shape twice, first decided on the
+// general path only (which records what the hot path may repeat), then with the hot path
+// enabled, and demands the same answer. The keys are bound first, so there are live cache
+// entries to use; the shapes marked hot must have left an entry the hot path takes.
 func TestHotPathAgreesWithGeneralPath(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.TrustedProxies = []string{"10.9.0.0/16"} })
 	m := h.handler.(*Sentinel)
@@ -25,30 +28,31 @@ func TestHotPathAgreesWithGeneralPath(t *testing.T) {
 	type shape struct {
 		desc, remote, target string
 		headers              map[string]string
+		hot                  bool
 	}
 	auth := func(v string) map[string]string { return map[string]string{"Authorization": v} }
 	shapes := []shape{
-		{"bound, Bearer sk-", "127.0.0.2:9", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123")},
-		{"bound, bearer, channel suffix", "127.0.0.2:9", "/v1/chat/completions", auth("bearer hotKeyAlpha0123-7")},
-		{"bound, bare value", "127.0.0.2:9", "/v1/models", auth("hotKeyAlpha0123")},
-		{"bound, other address", "127.0.0.3:9", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123")},
-		{"bound, mapped address", "[::ffff:127.0.0.2]:9", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123")},
-		{"bound, bare peer", "127.0.0.2", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123")},
-		{"bound, zone", "[fe80::1%eth0]:9", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123")},
-		{"IPv6 bound", "[2001:db8::5]:9", "/v1/chat/completions", auth("Bearer sk-hotKeyBravo0123")},
-		{"IPv6 other", "[2001:db8::6]:9", "/v1/chat/completions", auth("Bearer sk-hotKeyBravo0123")},
-		{"trusted proxy peer", "10.9.0.1:9", "/v1/chat/completions", map[string]string{"Authorization": "Bearer hotKeyProxied0123", "X-Forwarded-For": "127.0.0.7"}},
-		{"dashboard path", "127.0.0.3:9", "/api/user/self", auth("Bearer sk-hotKeyAlpha0123")},
-		{"dashboard key path", "127.0.0.3:9", "/api/usage/token", auth("Bearer sk-hotKeyAlpha0123")},
-		{"dot segments into the dashboard", "127.0.0.3:9", "/v1/../api/user", auth("Bearer sk-hotKeyAlpha0123")},
-		{"prefix look-alike", "127.0.0.3:9", "/apifoo", auth("Bearer sk-hotKeyAlpha0123")},
-		{"double slash", "127.0.0.3:9", "//v1/chat", auth("Bearer sk-hotKeyAlpha0123")},
-		{"query key, same", "127.0.0.2:9", "/v1/chat/completions?key=hotKeyAlpha0123", auth("Bearer sk-hotKeyAlpha0123")},
-		{"query key, different", "127.0.0.2:9", "/v1/chat/completions?key=other", auth("Bearer sk-hotKeyAlpha0123")},
-		{"second carrier differs", "127.0.0.2:9", "/v1/chat/completions", map[string]string{"Authorization": "Bearer sk-hotKeyAlpha0123", "X-Api-Key": "other"}},
-		{"empty bearer", "127.0.0.2:9", "/v1/chat/completions", auth("Bearer ")},
-		{"midjourney placeholder", "127.0.0.2:9", "/mj/submit", map[string]string{"Authorization": "midjourney-proxy", "Mj-Api-Secret": "hotKeyAlpha0123"}},
-		{"unknown key", "127.0.0.2:9", "/v1/chat/completions", auth("Bearer sk-neverSeen0123456")},
+		{"bound, Bearer sk-", "127.0.0.2:9", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123"), true},
+		{"bound, bearer, channel suffix", "127.0.0.2:9", "/v1/chat/completions", auth("bearer hotKeyAlpha0123-7"), true},
+		{"bound, bare value", "127.0.0.2:9", "/v1/models", auth("hotKeyAlpha0123"), true},
+		{"bound, other address", "127.0.0.3:9", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123"), false},
+		{"bound, mapped address", "[::ffff:127.0.0.2]:9", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123"), false},
+		{"bound, bare peer", "127.0.0.2", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123"), false},
+		{"bound, zone", "[fe80::1%eth0]:9", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123"), false},
+		{"IPv6 bound", "[2001:db8::5]:9", "/v1/chat/completions", auth("Bearer sk-hotKeyBravo0123"), true},
+		{"IPv6 other", "[2001:db8::6]:9", "/v1/chat/completions", auth("Bearer sk-hotKeyBravo0123"), false},
+		{"trusted proxy peer", "10.9.0.1:9", "/v1/chat/completions", map[string]string{"Authorization": "Bearer hotKeyProxied0123", "X-Forwarded-For": "127.0.0.7"}, false},
+		{"dashboard path", "127.0.0.3:9", "/api/user/self", auth("Bearer sk-hotKeyAlpha0123"), false},
+		{"dashboard key path", "127.0.0.3:9", "/api/usage/token", auth("Bearer sk-hotKeyAlpha0123"), false},
+		{"dot segments into the dashboard", "127.0.0.3:9", "/v1/../api/user", auth("Bearer sk-hotKeyAlpha0123"), false},
+		{"prefix look-alike", "127.0.0.3:9", "/apifoo", auth("Bearer sk-hotKeyAlpha0123"), false},
+		{"double slash", "127.0.0.3:9", "//v1/chat", auth("Bearer sk-hotKeyAlpha0123"), false},
+		{"query key, same", "127.0.0.2:9", "/v1/chat/completions?key=hotKeyAlpha0123", auth("Bearer sk-hotKeyAlpha0123"), false},
+		{"query key, different", "127.0.0.2:9", "/v1/chat/completions?key=other", auth("Bearer sk-hotKeyAlpha0123"), false},
+		{"second carrier differs", "127.0.0.2:9", "/v1/chat/completions", map[string]string{"Authorization": "Bearer sk-hotKeyAlpha0123", "X-Api-Key": "other"}, false},
+		{"empty bearer", "127.0.0.2:9", "/v1/chat/completions", auth("Bearer "), false},
+		{"midjourney placeholder", "127.0.0.2:9", "/mj/submit", map[string]string{"Authorization": "midjourney-proxy", "Mj-Api-Secret": "hotKeyAlpha0123"}, false},
+		{"unknown key", "127.0.0.2:9", "/v1/chat/completions", auth("Bearer sk-neverSeen0123456"), false},
 	}
 	for _, sh := range shapes {
 		answer := func(general bool) (int, int) {
@@ -64,6 +68,14 @@ func TestHotPathAgreesWithGeneralPath(t *testing.T) {
 			return rw.Code, h.nexts - before
 		}
 		gCode, gNext := answer(true)
+		if sh.hot {
+			m.cache.mu.RLock()
+			e := m.cache.hot[sh.headers["Authorization"]]
+			m.cache.mu.RUnlock()
+			if e == nil || !strings.HasPrefix(sh.remote, e.peer) {
+				t.Errorf("%s: no hot-path entry for this request (%+v)", sh.desc, e)
+			}
+		}
 		hCode, hNext := answer(false)
 		if gCode != hCode || gNext != hNext {
 			t.Errorf("%s: general path %d (next %d), hot path %d (next %d)", sh.desc, gCode, gNext, hCode, hNext)
@@ -72,8 +84,9 @@ func TestHotPathAgreesWithGeneralPath(t *testing.T) {
 	m.s.noHotPath = false
 }
 
-// FuzzHotPathAgrees: for any path, Authorization value and peer, the hot path gives the
-// general path's answer.
+// FuzzHotPathAgrees: for any path, Authorization value and peer address, the hot path gives
+// the general path's answer. The peer is an ip:port as net/http sets RemoteAddr (from the
+// socket, never from the request); the hot path compares only its address part.
 func FuzzHotPathAgrees(f *testing.F) {
 	f.Add("/v1/chat/completions", "Bearer sk-fuzzKeyAlpha0123", "127.0.0.2:1")
 	f.Add("/api/../v1/x", "bearer fuzzKeyAlpha0123-3", "[::ffff:127.0.0.2]:1")
@@ -88,6 +101,9 @@ func FuzzHotPathAgrees(f *testing.F) {
 			return
 		}
 		u.Path = path
+		if _, err := netip.ParseAddrPort(remote); err != nil {
+			return
+		}
 		answer := func(general bool) (int, int) {
 			m.s.noHotPath = general
 			before := h.nexts

@@ -80,11 +80,46 @@ func fingerprint(secret string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// ServeHTTP follows the request path of DESIGN.md: credentials, client IP, decision, answer.
+// ServeHTTP forwards at once a request that repeats one the general path allowed moments ago:
+// the same single Authorization line, no other carrier of a key, from the same peer address,
+// while the binding that allowed it is live in the local cache. Anything else goes to
+// serveGeneral, which follows DESIGN.md's request path and fills this index.
+//
+// Under Yaegi every statement, call of a standard-library function and frame slot of this
+// function costs on every request (an interpreted call allocates each local by reflection),
+// so it is written to do as little as possible: no key parsing, no address parsing, no call
+// of a plugin function. Why it answers as serveGeneral would:
+//   - the key: with no query and no other carrier header, serveGeneral reads the key from
+//     this Authorization value, or (under dashboardPaths) reads none and forwards anyway;
+//   - the address: the peer part of RemoteAddr ("127.0.0.1:" of "127.0.0.1:5555") is what
+//     serveGeneral parsed when it allowed the entry, under the same settings (s), which it
+//     only records when the peer is not a trusted proxy, so the client is the peer;
+//   - the binding: the entry holds the binding that allowed it, until that expires.
+//
+// BenchmarkCacheHitUnderYaegi measures it; TestHotPathAgreesWithGeneralPath and
+// FuzzHotPathAgrees check the answers agree.
 func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
-	if !m.s.noHotPath && m.serveHot(rw, req) {
-		return
+	h := req.Header
+	auth := h[hdrAuthorization]
+	if len(auth) == 1 && req.URL.RawQuery == "" && h[hdrAPIKey] == nil && h[hdrGoogAPIKey] == nil &&
+		h[hdrWSProtocol] == nil && h[hdrMJSecret] == nil && !m.s.noHotPath {
+		c := m.cache
+		c.mu.RLock()
+		e := c.hot[auth[0]]
+		c.mu.RUnlock()
+		if e != nil && e.s == m.s && strings.HasPrefix(req.RemoteAddr, e.peer) && time.Now().UnixNano() < e.b.expires {
+			if e.b.hits.Add(1) == 1 && m.redis != nil {
+				m.redis.usage.markUsed(e.b)
+			}
+			m.next.ServeHTTP(rw, req)
+			return
+		}
 	}
+	m.serveGeneral(rw, req)
+}
+
+// serveGeneral follows the request path of DESIGN.md: credentials, client IP, decision, answer.
+func (m *Sentinel) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 	key, err := apiKey(req, m.s)
 	if err != nil {
 		refuse(rw, http.StatusBadRequest, codeAmbiguousKey)
@@ -133,87 +168,31 @@ func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		refuse(rw, http.StatusForbidden, code)
 		return
 	}
-	if code == "" && b != nil && m.redis != nil {
-		m.redis.usage.allowed(b)
+	if code == "" && b != nil {
+		m.rememberHot(req, b)
+		if m.redis != nil {
+			m.redis.usage.allowed(b)
+		}
 	}
 	m.next.ServeHTTP(rw, req)
 }
 
-// serveHot forwards the commonest request — one Authorization line and no other carrier, a
-// clean path outside dashboardPaths, a peer that is not a trusted proxy, a live local cache
-// entry that allows the peer — and reports whether it did. It is the general path (apiKey,
-// clientIP, cache, check) written out in one function because under Yaegi each call of a
-// plugin function costs more than the work most of those helpers do (an interpreted call
-// allocates its frame by reflection): BenchmarkCacheHitUnderYaegi measures it. Any other
-// request, or any doubt, returns false and the general path decides from scratch;
-// TestHotPathAgreesWithGeneralPath checks both give the same answers.
-func (m *Sentinel) serveHot(rw http.ResponseWriter, req *http.Request) bool {
+// rememberHot records an allowed request in the hot path's index when the hot path could
+// recognise its repeat: one Authorization line and no other carrier or query (so the key came
+// from that line), a peer that is ip:port and not a trusted proxy (so the client is the peer).
+func (m *Sentinel) rememberHot(req *http.Request, b *binding) {
 	h := req.Header
 	auth := h[hdrAuthorization]
-	if len(auth) != 1 || req.URL == nil || req.URL.RawQuery != "" || h[hdrGoogAPIKey] != nil ||
-		h[hdrAPIKey] != nil || h[hdrWSProtocol] != nil || h[hdrMJSecret] != nil {
-		return false
-	}
-	// A path that path.Clean would leave alone (apart from a trailing slash) and that is not
-	// under a dashboard prefix: there Authorization is an API key.
-	p := req.URL.Path
-	if p == "" || p[0] != '/' || strings.Contains(p, "/.") || strings.Contains(p, "//") {
-		return false
-	}
-	for _, pre := range m.s.dashboardPaths {
-		if strings.HasPrefix(p, pre) {
-			return false
-		}
-	}
-	key := auth[0]
-	if strings.HasPrefix(key, "Bearer ") || strings.HasPrefix(key, "bearer ") {
-		key = strings.TrimSpace(key[7:])
-	}
-	key = strings.TrimPrefix(key, "sk-")
-	if i := strings.IndexByte(key, '-'); i >= 0 {
-		key = key[:i]
-	}
-	if key == "" || key == "midjourney-proxy" {
-		return false
+	if len(auth) != 1 || req.URL.RawQuery != "" || h[hdrAPIKey] != nil || h[hdrGoogAPIKey] != nil ||
+		h[hdrWSProtocol] != nil || h[hdrMJSecret] != nil || b.banned {
+		return
 	}
 	ap, err := netip.ParseAddrPort(req.RemoteAddr)
-	if err != nil {
-		return false
+	if err != nil || inPrefixes(canonicalAddr(ap.Addr()), m.s.trustedProxies) {
+		return
 	}
-	ip := ap.Addr()
-	if ip.Is4In6() {
-		ip = ip.Unmap()
-	}
-	if ip.Zone() != "" {
-		return false
-	}
-	for _, t := range m.s.trustedProxies {
-		if t.Contains(ip) {
-			return false
-		}
-	}
-	c := m.cache
-	c.mu.RLock()
-	b := c.entries[key]
-	c.mu.RUnlock()
-	if b == nil || b.banned || time.Now().UnixNano() >= b.expires {
-		return false
-	}
-	allowed := b.all
-	for _, pfx := range b.prefixes {
-		if allowed {
-			break
-		}
-		allowed = pfx.Contains(ip)
-	}
-	if !allowed {
-		return false
-	}
-	if m.redis != nil && b.hits.Add(1) == 1 {
-		m.redis.usage.markUsed(b)
-	}
-	m.next.ServeHTTP(rw, req)
-	return true
+	peer := req.RemoteAddr[:strings.LastIndexByte(req.RemoteAddr, ':')+1]
+	m.cache.putHot(auth[0], &hotEntry{b: b, peer: peer, s: m.s})
 }
 
 // decideUncached looks the binding up in Redis, then asks admind (which binds on first use).
