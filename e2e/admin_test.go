@@ -35,7 +35,8 @@ func (s *stack) admin(t *testing.T, token, method, path string, body any) (int, 
 }
 
 // untilObeyed polls until the request from ip gets want through Traefik, and returns how long
-// that took: the plugin's local cache (cacheTTL 2s here) may hold the old decision that long.
+// that took: the plugin drops its cached decision when it sees the binding generation move
+// (polled every 500 ms), and holds it at most cacheTTL (2s here) when it cannot read it.
 func (s *stack) untilObeyed(t *testing.T, ip string, headers map[string]string, want int) time.Duration {
 	t.Helper()
 	start := time.Now()

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // binding is what the plugin needs of a key's binding to decide a request alone.
@@ -20,8 +21,12 @@ type binding struct {
 	banned   bool
 	all      bool
 	prefixes []netip.Prefix
-	expires  int64        // unix nanos; local cache only
-	hits     atomic.Int64 // allowed requests since the last usage flush
+	// Local cache only, set before the entry is cached and never after (unix nanos):
+	// good until expires, or until retire while the cache is confirmed fresh (runtime.go).
+	expires int64
+	retire  int64
+	epoch   int64        // the cache's epoch when the lookup that produced it began
+	hits    atomic.Int64 // allowed requests since the last usage flush
 }
 
 var errBadEntry = errors.New("malformed binding entry")
@@ -81,11 +86,18 @@ func (b *binding) check(ip netip.Addr) string {
 // hot is the hot path's index (see Sentinel.ServeHTTP): the raw Authorization value of a
 // request the general path allowed, with the peer it came from. Both maps hold at most size
 // entries.
+//
+// When the cache is filled from Redis, the background loop (runtime.go) confirms every
+// pollInterval that no binding changed (freshUntil), or empties the cache when one did. The
+// epoch counts those emptyings: a lookup that began before one must not cache its answer.
 type bindingCache struct {
-	mu      sync.RWMutex
-	entries map[string]*binding
-	hot     map[string]*hotEntry
-	size    int
+	mu         sync.RWMutex
+	entries    map[string]*binding
+	hot        map[string]*hotEntry
+	size       int
+	ttl        int64 // cacheTTL in nanos: how long a confirmation holds
+	freshUntil int64 // unix nanos
+	epoch      int64
 }
 
 // hotEntry says: a request carrying this Authorization value and nothing else that names a
@@ -97,22 +109,59 @@ type hotEntry struct {
 	s    *settings
 }
 
-func newBindingCache(size int) *bindingCache {
-	return &bindingCache{entries: make(map[string]*binding), hot: make(map[string]*hotEntry), size: size}
+func newBindingCache(size int, ttl time.Duration) *bindingCache {
+	return &bindingCache{entries: make(map[string]*binding), hot: make(map[string]*hotEntry), size: size, ttl: int64(ttl)}
 }
 
 func (c *bindingCache) get(key string, now int64) *binding {
 	c.mu.RLock()
 	b := c.entries[key]
+	fresh := c.freshUntil
 	c.mu.RUnlock()
-	if b == nil || now >= b.expires {
+	if b == nil || !b.live(now, fresh) {
 		return nil
 	}
 	return b
 }
 
+// live reports whether b may still decide at now, given the cache's freshUntil. The hot path
+// repeats this test inline.
+func (b *binding) live(now, fresh int64) bool {
+	return now < b.expires || now < fresh && now < b.retire
+}
+
+// currentEpoch is read before a lookup whose answer will be cached.
+func (c *bindingCache) currentEpoch() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.epoch
+}
+
+// invalidate empties the cache: some binding changed.
+func (c *bindingCache) invalidate() {
+	c.mu.Lock()
+	c.entries = make(map[string]*binding)
+	c.hot = make(map[string]*hotEntry)
+	c.epoch++
+	c.mu.Unlock()
+}
+
+// confirmFresh records that nothing cached had changed at the moment at (unix nanos).
+func (c *bindingCache) confirmFresh(at int64) {
+	c.mu.Lock()
+	if at+c.ttl > c.freshUntil {
+		c.freshUntil = at + c.ttl
+	}
+	c.mu.Unlock()
+}
+
+// put caches b unless the cache was emptied since b's lookup began.
 func (c *bindingCache) put(key string, b *binding) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b.epoch != c.epoch {
+		return
+	}
 	if len(c.entries) >= c.size {
 		if _, ok := c.entries[key]; !ok {
 			// Evict an arbitrary entry (map order is random): cheap, and a bounded cache of
@@ -124,11 +173,14 @@ func (c *bindingCache) put(key string, b *binding) {
 		}
 	}
 	c.entries[key] = b
-	c.mu.Unlock()
 }
 
 func (c *bindingCache) putHot(auth string, e *hotEntry) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.b.epoch != c.epoch {
+		return
+	}
 	if len(c.hot) >= c.size {
 		if _, ok := c.hot[auth]; !ok {
 			for k := range c.hot { // as in put
@@ -138,5 +190,4 @@ func (c *bindingCache) putHot(auth string, e *hotEntry) {
 		}
 	}
 	c.hot[auth] = e
-	c.mu.Unlock()
 }

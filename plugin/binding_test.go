@@ -49,10 +49,10 @@ func TestParseBindingEntryRejects(t *testing.T) {
 }
 
 func TestBindingCacheBoundedAndExpiring(t *testing.T) {
-	c := newBindingCache(3)
+	c := newBindingCache(3, 10)
 	keys := []string{"a", "b", "c", "d", "e"}
 	for _, k := range keys {
-		c.put(k, &binding{expires: 100})
+		c.put(k, &binding{expires: 100, retire: 1000})
 	}
 	if n := len(c.entries); n != 3 {
 		t.Fatalf("cache holds %d entries, want 3", n)
@@ -61,7 +61,44 @@ func TestBindingCacheBoundedAndExpiring(t *testing.T) {
 		t.Error("fresh entry missing")
 	}
 	if c.get("e", 100) != nil {
-		t.Error("expired entry returned")
+		t.Error("expired entry returned while the cache was never confirmed fresh")
+	}
+}
+
+// A confirmation that no binding changed (at 200, good for the cache's ttl of 10) keeps an
+// entry past its expiry until its retirement; a change empties the cache, and a lookup that
+// began before the change cannot put its answer back.
+func TestBindingCacheFreshness(t *testing.T) {
+	c := newBindingCache(10, 10)
+	c.put("k", &binding{expires: 100, retire: 300})
+	c.confirmFresh(200)
+	for _, tt := range []struct {
+		now  int64
+		live bool
+	}{{99, true}, {150, true}, {209, true}, {210, false}} {
+		if got := c.get("k", tt.now) != nil; got != tt.live {
+			t.Errorf("at %d: live %v, want %v", tt.now, got, tt.live)
+		}
+	}
+	c.confirmFresh(295)
+	if c.get("k", 299) == nil || c.get("k", 300) != nil {
+		t.Error("retire does not bound a confirmed entry")
+	}
+
+	before := c.currentEpoch()
+	c.invalidate()
+	if c.get("k", 150) != nil {
+		t.Error("entry survived invalidate")
+	}
+	stale := &binding{expires: 1000, retire: 1000, epoch: before}
+	c.put("k", stale)
+	c.putHot("Bearer k", &hotEntry{b: stale})
+	if c.get("k", 150) != nil || len(c.hot) != 0 {
+		t.Error("a lookup begun before the invalidation was cached")
+	}
+	c.put("k", &binding{expires: 1000, retire: 1000, epoch: c.currentEpoch()})
+	if c.get("k", 150) == nil {
+		t.Error("a lookup begun after the invalidation was not cached")
 	}
 }
 

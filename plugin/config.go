@@ -50,7 +50,8 @@ type Config struct {
 	// Mode is "enforce" (refuse) or "monitor" (decide and record, never block).
 	Mode string
 
-	// CacheTTL is how long a binding stays in the local cache ("2s").
+	// CacheTTL bounds how stale a locally cached decision may get while the binding generation
+	// in Redis cannot be read ("2s"; see runtime.go).
 	CacheTTL string
 	// CacheSize bounds the local cache (entries).
 	CacheSize int

@@ -61,7 +61,7 @@ type redisClient struct {
 	// downUntil (unix nanos) is a small circuit breaker: after a connection-level failure
 	// nobody waits on Redis again until it passes.
 	downUntil atomic.Int64
-	runtime   runtimeSettings
+	runtime   runtimeState
 	usage     usage
 }
 

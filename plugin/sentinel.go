@@ -48,14 +48,15 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 
 	registryMu.Lock()
 	defer registryMu.Unlock()
+	rk := ""
 	if s.redis.addr != "" {
-		rk := s.redis.addr + "|" + strconv.Itoa(s.redis.db) + "|" + fingerprint(s.redis.password) + "|" +
+		rk = s.redis.addr + "|" + strconv.Itoa(s.redis.db) + "|" + fingerprint(s.redis.password) + "|" +
 			s.redis.timeout.String() + "|" + s.redis.retryInterval.String() + "|" + strconv.Itoa(s.redis.poolSize)
 		m.redis = redisClients[rk]
 		if m.redis == nil {
 			m.redis = newRedisClient(s.redis)
 			redisClients[rk] = m.redis
-			m.redis.usage.start(m.redis)
+			m.redis.runtime.start(m.redis)
 		}
 	}
 	hc := admindClients[s.admindTimeout.String()]
@@ -64,12 +65,17 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 		admindClients[s.admindTimeout.String()] = hc
 	}
 	m.admin = &admindClient{http: hc, decideURL: s.decideURL, interceptURL: s.interceptURL, token: s.internalToken}
-	// Cached bindings carry hashes made with the secret, so the secret is part of the key.
-	ck := name + "|" + fingerprint(string(s.hmacSecret)) + "|" + strconv.Itoa(s.cacheSize)
+	// Cached bindings carry hashes made with the secret, so the secret is part of the key; a
+	// cache is kept fresh by the Redis it is filled from, so that Redis is too.
+	ck := name + "|" + fingerprint(string(s.hmacSecret)) + "|" + strconv.Itoa(s.cacheSize) + "|" +
+		s.cacheTTL.String() + "|" + rk
 	m.cache = bindingCaches[ck]
 	if m.cache == nil {
-		m.cache = newBindingCache(s.cacheSize)
+		m.cache = newBindingCache(s.cacheSize, s.cacheTTL)
 		bindingCaches[ck] = m.cache
+		if m.redis != nil {
+			m.redis.runtime.addCache(m.cache)
+		}
 	}
 	return m, nil
 }
@@ -94,7 +100,7 @@ func fingerprint(secret string) string {
 //   - the address: the peer part of RemoteAddr ("127.0.0.1:" of "127.0.0.1:5555") is what
 //     serveGeneral parsed when it allowed the entry, under the same settings (s), which it
 //     only records when the peer is not a trusted proxy, so the client is the peer;
-//   - the binding: the entry holds the binding that allowed it, until that expires.
+//   - the binding: the entry holds the binding that allowed it, while that is live.
 //
 // BenchmarkCacheHitUnderYaegi measures it; TestHotPathAgreesWithGeneralPath and
 // FuzzHotPathAgrees check the answers agree.
@@ -106,13 +112,17 @@ func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		c := m.cache
 		c.mu.RLock()
 		e := c.hot[auth[0]]
+		fresh := c.freshUntil
 		c.mu.RUnlock()
-		if e != nil && e.s == m.s && strings.HasPrefix(req.RemoteAddr, e.peer) && time.Now().UnixNano() < e.b.expires {
-			if e.b.hits.Add(1) == 1 && m.redis != nil {
-				m.redis.usage.markUsed(e.b)
+		if e != nil && e.s == m.s && strings.HasPrefix(req.RemoteAddr, e.peer) {
+			// binding.live, inline
+			if now := time.Now().UnixNano(); now < e.b.expires || now < fresh && now < e.b.retire {
+				if e.b.hits.Add(1) == 1 && m.redis != nil {
+					m.redis.usage.markUsed(e.b)
+				}
+				m.next.ServeHTTP(rw, req)
+				return
 			}
-			m.next.ServeHTTP(rw, req)
-			return
 		}
 	}
 	m.serveGeneral(rw, req)
@@ -199,11 +209,12 @@ func (m *Sentinel) rememberHot(req *http.Request, b *binding) {
 // It returns the binding it cached (nil if admind sent none); ok is false when no source
 // could decide.
 func (m *Sentinel) decideUncached(req *http.Request, key string, ip netip.Addr) (b *binding, code string, ok bool) {
+	epoch := m.cache.currentEpoch()
 	hash := m.hashKey(key)
 	hint := keyHint(key)
 	if b = m.redisBinding(hash); b != nil {
 		b.hash, b.hint = hash, hint
-		m.remember(key, b, m.s.cacheTTL)
+		m.remember(key, b, m.s.cacheTTL, cacheMaxAge, epoch)
 		code = b.check(ip)
 		if code != "" {
 			m.reportIntercept(req, hash, hint, ip, code)
@@ -217,11 +228,14 @@ func (m *Sentinel) decideUncached(req *http.Request, key string, ip netip.Addr) 
 	if rb, err := bindingFromReply(resp.Binding); err == nil && rb != nil {
 		b = rb
 		b.hash, b.hint = hash, hint
-		ttl := m.s.cacheTTL
-		if resp.CacheTTLS > 0 && time.Duration(resp.CacheTTLS)*time.Second < ttl {
-			ttl = time.Duration(resp.CacheTTLS) * time.Second
+		ttl, maxAge := m.s.cacheTTL, cacheMaxAge
+		if limit := time.Duration(resp.CacheTTLS) * time.Second; limit > 0 && limit < maxAge {
+			maxAge = limit
+			if limit < ttl {
+				ttl = limit
+			}
 		}
-		m.remember(key, b, ttl)
+		m.remember(key, b, ttl, maxAge, epoch)
 	}
 	if resp.Allow {
 		return b, "", true
@@ -246,8 +260,11 @@ func (m *Sentinel) failOpen() bool {
 	return m.s.failOpen
 }
 
-func (m *Sentinel) remember(key string, b *binding, ttl time.Duration) {
-	b.expires = time.Now().Add(ttl).UnixNano()
+// remember caches b, looked up in the cache's epoch, for ttl (or maxAge while the cache is
+// confirmed fresh).
+func (m *Sentinel) remember(key string, b *binding, ttl, maxAge time.Duration, epoch int64) {
+	now := time.Now().UnixNano()
+	b.expires, b.retire, b.epoch = now+int64(ttl), now+int64(maxAge), epoch
 	m.cache.put(key, b)
 }
 
@@ -273,18 +290,7 @@ func (m *Sentinel) redisBinding(hash string) *binding {
 	if m.redis == nil {
 		return nil
 	}
-	var v respValue
-	var err error
-	if m.redis.runtime.refreshDue(time.Now().UnixNano()) {
-		var replies []respValue
-		replies, err = m.redis.pipeline([][]string{{"GET", redisBindingKey(hash)}, {"GET", settingsKey}})
-		if err == nil {
-			v = replies[0]
-			m.redis.runtime.apply(replies[1])
-		}
-	} else {
-		v, err = m.redis.do("GET", redisBindingKey(hash))
-	}
+	v, err := m.redis.do("GET", redisBindingKey(hash))
 	if err != nil || v.null || v.kind != '$' {
 		return nil
 	}

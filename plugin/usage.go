@@ -17,8 +17,8 @@ import (
 //     because neither Redis nor admind could decide, so admind can alert.
 //
 // The hot path pays one atomic add per allowed request; a key joins the flush list (under a
-// mutex) only on its first hit since the last flush. One flusher goroutine runs per Redis
-// client (the package registry holds those), never one per New.
+// mutex) only on its first hit since the last flush. The Redis client's background loop
+// (runtime.go) flushes.
 const (
 	usageFlushInterval = 5 * time.Second
 	lastUseKey         = "sentinel:lastuse"
@@ -32,7 +32,6 @@ type usage struct {
 	mu      sync.Mutex
 	dirty   []*binding       // bindings with hits since the last flush
 	pending map[string]int64 // key_hash → hits a failed flush could not deliver
-	started sync.Once
 
 	failsafeOpen   atomic.Int64 // requests forwarded unbound
 	failsafeClosed atomic.Int64 // requests answered 503
@@ -59,18 +58,6 @@ func (u *usage) failsafe(open bool) {
 	} else {
 		u.failsafeClosed.Add(1)
 	}
-}
-
-// start runs the flusher for c once.
-func (u *usage) start(c *redisClient) {
-	u.started.Do(func() {
-		go func() {
-			t := time.NewTicker(usageFlushInterval)
-			for range t.C {
-				u.flush(c, time.Now())
-			}
-		}()
-	})
 }
 
 // flush sends what was counted since the last flush in one pipeline; on failure the counts

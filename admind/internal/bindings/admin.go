@@ -55,7 +55,7 @@ type AdminStore interface {
 
 // AdminCache is what admin changes need from Redis.
 type AdminCache interface {
-	SetBinding(ctx context.Context, keyHash, entry string, version int64, ttl time.Duration) error
+	ChangeBinding(ctx context.Context, keyHash, entry string, version int64, ttl time.Duration) error
 	DropBinding(ctx context.Context, keyHash string, version int64, ttl time.Duration) error
 }
 
@@ -121,7 +121,7 @@ func (a *Admin) change(ctx context.Context, who audit.Actor, id int64, action st
 		return Change{}, err
 	}
 	ok := a.updateCache(ctx, after.KeyHash, func(ctx context.Context) error {
-		return a.Cache.SetBinding(ctx, after.KeyHash, after.CacheEntry(), after.Version, a.CacheTTL)
+		return a.Cache.ChangeBinding(ctx, after.KeyHash, after.CacheEntry(), after.Version, a.CacheTTL)
 	})
 	a.Log.Info("binding changed", "action", action, "actor", who.Name, "binding_id", id, "key_hint", after.KeyHint,
 		"before", before.View(), "after", after.View())

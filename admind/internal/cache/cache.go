@@ -26,37 +26,60 @@ func BindingKey(keyHash string) string { return "sentinel:b:" + keyHash }
 // bindingVersionKey holds the newest binding version Redis has seen for a key.
 func bindingVersionKey(keyHash string) string { return "sentinel:bv:" + keyHash }
 
-// setIfNewer writes the entry unless a newer version was seen. KEYS: entry, version.
-// ARGV: entry, version, ttl ms.
+// GenerationKey holds the binding generation the plugin polls (plugin/runtime.go): set to the
+// version of every admin change or removal, so a plugin that reads the same value twice
+// knows no cached binding went stale in between and can keep its local entries longer.
+// First-use fills do not set it: they change nothing a plugin has cached.
+const GenerationKey = "sentinel:gen"
+
+// setIfNewer writes the entry unless a newer version was seen, and for a change (ARGV[4] ==
+// "1") sets the generation. KEYS: entry, version, generation. ARGV: entry, version, ttl ms,
+// change.
 var setIfNewer = redis.NewScript(`
 local seen = tonumber(redis.call('GET', KEYS[2]) or '0')
 if seen > tonumber(ARGV[2]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+if ARGV[4] == '1' then redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3]) end
 return 1`)
 
-// dropIfNewer deletes the entry and remembers the deletion's version. ARGV: version, ttl ms.
+// dropIfNewer deletes the entry, remembers the deletion's version and sets the generation.
+// KEYS as setIfNewer. ARGV: version, ttl ms.
 var dropIfNewer = redis.NewScript(`
 local seen = tonumber(redis.call('GET', KEYS[2]) or '0')
 if seen > tonumber(ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
 return 1`)
 
-// SetBinding stores a binding's wire entry unless Redis has seen a newer version of it: a
-// decide that read the row before an admin change cannot bring the old rule back.
+func bindingKeys(keyHash string) []string {
+	return []string{BindingKey(keyHash), bindingVersionKey(keyHash), GenerationKey}
+}
+
+// SetBinding fills a binding's wire entry (first use, or a refill after a Redis miss) unless
+// Redis has seen a newer version of it: a decide that read the row before an admin change
+// cannot bring the old rule back.
 func (c *Cache) SetBinding(ctx context.Context, keyHash, entry string, version int64, ttl time.Duration) error {
-	keys := []string{BindingKey(keyHash), bindingVersionKey(keyHash)}
-	if err := setIfNewer.Run(ctx, c.rdb, keys, entry, version, ttl.Milliseconds()).Err(); err != nil {
+	if err := setIfNewer.Run(ctx, c.rdb, bindingKeys(keyHash), entry, version, ttl.Milliseconds(), 0).Err(); err != nil {
 		return fmt.Errorf("cache: set binding: %w", err)
 	}
 	return nil
 }
 
-// DropBinding removes a binding's entry (unbind), again ordered by version.
+// ChangeBinding stores a changed binding (rule, ban, unban) like SetBinding and moves the
+// generation, so plugins drop what they cached of it.
+func (c *Cache) ChangeBinding(ctx context.Context, keyHash, entry string, version int64, ttl time.Duration) error {
+	if err := setIfNewer.Run(ctx, c.rdb, bindingKeys(keyHash), entry, version, ttl.Milliseconds(), 1).Err(); err != nil {
+		return fmt.Errorf("cache: change binding: %w", err)
+	}
+	return nil
+}
+
+// DropBinding removes a binding's entry (unbind, archive), again ordered by version, and
+// moves the generation.
 func (c *Cache) DropBinding(ctx context.Context, keyHash string, version int64, ttl time.Duration) error {
-	keys := []string{BindingKey(keyHash), bindingVersionKey(keyHash)}
-	if err := dropIfNewer.Run(ctx, c.rdb, keys, version, ttl.Milliseconds()).Err(); err != nil {
+	if err := dropIfNewer.Run(ctx, c.rdb, bindingKeys(keyHash), version, ttl.Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("cache: drop binding: %w", err)
 	}
 	return nil

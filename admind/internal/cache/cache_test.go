@@ -27,7 +27,7 @@ func TestBindingWritesAreOrderedByVersion(t *testing.T) {
 		want string
 	}{
 		{"first fill (v5)", func() error { return c.SetBinding(ctx, hash, "v1|active|single|127.0.0.2/32", 5, time.Hour) }, "v1|active|single|127.0.0.2/32"},
-		{"admin bans (v7)", func() error { return c.SetBinding(ctx, hash, "v1|banned|single|127.0.0.2/32", 7, time.Hour) }, "v1|banned|single|127.0.0.2/32"},
+		{"admin bans (v7)", func() error { return c.ChangeBinding(ctx, hash, "v1|banned|single|127.0.0.2/32", 7, time.Hour) }, "v1|banned|single|127.0.0.2/32"},
 		{"stale fill (v5) refused", func() error { return c.SetBinding(ctx, hash, "v1|active|single|127.0.0.2/32", 5, time.Hour) }, "v1|banned|single|127.0.0.2/32"},
 		{"same version refill", func() error { return c.SetBinding(ctx, hash, "v1|banned|single|127.0.0.2/32", 7, time.Hour) }, "v1|banned|single|127.0.0.2/32"},
 		{"unbind (v8)", func() error { return c.DropBinding(ctx, hash, 8, time.Hour) }, ""},
@@ -42,6 +42,11 @@ func TestBindingWritesAreOrderedByVersion(t *testing.T) {
 		if got := get(); got != s.want {
 			t.Fatalf("%s: entry %q, want %q", s.desc, got, s.want)
 		}
+	}
+	// The generation moved with the ban (v7) and the unbind (v8) only: fills and refused
+	// writes leave it.
+	if gen := rdb.Get(ctx, GenerationKey).Val(); gen != "8" {
+		t.Errorf("generation %q, want 8", gen)
 	}
 	for _, k := range rdb.Keys(ctx, "sentinel:*").Val() {
 		if ttl := rdb.PTTL(ctx, k).Val(); ttl <= 0 {
