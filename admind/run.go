@@ -226,6 +226,10 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, m *metr
 		db.Close()
 		return nil, err
 	}
+	m.WatchPool(func() metrics.PoolStats {
+		st := db.PoolStat()
+		return metrics.PoolStats{MaxConns: st.MaxConns(), AcquiredConns: st.AcquiredConns(), EmptyAcquires: st.EmptyAcquireCount()}
+	})
 	return db, nil
 }
 

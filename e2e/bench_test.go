@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -74,7 +75,7 @@ end
 		resp.Body.Close()
 	}
 
-	routes := []string{"bare", "noop", "sentinel", "longttl", "nocache"}
+	routes := []string{"bare", "noop", "sentinel", "nocache"}
 	results := map[string]*routeResult{}
 	for _, r := range routes {
 		results[r] = &routeResult{}
@@ -246,18 +247,23 @@ func procCPU(t *testing.T, pid int) time.Duration {
 
 // admindDecisions sums sentinel_decisions_total: every decision is a PostgreSQL lookup.
 func (s *stack) admindDecisions(t *testing.T) int64 {
+	return int64(s.admindMetric(t, "sentinel_decisions_total"))
+}
+
+// admindMetric sums a metric's samples on admind's /metrics.
+func (s *stack) admindMetric(t *testing.T, name string) float64 {
 	resp, err := http.Get(s.publicURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	var sum int64
+	var sum float64
 	for _, l := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(l, "sentinel_decisions_total{") {
+		if strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+" ") {
 			f := strings.Fields(l)
 			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			sum += int64(v)
+			sum += v
 		}
 	}
 	return sum
@@ -276,10 +282,11 @@ func redisGets(t *testing.T, rc *redis.Client) int64 {
 }
 
 type stormResult struct {
-	keys, errors, rows int
-	took               time.Duration
-	p50, p99           time.Duration
-	failures           map[string]int // status and body of failed requests
+	keys, errors, rows            int
+	poolSize, poolPeak, poolWaits int
+	took                          time.Duration
+	p50, p99                      time.Duration
+	failures                      map[string]int // status and body of failed requests
 }
 
 // firstUseStorm sends n never-seen keys as fast as 16 clients can: each one is a Redis miss
@@ -293,6 +300,23 @@ func (s *stack) firstUseStorm(t *testing.T, n int) stormResult {
 	failures := map[string]int{}
 	var mu sync.Mutex
 	next := 0
+	// The PostgreSQL pool: its size, the most connections seen in use (sampled every 50 ms)
+	// and the acquisitions that had to wait for a free one.
+	waits0 := s.admindMetric(t, "sentinel_pg_pool_empty_acquires_total")
+	var peak float64
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(50 * time.Millisecond):
+				peak = max(peak, s.admindMetric(t, "sentinel_pg_pool_acquired_conns"))
+			}
+		}
+	}()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := 0; w < 16; w++ {
@@ -331,7 +355,11 @@ func (s *stack) firstUseStorm(t *testing.T, n int) stormResult {
 		}()
 	}
 	wg.Wait()
-	r := stormResult{keys: n, errors: int(errs), took: time.Since(start), failures: failures}
+	close(stopSampling)
+	<-sampled
+	r := stormResult{keys: n, errors: int(errs), took: time.Since(start), failures: failures,
+		poolSize: int(s.admindMetric(t, "sentinel_pg_pool_max_conns")), poolPeak: int(peak),
+		poolWaits: int(s.admindMetric(t, "sentinel_pg_pool_empty_acquires_total") - waits0)}
 	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
 	r.p50, r.p99 = lat[n/2], lat[n*99/100]
 	r.rows = countRows(t, s, `SELECT count(*) FROM token_bindings WHERE key_hint LIKE 'sk-stor%'`)
@@ -358,7 +386,6 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float
 func benchReport(res map[string]*routeResult, routes []string, storm stormResult, rounds int, dur time.Duration) string {
 	names := map[string]string{
 		"bare": "(a) bare Traefik route", "noop": "(b) no-op Yaegi plugin", "sentinel": "(c) sentinel, local cache hits",
-		"longttl": "(x) sentinel, local cache 1h",
 		"nocache": "(d) sentinel, local cache off (Redis GET each request)",
 	}
 	cpu := "unknown CPU"
@@ -390,10 +417,14 @@ func benchReport(res map[string]*routeResult, routes []string, storm stormResult
 	fmt.Fprintf(&b, "| d/a (no local cache vs bare) | %.3f | (informative) |\n", d/a)
 	fmt.Fprintf(&b, "| b/a (interpreter floor) | %.3f | (informative) |\n", nb/a)
 	fmt.Fprintf(&b, "| added p99, c − a | %s | ≤ 1 ms |\n", ms(addedP99))
-	fmt.Fprintf(&b, "\nFirst-use storm: %d new keys from 16 clients in %s (%.0f binds/s), p50 %s, p99 %s, %d errors, %d binding rows.\n",
+	fmt.Fprintf(&b, "\nFirst-use storm: %d new keys from 16 clients in %s (%.0f binds/s), p50 %s, p99 %s, %d errors, %d binding rows;\n",
 		storm.keys, storm.took.Round(time.Millisecond), float64(storm.keys)/storm.took.Seconds(), ms(storm.p50), ms(storm.p99), storm.errors, storm.rows)
+	fmt.Fprintf(&b, "admind's PostgreSQL pool: %d connections, at most %d seen in use (sampled every 50 ms), %d acquisitions found no idle connection (and waited for one to open or free up).\n",
+		storm.poolSize, storm.poolPeak, storm.poolWaits)
 	b.WriteString("\nReproduce: `make bench` (needs wrk; `.ci/run` installs it). The cache-hit route must show 0 admind decisions;\n")
-	b.WriteString("its Redis GETs are the local cache's refills (one per key per `cacheTTL`, 2 s), not one per request.\n")
+	b.WriteString("its Redis GETs are the local cache's refills (one per key per minute while the binding generation holds)\n")
+	b.WriteString("and the generation polls (2 GETs per 500 ms), not one per request. Traefik CPU per request is its user+system\n")
+	b.WriteString("time over the route's runs divided by their requests.\n")
 	return b.String()
 }
 
@@ -490,11 +521,56 @@ type memResult struct {
 	traefikRSS0, traefikRSS int64
 	soak                    time.Duration
 	soakRequests            int64
+	adminLatency            []adminLatency
+}
+
+type adminLatency struct {
+	what     string
+	p50, max time.Duration
+}
+
+// adminLatencies times the console's heaviest reads against the bulk-loaded table: the
+// first page of bindings, a search for one key hash, the dashboard (7 runs each, after one
+// warm-up).
+func (s *stack) adminLatencies(t *testing.T, hash string) []adminLatency {
+	st, body := s.admin(t, "", "POST", "/login", map[string]string{"username": "admin", "password": adminPassword})
+	var login struct{ Token string }
+	if st != 200 || json.Unmarshal(body, &login) != nil {
+		t.Fatalf("login: %d %s", st, body)
+	}
+	var out []adminLatency
+	for _, q := range []struct{ what, path string }{
+		{"GET /bindings (first page)", "/bindings"},
+		{"GET /bindings?q=<key hash>", "/bindings?q=" + hash},
+		{"GET /dashboard", "/dashboard"},
+	} {
+		var took []time.Duration
+		for i := 0; i < 8; i++ {
+			t0 := time.Now()
+			if st, body := s.admin(t, login.Token, "GET", q.path, nil); st != 200 {
+				t.Fatalf("%s: %d %s", q.path, st, body)
+			}
+			if i > 0 {
+				took = append(took, time.Since(t0))
+			}
+		}
+		sort.Slice(took, func(a, b int) bool { return took[a] < took[b] })
+		out = append(out, adminLatency{q.what, took[len(took)/2], took[len(took)-1]})
+	}
+	return out
 }
 
 func (m memResult) String() string {
 	s := fmt.Sprintf("\nMemory: admind RSS %d MiB with the bench's bindings, %d MiB after %d more bindings were loaded into PostgreSQL and 1 000 of them decided.\n",
 		m.admindRSS0>>10, m.admindRSS>>10, m.bulk)
+	s += fmt.Sprintf("Admin API with those %d+ bindings:", m.bulk)
+	for i, l := range m.adminLatency {
+		sep := ";"
+		if i == len(m.adminLatency)-1 {
+			sep = ".\n"
+		}
+		s += fmt.Sprintf(" %s p50 %s, max %s%s", l.what, ms(l.p50), ms(l.max), sep)
+	}
 	if m.soak > 0 {
 		s += fmt.Sprintf("Traefik RSS %d MiB at the start of a %s cache-hit run (%d requests), %d MiB at its end.\n",
 			m.traefikRSS0>>10, m.soak, m.soakRequests, m.traefikRSS>>10)
@@ -542,6 +618,7 @@ func (s *stack) memory(t *testing.T, bulk int, soak time.Duration, wrk, script s
 		resp.Body.Close()
 	}
 	r.admindRSS = rssKiB(t, admind)
+	r.adminLatency = s.adminLatencies(t, fmt.Sprintf("%x", sha256.Sum256([]byte("bulk"+strconv.Itoa(bulk/2)))))
 	if soak > 0 {
 		traefik := s.procs["traefik"].Process.Pid
 		r.traefikRSS0 = rssKiB(t, traefik)

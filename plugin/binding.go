@@ -102,11 +102,10 @@ type bindingCache struct {
 
 // hotEntry says: a request carrying this Authorization value and nothing else that names a
 // key, from a peer whose RemoteAddr starts with peer ("127.0.0.1:", "[2001:db8::1]:"), was
-// allowed under settings s by binding b. It stays good while b does (b.expires).
+// allowed by binding b. It stays good while b is live.
 type hotEntry struct {
 	b    *binding
 	peer string
-	s    *settings
 }
 
 func newBindingCache(size int, ttl time.Duration) *bindingCache {

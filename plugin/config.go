@@ -97,7 +97,6 @@ type settings struct {
 	failOpen       bool
 	monitor        bool
 	cacheTTL       time.Duration
-	noHotPath      bool // tests only: decide every request on the general path
 	cacheSize      int
 	requireKey     bool
 

@@ -10,6 +10,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -66,9 +67,10 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 	}
 	m.admin = &admindClient{http: hc, decideURL: s.decideURL, interceptURL: s.interceptURL, token: s.internalToken}
 	// Cached bindings carry hashes made with the secret, so the secret is part of the key; a
-	// cache is kept fresh by the Redis it is filled from, so that Redis is too.
+	// cache is kept fresh by the Redis it is filled from, so that Redis is too; the hot path's
+	// entries hold for the trusted proxies they were recorded under, so those are too.
 	ck := name + "|" + fingerprint(string(s.hmacSecret)) + "|" + strconv.Itoa(s.cacheSize) + "|" +
-		s.cacheTTL.String() + "|" + rk
+		s.cacheTTL.String() + "|" + rk + "|" + fmt.Sprint(s.trustedProxies)
 	m.cache = bindingCaches[ck]
 	if m.cache == nil {
 		m.cache = newBindingCache(s.cacheSize, s.cacheTTL)
@@ -98,8 +100,9 @@ func fingerprint(secret string) string {
 //   - the key: with no query and no other carrier header, serveGeneral reads the key from
 //     this Authorization value, or (under dashboardPaths) reads none and forwards anyway;
 //   - the address: the peer part of RemoteAddr ("127.0.0.1:" of "127.0.0.1:5555") is what
-//     serveGeneral parsed when it allowed the entry, under the same settings (s), which it
-//     only records when the peer is not a trusted proxy, so the client is the peer;
+//     serveGeneral parsed when it allowed the entry, which it only records when the peer is
+//     not a trusted proxy, so the client is the peer (the cache's registry key holds
+//     trustedProxies, so every entry was recorded under the same ones);
 //   - the binding: the entry holds the binding that allowed it, while that is live.
 //
 // BenchmarkCacheHitUnderYaegi measures it; TestHotPathAgreesWithGeneralPath and
@@ -108,13 +111,13 @@ func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	h := req.Header
 	auth := h[hdrAuthorization]
 	if len(auth) == 1 && req.URL.RawQuery == "" && h[hdrAPIKey] == nil && h[hdrGoogAPIKey] == nil &&
-		h[hdrWSProtocol] == nil && h[hdrMJSecret] == nil && !m.s.noHotPath {
+		h[hdrWSProtocol] == nil && h[hdrMJSecret] == nil {
 		c := m.cache
 		c.mu.RLock()
 		e := c.hot[auth[0]]
 		fresh := c.freshUntil
 		c.mu.RUnlock()
-		if e != nil && e.s == m.s && strings.HasPrefix(req.RemoteAddr, e.peer) {
+		if e != nil && strings.HasPrefix(req.RemoteAddr, e.peer) {
 			// binding.live, inline
 			if now := time.Now().UnixNano(); now < e.b.expires || now < fresh && now < e.b.retire {
 				if e.b.hits.Add(1) == 1 && m.redis != nil {
@@ -202,7 +205,7 @@ func (m *Sentinel) rememberHot(req *http.Request, b *binding) {
 		return
 	}
 	peer := req.RemoteAddr[:strings.LastIndexByte(req.RemoteAddr, ':')+1]
-	m.cache.putHot(auth[0], &hotEntry{b: b, peer: peer, s: m.s})
+	m.cache.putHot(auth[0], &hotEntry{b: b, peer: peer})
 }
 
 // decideUncached looks the binding up in Redis, then asks admind (which binds on first use).

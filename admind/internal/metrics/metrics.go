@@ -71,6 +71,26 @@ func New() *Metrics {
 	return m
 }
 
+// PoolStats is what WatchPool reads from the PostgreSQL pool (pgxpool.Stat).
+type PoolStats struct {
+	MaxConns, AcquiredConns int32
+	EmptyAcquires           int64 // acquisitions that had to wait because every connection was busy
+}
+
+// WatchPool exports the PostgreSQL pool's size, use and waits, read at each scrape: a rising
+// sentinel_pg_pool_empty_acquires_total means requests queued for a connection.
+func (m *Metrics) WatchPool(stat func() PoolStats) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sentinel_pg_pool_max_conns", Help: "PostgreSQL pool size."},
+			func() float64 { return float64(stat().MaxConns) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sentinel_pg_pool_acquired_conns", Help: "PostgreSQL connections in use."},
+			func() float64 { return float64(stat().AcquiredConns) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sentinel_pg_pool_empty_acquires_total", Help: "PostgreSQL connection acquisitions that waited for a busy pool.",
+		}, func() float64 { return float64(stat().EmptyAcquires) }),
+	)
+}
+
 // PGTracer counts failed PostgreSQL statements (pgx's tracer hooks see every query and COPY).
 func (m *Metrics) PGTracer() pgx.QueryTracer {
 	return pgTracer{m.DependencyErrors.WithLabelValues("postgres")}

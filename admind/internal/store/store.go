@@ -50,6 +50,9 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	return &Store{pool: pool}, nil
 }
 
+// PoolStat is the connection pool's current state (size, use, waits), for /metrics.
+func (s *Store) PoolStat() *pgxpool.Stat { return s.pool.Stat() }
+
 // Migrate applies the embedded migrations. Concurrent admind starts are serialised by
 // goose's session locker (a PostgreSQL advisory lock).
 func (s *Store) Migrate(ctx context.Context) error {
