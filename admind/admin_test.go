@@ -202,8 +202,14 @@ func TestAdminBindings(t *testing.T) {
 	if p := a.bindings(t, tok, "q="+url.QueryEscape("sk-"+k2+"-7")); p.Total != 1 || p.Items[0].KeyHash != hashKey(k2) {
 		t.Fatalf("search by raw key: %+v", p)
 	}
+	if p := a.bindings(t, tok, "q="+hashKey(k3)); p.Total != 1 || p.Items[0].KeyHash != hashKey(k3) {
+		t.Fatalf("search by key hash: %+v", p)
+	}
 	if p := a.bindings(t, tok, "q=alph"); p.Total != 1 || p.Items[0].KeyHint != "sk-alph…6789" {
 		t.Fatalf("search by hint: %+v", p)
+	}
+	if p := a.bindings(t, tok, "q="+url.QueryEscape("sk-alph…6789")); p.Total != 1 {
+		t.Fatalf("search by a whole hint: %+v", p)
 	}
 	if p := a.bindings(t, tok, "q=%25"); p.Total != 0 {
 		t.Fatalf("%% is matched as a wildcard: %+v", p)

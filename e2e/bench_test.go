@@ -134,6 +134,9 @@ end
 	hot := s.hotKey(t, hotDur)
 	mem := s.memory(t, bulk, soak, wrk, script)
 	report := benchReport(results, routes, storm, rounds, dur) + hot.String() + mem.String()
+	if full {
+		report += yaegiHotPath(t)
+	}
 	t.Log("\n" + report)
 
 	// What must hold in every run, smoke included: no errors, and the cache-hit route never
@@ -530,8 +533,8 @@ type adminLatency struct {
 }
 
 // adminLatencies times the console's heaviest reads against the bulk-loaded table: the
-// first page of bindings, a search for one key hash, the dashboard (7 runs each, after one
-// warm-up).
+// first page of bindings, a search for one key hash, a hint search that matches them all, the
+// dashboard (7 runs each, after one warm-up).
 func (s *stack) adminLatencies(t *testing.T, hash string) []adminLatency {
 	st, body := s.admin(t, "", "POST", "/login", map[string]string{"username": "admin", "password": adminPassword})
 	var login struct{ Token string }
@@ -542,6 +545,7 @@ func (s *stack) adminLatencies(t *testing.T, hash string) []adminLatency {
 	for _, q := range []struct{ what, path string }{
 		{"GET /bindings (first page)", "/bindings"},
 		{"GET /bindings?q=<key hash>", "/bindings?q=" + hash},
+		{"GET /bindings?q=bulk (a hint substring every bulk binding matches)", "/bindings?q=bulk"},
 		{"GET /dashboard", "/dashboard"},
 	} {
 		var took []time.Duration
@@ -632,4 +636,26 @@ func (s *stack) memory(t *testing.T, bulk int, soak time.Duration, wrk, script s
 		r.traefikRSS = rssKiB(t, traefik)
 	}
 	return r
+}
+
+// yaegiHotPath runs BenchmarkCacheHitUnderYaegi (internal/yaegihost): the cache-hit path and
+// the no-op plugin in one process under Yaegi v0.16.1, with nothing else on the request, so
+// the plugin's own cost is seen without the proxy around it.
+func yaegiHotPath(t *testing.T) string {
+	cmd := exec.Command("go", "test", "-run", "^$", "-bench", "CacheHitUnderYaegi", "-benchtime", "200000x", "-count", "3",
+		"./internal/yaegihost")
+	cmd.Dir = testenv.RepoRoot()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("yaegi benchmark: %v\n%s", err, out)
+	}
+	var b strings.Builder
+	b.WriteString("\nIn process, under Yaegi v0.16.1 (`go test -run '^$' -bench CacheHitUnderYaegi ./internal/yaegihost`, 3 runs):\n\n```\n")
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "Benchmark") {
+			b.WriteString(l + "\n")
+		}
+	}
+	b.WriteString("```\n")
+	return b.String()
 }

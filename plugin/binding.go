@@ -21,10 +21,10 @@ type binding struct {
 	banned   bool
 	all      bool
 	prefixes []netip.Prefix
-	// Local cache only, set before the entry is cached and never after (unix nanos):
+	// Local cache only, set before the entry is cached and never after (cache clock):
 	// good until expires, or until retire while the cache is confirmed fresh (runtime.go).
-	expires int64
-	retire  int64
+	expires time.Duration
+	retire  time.Duration
 	epoch   int64        // the cache's epoch when the lookup that produced it began
 	hits    atomic.Int64 // allowed requests since the last usage flush
 }
@@ -95,10 +95,16 @@ type bindingCache struct {
 	entries    map[string]*binding
 	hot        map[string]*hotEntry
 	size       int
-	ttl        int64 // cacheTTL in nanos: how long a confirmation holds
-	freshUntil int64 // unix nanos
+	ttl        time.Duration // cacheTTL: how long a confirmation holds
+	freshUntil time.Duration // cache clock
 	epoch      int64
 }
+
+// The local cache's clock is the monotonic time since clockBase: immune to wall-clock steps,
+// and one standard-library call under Yaegi (time.Now().UnixNano() is two, and costs twice).
+var clockBase = time.Now()
+
+func cacheClock() time.Duration { return time.Since(clockBase) }
 
 // hotEntry says: a request carrying this Authorization value and nothing else that names a
 // key, from a peer whose RemoteAddr starts with peer ("127.0.0.1:", "[2001:db8::1]:"), was
@@ -109,10 +115,10 @@ type hotEntry struct {
 }
 
 func newBindingCache(size int, ttl time.Duration) *bindingCache {
-	return &bindingCache{entries: make(map[string]*binding), hot: make(map[string]*hotEntry), size: size, ttl: int64(ttl)}
+	return &bindingCache{entries: make(map[string]*binding), hot: make(map[string]*hotEntry), size: size, ttl: ttl}
 }
 
-func (c *bindingCache) get(key string, now int64) *binding {
+func (c *bindingCache) get(key string, now time.Duration) *binding {
 	c.mu.RLock()
 	b := c.entries[key]
 	fresh := c.freshUntil
@@ -125,7 +131,7 @@ func (c *bindingCache) get(key string, now int64) *binding {
 
 // live reports whether b may still decide at now, given the cache's freshUntil. The hot path
 // repeats this test inline.
-func (b *binding) live(now, fresh int64) bool {
+func (b *binding) live(now, fresh time.Duration) bool {
 	return now < b.expires || now < fresh && now < b.retire
 }
 
@@ -145,8 +151,8 @@ func (c *bindingCache) invalidate() {
 	c.mu.Unlock()
 }
 
-// confirmFresh records that nothing cached had changed at the moment at (unix nanos).
-func (c *bindingCache) confirmFresh(at int64) {
+// confirmFresh records that nothing cached had changed at the moment at (cache clock).
+func (c *bindingCache) confirmFresh(at time.Duration) {
 	c.mu.Lock()
 	if at+c.ttl > c.freshUntil {
 		c.freshUntil = at + c.ttl

@@ -3,6 +3,7 @@ package plugin
 import (
 	"net/netip"
 	"testing"
+	"time"
 )
 
 func TestBindingCheck(t *testing.T) {
@@ -73,7 +74,7 @@ func TestBindingCacheFreshness(t *testing.T) {
 	c.put("k", &binding{expires: 100, retire: 300})
 	c.confirmFresh(200)
 	for _, tt := range []struct {
-		now  int64
+		now  time.Duration
 		live bool
 	}{{99, true}, {150, true}, {209, true}, {210, false}} {
 		if got := c.get("k", tt.now) != nil; got != tt.live {

@@ -74,7 +74,7 @@ func (rs *runtimeState) start(c *redisClient) {
 			t := time.NewTicker(pollInterval)
 			lastFlush := time.Now()
 			for now := range t.C {
-				rs.poll(c, now)
+				rs.poll(c, cacheClock())
 				if now.Sub(lastFlush) >= usageFlushInterval {
 					c.usage.flush(c, now)
 					lastFlush = now
@@ -84,9 +84,9 @@ func (rs *runtimeState) start(c *redisClient) {
 	})
 }
 
-// poll reads the generation and the settings. sent is taken before the request: whatever
-// the reply says was true at some moment after it.
-func (rs *runtimeState) poll(c *redisClient, sent time.Time) {
+// poll reads the generation and the settings. sent (cache clock) is taken before the
+// request: whatever the reply says was true at some moment after it.
+func (rs *runtimeState) poll(c *redisClient, sent time.Duration) {
 	replies, err := c.pipeline([][]string{{"GET", generationKey}, {"GET", settingsKey}})
 	if err != nil || !isBulkOrNil(replies[0]) {
 		return // entries fall back to cacheTTL
@@ -102,7 +102,7 @@ func (rs *runtimeState) poll(c *redisClient, sent time.Time) {
 		if changed {
 			bc.invalidate()
 		}
-		bc.confirmFresh(sent.UnixNano())
+		bc.confirmFresh(sent)
 	}
 }
 

@@ -21,32 +21,32 @@ func TestPollConfirmsOrEmptiesCaches(t *testing.T) {
 	bc := newBindingCache(10, 2*time.Second)
 	c.runtime.addCache(bc)
 
-	at := time.Unix(1000, 0)
-	step := func(desc string, wantEpoch int64, wantFresh time.Time) {
+	at := 1000 * time.Second
+	step := func(desc string, wantEpoch int64, wantFresh time.Duration) {
 		t.Helper()
 		c.runtime.poll(c, at)
-		if bc.epoch != wantEpoch || bc.freshUntil != wantFresh.UnixNano() {
-			t.Errorf("%s: epoch %d fresh until %v, want %d and %v", desc, bc.epoch, time.Unix(0, bc.freshUntil), wantEpoch, wantFresh)
+		if bc.epoch != wantEpoch || bc.freshUntil != wantFresh {
+			t.Errorf("%s: epoch %d fresh until %v, want %d and %v", desc, bc.epoch, bc.freshUntil, wantEpoch, wantFresh)
 		}
 	}
-	step("first read", 1, at.Add(2*time.Second))
-	bc.put("k", &binding{expires: 0, retire: at.Add(time.Minute).UnixNano(), epoch: 1})
-	at = at.Add(time.Second)
-	step("unchanged", 1, at.Add(2*time.Second))
-	if bc.get("k", at.UnixNano()) == nil {
+	step("first read", 1, at+2*time.Second)
+	bc.put("k", &binding{expires: 0, retire: at + time.Minute, epoch: 1})
+	at += time.Second
+	step("unchanged", 1, at+2*time.Second)
+	if bc.get("k", at) == nil {
 		t.Error("a confirmed entry was not live")
 	}
 	if c.runtime.failsafe.Load() != failsafeOpen {
 		t.Error("published failsafe mode not applied")
 	}
-	at = at.Add(time.Second)
-	step("changed", 2, at.Add(2*time.Second))
-	if bc.get("k", at.UnixNano()) != nil {
+	at += time.Second
+	step("changed", 2, at+2*time.Second)
+	if bc.get("k", at) != nil {
 		t.Error("entry survived a generation change")
 	}
-	at = at.Add(time.Second)
-	step("lost", 3, at.Add(2*time.Second))
-	last := at.Add(2 * time.Second)
-	at = at.Add(time.Second)
+	at += time.Second
+	step("lost", 3, at+2*time.Second)
+	last := at + 2*time.Second
+	at += time.Second
 	step("error reply", 3, last)
 }

@@ -119,7 +119,7 @@ func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		c.mu.RUnlock()
 		if e != nil && strings.HasPrefix(req.RemoteAddr, e.peer) {
 			// binding.live, inline
-			if now := time.Now().UnixNano(); now < e.b.expires || now < fresh && now < e.b.retire {
+			if now := time.Since(clockBase); now < e.b.expires || now < fresh && now < e.b.retire {
 				if e.b.hits.Add(1) == 1 && m.redis != nil {
 					m.redis.usage.markUsed(e.b)
 				}
@@ -152,7 +152,7 @@ func (m *Sentinel) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	b := m.cache.get(key, time.Now().UnixNano())
+	b := m.cache.get(key, cacheClock())
 	code := ""
 	if b != nil {
 		code = b.check(ip)
@@ -266,8 +266,8 @@ func (m *Sentinel) failOpen() bool {
 // remember caches b, looked up in the cache's epoch, for ttl (or maxAge while the cache is
 // confirmed fresh).
 func (m *Sentinel) remember(key string, b *binding, ttl, maxAge time.Duration, epoch int64) {
-	now := time.Now().UnixNano()
-	b.expires, b.retire, b.epoch = now+int64(ttl), now+int64(maxAge), epoch
+	now := cacheClock()
+	b.expires, b.retire, b.epoch = now+ttl, now+maxAge, epoch
 	m.cache.put(key, b)
 }
 

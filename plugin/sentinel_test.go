@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // fakeAdmind binds on first use like admind does and records what it was asked.
@@ -246,7 +245,7 @@ func TestPublishedFailsafeModeApplies(t *testing.T) {
 			h := newHarness(t, func(c *Config) { c.RedisAddr = addr; c.FailsafeMode = tt.option })
 			h.server.Close()
 			r := h.handler.(*Sentinel).redis
-			r.runtime.poll(r, time.Now())
+			r.runtime.poll(r, cacheClock())
 			rw := h.do("127.0.0.9:1", map[string]string{"Authorization": "Bearer failsafekey"})
 			if rw.Code != tt.wantCode {
 				t.Fatalf("status %d, want %d (%s)", rw.Code, tt.wantCode, rw.Body)

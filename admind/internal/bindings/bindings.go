@@ -96,6 +96,9 @@ const (
 // ErrNotFound is returned by a Store when no binding exists.
 var ErrNotFound = errors.New("binding not found")
 
+// MaxHintLen is the longest key hint in bytes: "sk-" + 4 + "…" + 4 (plugin keyHint).
+const MaxHintLen = len("sk-abcd…wxyz")
+
 // ValidKeyHash reports whether s is a lowercase hex HMAC-SHA256.
 func ValidKeyHash(s string) bool {
 	if len(s) != 64 {

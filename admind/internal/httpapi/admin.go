@@ -157,7 +157,8 @@ func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
 }
 
 // bindingQuery reads the list filters. q searches in one box: an IP address finds the
-// bindings that cover it; anything else matches the key hint or, hashed, a whole key.
+// bindings that cover it, a 64-hex key hash its binding; anything else, hashed, a whole key,
+// or (if short enough) part of a key hint.
 func bindingQuery(d Deps, r *http.Request) (bindings.Query, error) {
 	v := r.URL.Query()
 	q := bindings.Query{Status: bindings.Status(v.Get("status")), Mode: bindings.Mode(v.Get("mode")), Sort: v.Get("sort"), Desc: v.Get("order") != "asc"}
@@ -169,10 +170,18 @@ func bindingQuery(d Deps, r *http.Request) (bindings.Query, error) {
 		if len(search) > 512 {
 			return q, &bindings.InputError{Message: "q is too long"}
 		}
-		if ip, err := netip.ParseAddr(search); err == nil {
+		switch ip, err := netip.ParseAddr(search); {
+		case err == nil:
 			q.IP = ip.Unmap().WithZone("")
-		} else {
-			q.Hint, q.KeyHash = search, plugin.KeyHash(d.HMACSecret, search)
+		case bindings.ValidKeyHash(search):
+			q.KeyHash = search // as the logs and alerts show it
+		default:
+			q.KeyHash = plugin.KeyHash(d.HMACSecret, search)
+			// A hint is "sk-" + 4 + "…" + 4: a longer search can only be a whole key, which
+			// the unique index on key_hash finds without scanning every hint.
+			if len(search) <= bindings.MaxHintLen {
+				q.Hint = search
+			}
 		}
 	}
 	switch q.Status {
