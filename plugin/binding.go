@@ -132,7 +132,7 @@ func (c *bindingCache) get(key string, now time.Duration) *binding {
 // live reports whether b may still decide at now, given the cache's freshUntil. The hot path
 // repeats this test inline.
 func (b *binding) live(now, fresh time.Duration) bool {
-	return now < b.expires || now < fresh && now < b.retire
+	return now < fresh && now < b.retire || now < b.expires
 }
 
 // currentEpoch is read before a lookup whose answer will be cached.

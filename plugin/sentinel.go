@@ -118,8 +118,8 @@ func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		fresh := c.freshUntil
 		c.mu.RUnlock()
 		if e != nil && strings.HasPrefix(req.RemoteAddr, e.peer) {
-			// binding.live, inline
-			if now := time.Since(clockBase); now < e.b.expires || now < fresh && now < e.b.retire {
+			// binding.live, inline (with Redis, the cache is normally confirmed fresh)
+			if now := time.Since(clockBase); now < fresh && now < e.b.retire || now < e.b.expires {
 				if e.b.hits.Add(1) == 1 && m.redis != nil {
 					m.redis.usage.markUsed(e.b)
 				}
