@@ -96,6 +96,7 @@ end
 		run(r, time.Second) // warm-up: connections, local caches, Yaegi
 	}
 	rc := s.redisClient(t)
+	before := s.resources(t)
 	// SENTINEL_BENCH_PROFILE=<prefix>: CPU profiles of Traefik during each route's first run,
 	// in <prefix>.<route>, for `go tool pprof <traefik binary> <prefix>.sentinel`.
 	profile := os.Getenv("SENTINEL_BENCH_PROFILE")
@@ -133,7 +134,9 @@ end
 	storm := s.firstUseStorm(t, stormKeys)
 	hot := s.hotKey(t, hotDur)
 	mem := s.memory(t, bulk, soak, wrk, script)
-	report := benchReport(results, routes, storm, rounds, dur) + hot.String() + mem.String()
+	time.Sleep(2 * time.Second) // let the last connections close
+	after := s.resources(t)
+	report := benchReport(results, routes, storm, rounds, dur) + hot.String() + mem.String() + resourcesReport(before, after)
 	if full {
 		report += yaegiHotPath(t)
 	}
@@ -151,6 +154,9 @@ end
 	}
 	if hot.errors > 0 || hot.allowed == 0 || hot.refused == 0 {
 		t.Errorf("hot key: %d errors, %d allowed, %d refused", hot.errors, hot.allowed, hot.refused)
+	}
+	if len(after.keysWithoutTTL) > 0 || after.duplicateBindings > 0 {
+		t.Errorf("after the run: Redis keys without a TTL %v, %d duplicate bindings", after.keysWithoutTTL, after.duplicateBindings)
 	}
 	if storm.errors > 0 || storm.rows != stormKeys {
 		t.Errorf("first-use storm: %d errors (%v), %d binding rows for %d keys", storm.errors, storm.failures, storm.rows, stormKeys)
@@ -658,4 +664,50 @@ func yaegiHotPath(t *testing.T) string {
 	}
 	b.WriteString("```\n")
 	return b.String()
+}
+
+// resourceSnapshot is what must come back near its baseline after a run (TESTING.md H).
+type resourceSnapshot struct {
+	traefikGoroutines     int // excluding pooled upstream connections (idle keep-alive)
+	traefikFDs, admindFDs int
+	traefikRSS, admindRSS int64 // KiB
+	keysWithoutTTL        []string
+	duplicateBindings     int
+}
+
+func (s *stack) resources(t *testing.T) resourceSnapshot {
+	total, pooled := s.traefikGoroutines(t)
+	traefik, admind := s.procs["traefik"].Process.Pid, s.procs["admind"].Process.Pid
+	r := resourceSnapshot{traefikGoroutines: total - pooled, traefikFDs: openFDs(t, traefik), admindFDs: openFDs(t, admind),
+		traefikRSS: rssKiB(t, traefik), admindRSS: rssKiB(t, admind)}
+	ctx := context.Background()
+	rc := s.redisClient(t)
+	iter := rc.Scan(ctx, 0, "sentinel:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		// The event stream is consumed by admind's group and trimmed by MAXLEN; it must not expire.
+		if k := iter.Val(); k != "sentinel:events" && rc.TTL(ctx, k).Val() < 0 {
+			r.keysWithoutTTL = append(r.keysWithoutTTL, k)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.duplicateBindings = countRows(t, s, `SELECT count(*) FROM (SELECT key_hash FROM token_bindings GROUP BY key_hash HAVING count(*) > 1) d`)
+	return r
+}
+
+func openFDs(t *testing.T, pid int) int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func resourcesReport(a, b resourceSnapshot) string {
+	return fmt.Sprintf("\nBefore the first measured run → after the last: Traefik goroutines %d → %d (pooled upstream connections "+
+		"excluded), open files %d → %d, RSS %d → %d MiB; admind open files %d → %d, RSS %d → %d MiB. "+
+		"Redis keys sentinel:* without a TTL (the event stream excepted): %d. Keys bound twice: %d.\n",
+		a.traefikGoroutines, b.traefikGoroutines, a.traefikFDs, b.traefikFDs, a.traefikRSS>>10, b.traefikRSS>>10,
+		a.admindFDs, b.admindFDs, a.admindRSS>>10, b.admindRSS>>10, len(b.keysWithoutTTL), b.duplicateBindings)
 }
