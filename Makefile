@@ -11,7 +11,7 @@ help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: test
-test: lint web unit yaegi e2e ## everything CI checks: lint, unit + integration (-race), yaegi, console build, end-to-end + browser
+test: lint web unit yaegi fuzz-brief e2e ## everything CI checks: lint, unit + integration (-race), yaegi, console build, each fuzz target briefly, end-to-end + browser
 
 .PHONY: unit
 unit: web ## unit and integration tests (real PostgreSQL and redis-server), with -race
@@ -40,8 +40,12 @@ lint: ## gofmt, go vet, and golangci-lint when installed (.golangci.yml names th
 	$(GO) vet ./...
 	@if command -v golangci-lint >/dev/null; then golangci-lint run; else echo "lint: golangci-lint not installed, skipped"; fi
 
+.PHONY: fuzz-brief
+fuzz-brief: ## every fuzz target for 2s (make test); crashers found are kept in testdata/fuzz
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
+
 .PHONY: fuzz
-fuzz: ## run every fuzz target (plugin and admind) for FUZZTIME each
+fuzz: ## run every fuzz target (plugin and admind) for FUZZTIME each (30s)
 	@for pkg in $$($(GO) list ./...); do \
 		for f in $$($(GO) test $$pkg -list 'Fuzz.*' | grep ^Fuzz); do \
 			echo "fuzz $$pkg $$f"; $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \

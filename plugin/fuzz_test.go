@@ -61,3 +61,33 @@ func FuzzReadReply(f *testing.F) {
 		_, _ = readReply(bufio.NewReader(strings.NewReader(string(data))), 0)
 	})
 }
+
+// FuzzParseBindingEntry: the Redis entry decides requests without admind, and Redis is the
+// network. Whatever the entry says, parsing never panics; an accepted one is well formed and
+// can check any address.
+func FuzzParseBindingEntry(f *testing.F) {
+	for _, seed := range []string{"v1|active|single|127.0.0.2/32", "v1|banned|multiple|10.0.0.0/8,2001:db8::/64", "v1|active|all|",
+		"v1|active|single|", "v1|active|single|1.2.3.4/33", "v1|active|single|::ffff:1.2.3.4/128", "v1||||", "v2|active|all|"} {
+		f.Add(seed, "127.0.0.2")
+	}
+	f.Fuzz(func(t *testing.T, entry, addr string) {
+		b, err := parseBindingEntry(entry)
+		if err != nil {
+			return
+		}
+		if !b.all && len(b.prefixes) == 0 {
+			t.Fatalf("%q: accepted with no rule", entry)
+		}
+		for _, p := range b.prefixes {
+			if !p.IsValid() {
+				t.Fatalf("%q: invalid prefix %v", entry, p)
+			}
+		}
+		if a, err := netip.ParseAddr(addr); err == nil {
+			code := b.check(a)
+			if b.banned && code != codeKeyBanned || !b.banned && b.all && code != "" {
+				t.Fatalf("%q: check(%v) = %q", entry, a, code)
+			}
+		}
+	})
+}

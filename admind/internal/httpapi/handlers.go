@@ -88,47 +88,17 @@ func requireInternalToken(token string) func(http.Handler) http.Handler {
 	}
 }
 
-// pluginEvent is the plugin's request body for both /decide and /intercepts.
-type pluginEvent struct {
-	KeyHash   string `json:"key_hash"`
-	KeyHint   string `json:"key_hint"`
-	IP        string `json:"ip"`
-	Method    string `json:"method"`
-	Path      string `json:"path"`
-	UserAgent string `json:"user_agent"`
-	Reason    string `json:"reason,omitempty"`
-}
-
-const maxEventField = 512
-
-func (e pluginEvent) validate() (netip.Addr, string) {
-	if !bindings.ValidKeyHash(e.KeyHash) {
-		return netip.Addr{}, "key_hash must be 64 lowercase hex characters"
-	}
-	ip, err := netip.ParseAddr(e.IP)
-	if err != nil || ip.Zone() != "" || ip.Is4In6() {
-		return netip.Addr{}, "ip must be a canonical IP address"
-	}
-	if len(e.KeyHint) > 32 || len(e.Method) > maxEventField || len(e.Path) > maxEventField || len(e.UserAgent) > maxEventField {
-		return netip.Addr{}, "a field is too long"
-	}
-	return ip, ""
-}
-
 // decodeEvent reads and validates the plugin's body, answering 400 itself when it is bad.
 // Intercept reports must also name a refusal reason.
-func decodeEvent(w http.ResponseWriter, r *http.Request, needReason bool) (pluginEvent, netip.Addr, bool) {
-	var ev pluginEvent
+func decodeEvent(w http.ResponseWriter, r *http.Request, needReason bool) (bindings.Event, netip.Addr, bool) {
+	var ev bindings.Event
 	if err := decode(r, &ev); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body")
 		return ev, netip.Addr{}, false
 	}
-	ip, problem := ev.validate()
-	if problem == "" && needReason && ev.Reason != bindings.ReasonIPNotAllowed && ev.Reason != bindings.ReasonKeyBanned {
-		problem = "reason must be ip_not_allowed or key_banned"
-	}
-	if problem != "" {
-		writeError(w, http.StatusBadRequest, "bad_request", problem)
+	ip, err := ev.Check(needReason)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return ev, netip.Addr{}, false
 	}
 	return ev, ip, true

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -161,10 +160,13 @@ func parseFailsafe(v map[string]any) (forwarded, refused int64) {
 	return num("open"), num("closed")
 }
 
+// parseEvent reads an intercept entry, checked as admind checks the same report over HTTP.
 func parseEvent(v map[string]any) (bindings.Intercept, bool) {
 	str := func(k string) string { s, _ := v[k].(string); return s }
-	ip, err := netip.ParseAddr(str("ip"))
-	if err != nil || !bindings.ValidKeyHash(str("key_hash")) || str("reason") == "" {
+	ev := bindings.Event{KeyHash: str("key_hash"), KeyHint: str("key_hint"), IP: str("ip"), Method: str("method"),
+		Path: str("path"), UserAgent: str("user_agent"), Reason: str("reason")}
+	ip, err := ev.Check(true)
+	if err != nil {
 		return bindings.Intercept{}, false
 	}
 	at := time.Now()
@@ -172,7 +174,7 @@ func parseEvent(v map[string]any) (bindings.Intercept, bool) {
 		at = time.UnixMilli(ms)
 	}
 	return bindings.Intercept{
-		KeyHash: str("key_hash"), KeyHint: str("key_hint"), IP: ip, Reason: str("reason"),
-		Method: str("method"), Path: str("path"), UserAgent: str("user_agent"), At: at,
+		KeyHash: ev.KeyHash, KeyHint: ev.KeyHint, IP: ip, Reason: ev.Reason,
+		Method: ev.Method, Path: ev.Path, UserAgent: ev.UserAgent, At: at,
 	}, true
 }

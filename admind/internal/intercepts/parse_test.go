@@ -1,0 +1,30 @@
+package intercepts
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+)
+
+// FuzzParseEvent: a sentinel:events entry is plugin-written but carries attacker text, and
+// anyone with Redis access can add one. Whatever its fields, parsing never panics, and an
+// accepted entry is as valid as one admind accepts over HTTP.
+func FuzzParseEvent(f *testing.F) {
+	hash := strings.Repeat("ab", 32)
+	f.Add(hash, "sk-abcd…wxyz", "127.0.0.2", "ip_not_allowed", "POST", "/v1/chat/completions", "curl/8", "1700000000000")
+	f.Add(hash, "", "::ffff:127.0.0.2", "key_banned", "", "", "", "x")
+	f.Add(strings.ToUpper(hash), "h", "fe80::1%eth0", "other", "GET", "/", strings.Repeat("u", 600), "-1")
+	f.Fuzz(func(t *testing.T, keyHash, hint, ip, reason, method, path, ua, at string) {
+		in, ok := parseEvent(map[string]any{"key_hash": keyHash, "key_hint": hint, "ip": ip, "reason": reason,
+			"method": method, "path": path, "user_agent": ua, "at": at})
+		if !ok {
+			return
+		}
+		if !bindings.ValidKeyHash(in.KeyHash) || !in.IP.IsValid() || in.IP.Zone() != "" || in.IP.Is4In6() ||
+			(in.Reason != bindings.ReasonIPNotAllowed && in.Reason != bindings.ReasonKeyBanned) ||
+			len(in.Path) > bindings.MaxEventField || len(in.UserAgent) > bindings.MaxEventField || len(in.Method) > bindings.MaxEventField {
+			t.Fatalf("accepted an invalid entry: %+v", in)
+		}
+	})
+}
