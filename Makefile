@@ -5,6 +5,7 @@ GO    ?= go
 # under ~/.cache/sentinel/traefik (scripts/traefik-bin.sh).
 TRAEFIK_BIN ?= $(shell scripts/traefik-bin.sh)
 FUZZTIME    ?= 30s
+DURATION    ?= 10m
 
 .PHONY: help
 help: ## list the targets
@@ -59,6 +60,11 @@ demo: web ## run the whole stack locally (no Docker); DEMO_HTTP_PORT (8016), DEM
 bench: traefik ## benchmarks through the real stack (wrk): bare vs no-op plugin vs sentinel; rewrites BENCHMARKS.md
 	@command -v wrk >/dev/null || { echo "bench: wrk not found: apt-get install -y wrk"; exit 1; }
 	SENTINEL_BENCH=full TRAEFIK_BIN=$(TRAEFIK_BIN) $(GO) test -count=1 -timeout 30m -run '^TestBench$$' -v ./e2e
+
+.PHONY: soak
+soak: traefik ## the whole stack under mixed traffic for DURATION (10m): goroutine, open-file and RSS trends, keys without TTL
+	@command -v wrk >/dev/null || { echo "soak: wrk not found: apt-get install -y wrk"; exit 1; }
+	SENTINEL_SOAK=$(DURATION) TRAEFIK_BIN=$(TRAEFIK_BIN) $(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./e2e
 
 .PHONY: bundle
 bundle: web ## offline bundle: static admind with the console, configs, plugin source (bin/bundle/)
