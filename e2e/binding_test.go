@@ -25,7 +25,13 @@ func keyHash(normalised string) string {
 
 func (s *stack) call(t *testing.T, from, path string, headers map[string]string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, s.webURL+path, strings.NewReader(`{"model":"gpt-4o-mini"}`))
+	return callVia(t, s.webURL, from, path, headers)
+}
+
+// callVia is call through the Traefik at base.
+func callVia(t *testing.T, base, from, path string, headers map[string]string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(`{"model":"gpt-4o-mini"}`))
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}

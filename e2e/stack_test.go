@@ -50,6 +50,7 @@ type stack struct {
 	exited    map[string]chan struct{}
 	dir       string
 	admindEnv []string
+	opts      stackOptions
 	ownPG     *testenv.PostgresCluster // nil unless stackOptions.OwnPostgres
 }
 
@@ -115,7 +116,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	if o.CacheTTL == "" {
 		o.CacheTTL = "2s"
 	}
-	traefikBin := testenv.TraefikBin(t)
+	testenv.TraefikBin(t) // builds it first if needed, before anything starts
 	dir := t.TempDir()
 	s := &stack{redis: testenv.Redis(t), upstream: newUpstream(t), dir: dir}
 	if o.OwnPostgres {
@@ -146,7 +147,18 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	}, o.AdmindEnv...)
 	s.startAdmind(t)
 
-	// Traefik with the plugin from this repository.
+	s.opts = o
+	s.webURL, s.apiURL = s.startTraefik(t, "traefik", dir, s.admindURL, s.publicURL)
+	return s
+}
+
+// startTraefik runs Traefik with the plugin from this repository, named name (its log is
+// dir/<name>.log), with its configuration in dir; its sentinel middleware asks the admind
+// at admindURL, and /admin and /health route to publicURL. It returns the public and API URLs
+// once the middleware and the router serve.
+func (s *stack) startTraefik(t *testing.T, name, dir, admindURL, publicURL string) (webURL, apiURL string) {
+	t.Helper()
+	o := s.opts
 	tokenFile, secretFile := filepath.Join(dir, "internal-token"), filepath.Join(dir, "hmac-secret")
 	mustWrite(t, tokenFile, internalToken)
 	mustWrite(t, secretFile, hmacSecret)
@@ -155,8 +167,8 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		"WebAddr":           "127.0.0.1:" + strconv.Itoa(webPort),
 		"AdminAddr":         "127.0.0.1:" + strconv.Itoa(adminPort),
 		"DynamicFile":       filepath.Join(dir, "dynamic.yml"),
-		"AdmindURL":         s.admindURL,
-		"AdmindPublicURL":   s.publicURL,
+		"AdmindURL":         admindURL,
+		"AdmindPublicURL":   publicURL,
 		"InternalTokenFile": tokenFile,
 		"HMACSecretFile":    secretFile,
 		"RedisAddr":         s.redis.Addr,
@@ -177,21 +189,46 @@ func startStack(t *testing.T, o stackOptions) *stack {
 			t.Fatal(err)
 		}
 	}
-	s.start(t, dir, "traefik", nil, traefikBin, "--configFile="+filepath.Join(dir, "traefik.yml"))
-	s.webURL = "http://127.0.0.1:" + strconv.Itoa(webPort)
-	s.apiURL = "http://127.0.0.1:" + strconv.Itoa(adminPort)
-	waitHTTP(t, s.apiURL+"/ping")
+	s.start(t, dir, name, nil, testenv.TraefikBin(t), "--configFile="+filepath.Join(dir, "traefik.yml"))
+	webURL = "http://127.0.0.1:" + strconv.Itoa(webPort)
+	apiURL = "http://127.0.0.1:" + strconv.Itoa(adminPort)
+	waitHTTP(t, apiURL+"/ping")
 	// /ping alone does not prove the plugin loaded: the middleware must be enabled and the
 	// router must be serving through it.
 	testenv.WaitFor(t, 30*time.Second, "sentinel middleware enabled in Traefik", func() bool {
 		var mw struct{ Status string }
-		return getJSON(s.apiURL+"/api/http/middlewares/sentinel@file", &mw) == nil && mw.Status == "enabled"
+		return getJSON(apiURL+"/api/http/middlewares/sentinel@file", &mw) == nil && mw.Status == "enabled"
 	})
 	testenv.WaitFor(t, 30*time.Second, "newapi router enabled", func() bool {
 		var r struct{ Status string }
-		return getJSON(s.apiURL+"/api/http/routers/newapi@file", &r) == nil && r.Status == "enabled"
+		return getJSON(apiURL+"/api/http/routers/newapi@file", &r) == nil && r.Status == "enabled"
 	})
-	return s
+	return webURL, apiURL
+}
+
+// replica is a second admind and a second Traefik (whose plugin asks that admind) on the
+// stack's PostgreSQL and Redis: two of everything but the data stores.
+type replica struct {
+	admindURL, publicURL string // the second admind's internal and public listeners
+	webURL, apiURL       string // the second Traefik
+}
+
+func (s *stack) startReplica(t *testing.T) replica {
+	t.Helper()
+	var r replica
+	appPort, internalPort := testenv.FreePort(t), testenv.FreePort(t)
+	r.admindURL = "http://127.0.0.1:" + strconv.Itoa(internalPort)
+	r.publicURL = "http://127.0.0.1:" + strconv.Itoa(appPort)
+	// exec keeps the last value of a repeated variable: these override the first admind's.
+	env := append(append([]string(nil), s.admindEnv...), "APP_PORT="+strconv.Itoa(appPort), "INTERNAL_PORT="+strconv.Itoa(internalPort))
+	s.start(t, s.dir, "admind-2", env, buildAdmind(t))
+	waitHTTP(t, r.publicURL+"/health")
+	dir := filepath.Join(s.dir, "traefik-2")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.webURL, r.apiURL = s.startTraefik(t, "traefik-2", dir, r.admindURL, r.publicURL)
+	return r
 }
 
 // start runs a process in dir with its output in dir/<name>.log, killed at cleanup.

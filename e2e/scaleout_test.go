@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/key-ip-sentinel/sentinel/internal/testenv"
+)
+
+// TestTwoOfEverything is the scale-out check (issue 8): two Traefik processes, each with the
+// plugin asking its own admind, two admind processes, one Redis, one PostgreSQL.
+//   - First-use race across them (TESTING.md D): 50 addresses hit a new key at once, half
+//     through each Traefik; exactly one binding, one address allowed, every other refused and
+//     logged exactly once, and Redis agrees with PostgreSQL.
+//   - The intercept stream, read by both admind in one consumer group, is written to
+//     PostgreSQL exactly once.
+//   - One alert per window although both admind count intercepts.
+func TestTwoOfEverything(t *testing.T) {
+	hook := newAlertReceiver(t)
+	s := startStack(t, stackOptions{AdmindEnv: []string{"ALERT_WEBHOOK_URL=" + hook.URL, "ALERT_THRESHOLD_COUNT=5", "ALERT_THRESHOLD_SECONDS=300"}})
+	r := s.startReplica(t)
+	via := []string{s.webURL, r.webURL}
+	ctx := context.Background()
+	rc := s.redisClient(t)
+	const rounds, addrs = 20, 50
+	refused := 0
+	for round := 0; round < rounds; round++ {
+		key := fmt.Sprintf("scaleKey%02d0123456789abcdef", round)
+		codes := make([]int, addrs)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := 0; i < addrs; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				<-start
+				codes[i], _ = callVia(t, via[i%2], fmt.Sprintf("127.0.6.%d", i+1), "/v1/chat/completions",
+					map[string]string{"Authorization": "Bearer sk-" + key})
+			}(i)
+		}
+		close(start)
+		wg.Wait()
+		allowed, other := 0, 0
+		for _, c := range codes {
+			switch c {
+			case 200:
+				allowed++
+			case 403:
+				refused++
+			default:
+				other++
+			}
+		}
+		rows := countRows(t, s, `SELECT count(*) FROM token_bindings WHERE key_hash = $1`, keyHash(key))
+		if allowed != 1 || other != 0 || rows != 1 {
+			t.Fatalf("round %d: %d allowed, %d neither 200 nor 403, %d binding rows (answers %v)", round, allowed, other, rows, codes)
+		}
+		var cidrs []string
+		if err := s.pg(t).QueryRow(ctx, `SELECT cidrs::text[] FROM token_bindings WHERE key_hash = $1`, keyHash(key)).Scan(&cidrs); err != nil {
+			t.Fatal(err)
+		}
+		if entry := rc.Get(ctx, "sentinel:b:"+keyHash(key)).Val(); entry != "v1|active|single|"+cidrs[0] {
+			t.Fatalf("round %d: Redis %q, PostgreSQL %v", round, entry, cidrs)
+		}
+	}
+	// Both halves really worked: each admind decided first uses, and both read the stream.
+	for _, u := range []string{s.publicURL, r.publicURL} {
+		if n := metricAt(t, u, "sentinel_decisions_total"); n == 0 {
+			t.Fatalf("the admind at %s made no decision", u)
+		}
+	}
+	if consumers := rc.XInfoConsumers(ctx, "sentinel:events", "admind").Val(); len(consumers) != 2 {
+		t.Fatalf("stream consumers %+v, want both admind", consumers)
+	}
+	// Every refusal is one intercept row: the stream (and admind's own records of the
+	// refusals it decided) reach PostgreSQL exactly once across both consumers.
+	testenv.WaitFor(t, 20*time.Second, "every refusal written", func() bool {
+		return countRows(t, s, `SELECT count(*) FROM intercept_logs WHERE key_hint LIKE 'sk-scal%'`) >= refused
+	})
+	time.Sleep(2 * time.Second) // a duplicate would arrive now
+	if rows := countRows(t, s, `SELECT count(*) FROM intercept_logs WHERE key_hint LIKE 'sk-scal%'`); rows != refused {
+		t.Fatalf("%d refusals, %d intercept rows", refused, rows)
+	}
+	if pending := rc.XPending(ctx, "sentinel:events", "admind").Val(); pending != nil && pending.Count != 0 {
+		t.Fatalf("%d events left pending", pending.Count)
+	}
+	// Each round's key crossed the threshold (5) on both admind: still one alert per key.
+	testenv.WaitFor(t, 30*time.Second, "an alert per key", func() bool { return hook.count() >= rounds })
+	time.Sleep(3 * time.Second)
+	if n := hook.count(); n != rounds {
+		t.Fatalf("%d alerts for %d keys over threshold in one window", n, rounds)
+	}
+	t.Logf("%d rounds of %d addresses through 2 Traefik and 2 admind: one binding each, %d refusals, %d intercept rows, %d alerts",
+		rounds, addrs, refused, refused, hook.count())
+}
