@@ -175,7 +175,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 			})
 		},
 		func(ctx context.Context) {
-			every(ctx, archiveInterval, func(ctx context.Context) {
+			every(ctx, cfg.ArchiveInterval, func(ctx context.Context) {
 				if _, _, err := archiver.RunOnce(ctx); err != nil && ctx.Err() == nil {
 					log.Warn("archive run failed", "err", err)
 				}
@@ -240,11 +240,9 @@ func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 	l.log.Warn("redis client", "detail", fmt.Sprintf(format, v...))
 }
 
-// Background work intervals. Archiving is measured in days, so hourly is plenty.
-const (
-	lastUseSyncInterval = 5 * time.Second
-	archiveInterval     = time.Hour
-)
+// lastUseSyncInterval is how often plugin-reported last use reaches PostgreSQL (the archive
+// interval is ARCHIVE_INTERVAL).
+const lastUseSyncInterval = 5 * time.Second
 
 // every calls fn every interval until ctx ends.
 func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {

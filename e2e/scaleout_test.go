@@ -18,9 +18,11 @@ import (
 //   - The intercept stream, read by both admind in one consumer group, is written to
 //     PostgreSQL exactly once.
 //   - One alert per window although both admind count intercepts.
+//   - The archive job, run every second by both admind, archives each idle binding once.
 func TestTwoOfEverything(t *testing.T) {
 	hook := newAlertReceiver(t)
-	s := startStack(t, stackOptions{AdmindEnv: []string{"ALERT_WEBHOOK_URL=" + hook.URL, "ALERT_THRESHOLD_COUNT=5", "ALERT_THRESHOLD_SECONDS=300"}})
+	s := startStack(t, stackOptions{AdmindEnv: []string{"ALERT_WEBHOOK_URL=" + hook.URL, "ALERT_THRESHOLD_COUNT=5", "ALERT_THRESHOLD_SECONDS=300",
+		"ARCHIVE_INTERVAL=1s"}})
 	r := s.startReplica(t)
 	via := []string{s.webURL, r.webURL}
 	ctx := context.Background()
@@ -93,6 +95,29 @@ func TestTwoOfEverything(t *testing.T) {
 	if n := hook.count(); n != rounds {
 		t.Fatalf("%d alerts for %d keys over threshold in one window", n, rounds)
 	}
-	t.Logf("%d rounds of %d addresses through 2 Traefik and 2 admind: one binding each, %d refusals, %d intercept rows, %d alerts",
-		rounds, addrs, refused, refused, hook.count())
+
+	// 30 bindings idle for 40 days; both admind run the archive job every second.
+	const idle = 30
+	if _, err := s.pg(t).Exec(ctx, `
+		INSERT INTO token_bindings (key_hash, key_hint, rule_mode, cidrs, status, first_ip, last_ip, last_used_at)
+		SELECT encode(sha256(('idle' || g)::bytea), 'hex'), 'sk-idle…', 'single', '{127.0.0.9/32}', 'active', '127.0.0.9', '127.0.0.9',
+			now() - interval '40 days'
+		FROM generate_series(1, $1) g`, idle); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 20*time.Second, "the idle bindings archived", func() bool {
+		return countRows(t, s, `SELECT count(*) FROM token_bindings WHERE key_hint = 'sk-idle…'`) == 0
+	})
+	time.Sleep(2 * time.Second) // both have run again since
+	archived := countRows(t, s, `SELECT count(*) FROM archived_bindings WHERE key_hint = 'sk-idle…'`)
+	counted := metricAt(t, s.publicURL, "sentinel_bindings_archived_total") + metricAt(t, r.publicURL, "sentinel_bindings_archived_total")
+	if archived != idle || counted != idle {
+		t.Fatalf("%d idle bindings: %d archived rows, %v counted by the two admind", idle, archived, counted)
+	}
+	if live := countRows(t, s, `SELECT count(*) FROM token_bindings WHERE key_hint LIKE 'sk-scal%'`); live != rounds {
+		t.Fatalf("the archive took bindings in use: %d of %d left", live, rounds)
+	}
+	t.Logf("%d rounds of %d addresses through 2 Traefik and 2 admind: one binding each, %d refusals, %d intercept rows, %d alerts; "+
+		"%d idle bindings archived once (%v by the first admind)", rounds, addrs, refused, refused, hook.count(), idle,
+		metricAt(t, s.publicURL, "sentinel_bindings_archived_total"))
 }

@@ -44,6 +44,7 @@ type Config struct {
 	AlertThresholdCount   int
 	AlertThresholdSeconds int
 	ArchiveDays           int
+	ArchiveInterval       time.Duration // how often the archive job runs (one replica at a time)
 
 	BindPrefixV4    int
 	BindPrefixV6    int
@@ -82,6 +83,7 @@ func Load(getenv func(string) string) (Config, error) {
 		AlertThresholdCount:   r.intIn("ALERT_THRESHOLD_COUNT", 5, 1, 1_000_000),
 		AlertThresholdSeconds: r.intIn("ALERT_THRESHOLD_SECONDS", 300, 1, 86_400),
 		ArchiveDays:           r.intIn("ARCHIVE_DAYS", 30, 0, 3650),
+		ArchiveInterval:       r.duration("ARCHIVE_INTERVAL", time.Hour),
 	}
 	proxies, err := plugin.ParseTrustedProxies(strings.Split(r.str("ADMIN_TRUSTED_PROXIES", ""), ","))
 	if err != nil {
