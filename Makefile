@@ -61,6 +61,10 @@ bench: traefik ## benchmarks through the real stack (wrk): bare vs no-op plugin 
 	@command -v wrk >/dev/null || { echo "bench: wrk not found: apt-get install -y wrk"; exit 1; }
 	SENTINEL_BENCH=full TRAEFIK_BIN=$(TRAEFIK_BIN) $(GO) test -count=1 -timeout 30m -run '^TestBench$$' -v ./e2e
 
+.PHONY: chaos
+chaos: traefik ## under load through the real Traefik, hang/stop/restart Redis, admind and PostgreSQL in turn (TESTING.md E)
+	SENTINEL_CHAOS=1 TRAEFIK_BIN=$(TRAEFIK_BIN) $(GO) test -count=1 -timeout 20m -run '^TestChaos$$' -v ./e2e
+
 .PHONY: soak
 soak: traefik ## the whole stack under mixed traffic for DURATION (10m): goroutine, open-file and RSS trends, keys without TTL
 	@command -v wrk >/dev/null || { echo "soak: wrk not found: apt-get install -y wrk"; exit 1; }

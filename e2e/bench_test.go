@@ -260,7 +260,9 @@ func (s *stack) admindDecisions(t *testing.T) int64 {
 }
 
 // admindMetric sums a metric's samples on admind's /metrics.
-func (s *stack) admindMetric(t *testing.T, name string) float64 { return metricAt(t, s.publicURL, name) }
+func (s *stack) admindMetric(t *testing.T, name string) float64 {
+	return metricAt(t, s.publicURL, name)
+}
 
 // metricAt sums a metric's samples on the /metrics of the admind at publicURL.
 func metricAt(t *testing.T, publicURL, name string) float64 {
