@@ -50,13 +50,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	}
 	defer db.Close()
 
-	rdb := redis.NewClient(&redis.Options{
-		Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB,
-		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
-		// Callers bound their own Redis work (a decide must not wait a second on a hung
-		// Redis to refresh a cache entry).
-		ContextTimeoutEnabled: true,
-	})
+	rdb := newRedis(cfg)
 	defer rdb.Close()
 	rdb.AddHook(m.RedisHook())
 	rcache := cache.New(rdb)
@@ -238,6 +232,23 @@ type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 	l.log.Warn("redis client", "detail", fmt.Sprintf(format, v...))
+}
+
+// newRedis connects to REDIS_ADDR, or through REDIS_SENTINELS to the current primary (the
+// client follows failovers).
+func newRedis(cfg config.Config) *redis.Client {
+	// Callers bound their own Redis work (a decide must not wait a second on a hung Redis to
+	// refresh a cache entry): ContextTimeoutEnabled.
+	if len(cfg.RedisSentinels) > 0 {
+		return redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName: cfg.RedisMasterName, SentinelAddrs: cfg.RedisSentinels, Password: cfg.RedisPassword, DB: cfg.RedisDB,
+			DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, ContextTimeoutEnabled: true,
+		})
+	}
+	return redis.NewClient(&redis.Options{
+		Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB,
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, ContextTimeoutEnabled: true,
+	})
 }
 
 // lastUseSyncInterval is how often plugin-reported last use reaches PostgreSQL (the archive

@@ -52,6 +52,7 @@ type stack struct {
 	admindEnv []string
 	opts      stackOptions
 	ownPG     *testenv.PostgresCluster // nil unless stackOptions.OwnPostgres
+	failover  *testenv.RedisFailover   // nil unless stackOptions.Sentinel
 }
 
 // startAdmind (re)starts admind and waits for its /health.
@@ -76,6 +77,9 @@ type stackOptions struct {
 	// OwnPostgres gives the stack a private PostgreSQL cluster it may stop (fault tests).
 	OwnPostgres bool
 	AdmindEnv   []string // extra admind environment
+	// Sentinel runs Redis as a primary, a replica and a Redis Sentinel; the plugin and admind
+	// find the primary through the Sentinel.
+	Sentinel bool
 	// Bench adds make bench's routes (bare, no-op plugin, sentinel, sentinel without its
 	// local cache) under /bench/.
 	Bench bool
@@ -118,7 +122,13 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	}
 	testenv.TraefikBin(t) // builds it first if needed, before anything starts
 	dir := t.TempDir()
-	s := &stack{redis: testenv.Redis(t), upstream: newUpstream(t), dir: dir}
+	s := &stack{upstream: newUpstream(t), dir: dir}
+	if o.Sentinel {
+		s.failover = testenv.RedisWithSentinel(t)
+		s.redis = s.failover.Primary
+	} else {
+		s.redis = testenv.Redis(t)
+	}
 	if o.OwnPostgres {
 		s.ownPG = testenv.OwnPostgres(t)
 		s.dsn = s.ownPG.DSN()
@@ -145,6 +155,9 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		// over its own option once it has read it: both say the same here.
 		"SENTINEL_FAILSAFE_MODE=" + o.FailsafeMode,
 	}, o.AdmindEnv...)
+	if s.failover != nil {
+		s.admindEnv = append(s.admindEnv, "REDIS_SENTINELS="+s.failover.SentinelAddr, "REDIS_MASTER_NAME="+s.failover.Name)
+	}
 	s.startAdmind(t)
 
 	s.opts = o
@@ -177,6 +190,9 @@ func (s *stack) startTraefik(t *testing.T, name, dir, admindURL, publicURL strin
 		"CacheTTL":          o.CacheTTL,
 		"UpstreamURL":       s.upstream.url,
 		"Bench":             o.Bench,
+	}
+	if s.failover != nil {
+		vars["RedisSentinel"], vars["RedisMasterName"] = s.failover.SentinelAddr, s.failover.Name
 	}
 	if err := testenv.WriteTraefikConfig(dir, vars); err != nil {
 		t.Fatal(err)

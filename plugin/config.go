@@ -40,6 +40,10 @@ type Config struct {
 	// RedisRetryInterval: after a Redis failure, Redis is skipped for this long ("1s") so a
 	// dead or hung Redis costs one timeout per interval, not one per request.
 	RedisRetryInterval string
+	// RedisSentinels, instead of RedisAddr: Redis Sentinels (host:port) asked which server is
+	// the primary named RedisMasterName; after a failure the plugin asks them again.
+	RedisSentinels  []string
+	RedisMasterName string
 
 	// TrustedProxies are CIDRs (or single addresses) whose X-Forwarded-For is believed.
 	TrustedProxies []string
@@ -136,6 +140,22 @@ func parseConfig(c *Config) (*settings, error) {
 		if _, err := netip.ParseAddrPort(c.RedisAddr); err != nil && !looksLikeHostPort(c.RedisAddr) {
 			bad("redisAddr must be host:port, got %q", c.RedisAddr)
 		}
+	}
+	for _, a := range c.RedisSentinels {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		} else if _, err := netip.ParseAddrPort(a); err != nil && !looksLikeHostPort(a) {
+			bad("redisSentinels must be host:port entries, got %q", a)
+		} else {
+			s.redis.sentinels = append(s.redis.sentinels, a)
+		}
+	}
+	s.redis.masterName = strings.TrimSpace(c.RedisMasterName)
+	switch {
+	case len(s.redis.sentinels) > 0 && c.RedisAddr != "":
+		bad("set redisAddr or redisSentinels, not both")
+	case len(s.redis.sentinels) > 0 && s.redis.masterName == "":
+		bad("redisMasterName is required with redisSentinels")
 	}
 	s.redis.password = readSecret("redisPassword", c.RedisPasswordFile, c.RedisPasswordEnv, false, bad)
 	if c.RedisDB < 0 || c.RedisDB > 15 {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +44,9 @@ type respValue struct {
 }
 
 type redisOptions struct {
-	addr          string
+	addr          string   // the Redis, or "" when the Sentinels name it
+	sentinels     []string // host:port of Redis Sentinels
+	masterName    string
 	password      string
 	db            int
 	timeout       time.Duration
@@ -104,12 +107,30 @@ func (c *redisClient) pipeline(cmds [][]string) ([]respValue, error) {
 		c.markDown()
 		return nil, err
 	}
+	for _, r := range replies {
+		if r.kind == '-' && strings.HasPrefix(r.str, "READONLY") {
+			// The server was demoted in a failover: its replies stand (they are error
+			// replies), but the next connection must go to the new primary.
+			_ = rc.conn.Close()
+			c.markDown()
+			return replies, nil
+		}
+	}
 	c.put(rc)
 	return replies, nil
 }
 
+// markDown skips Redis for retryInterval and closes the idle connections: they lead to the
+// server that just failed (or to a demoted primary), and each would fail once more.
 func (c *redisClient) markDown() {
 	c.downUntil.Store(time.Now().Add(c.opts.retryInterval).UnixNano())
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = nil
+	c.mu.Unlock()
+	for _, rc := range idle {
+		_ = rc.conn.Close()
+	}
 }
 
 func (c *redisClient) get() (*respConn, error) {
@@ -137,7 +158,14 @@ func (c *redisClient) put(rc *respConn) {
 }
 
 func (c *redisClient) dial() (*respConn, error) {
-	conn, err := net.DialTimeout("tcp", c.opts.addr, c.opts.timeout)
+	addr := c.opts.addr
+	if len(c.opts.sentinels) > 0 {
+		var err error
+		if addr, err = c.askSentinels(); err != nil {
+			return nil, err
+		}
+	}
+	conn, err := net.DialTimeout("tcp", addr, c.opts.timeout)
 	if err != nil {
 		return nil, fmt.Errorf("redis: dial: %w", err)
 	}
@@ -149,6 +177,10 @@ func (c *redisClient) dial() (*respConn, error) {
 	if c.opts.db != 0 {
 		setup = append(setup, []string{"SELECT", strconv.Itoa(c.opts.db)})
 	}
+	if len(c.opts.sentinels) > 0 {
+		// A Sentinel's answer may lag a failover: only a primary will do.
+		setup = append(setup, []string{"ROLE"})
+	}
 	if len(setup) == 0 {
 		return rc, nil
 	}
@@ -157,9 +189,14 @@ func (c *redisClient) dial() (*respConn, error) {
 		for _, r := range replies {
 			if r.kind == '-' {
 				// The reply text may echo arguments; never let a password near an error.
-				err = errors.New("redis: AUTH or SELECT refused")
+				err = errors.New("redis: AUTH, SELECT or ROLE refused")
 				break
 			}
+		}
+	}
+	if err == nil && len(c.opts.sentinels) > 0 {
+		if role := replies[len(replies)-1]; len(role.array) == 0 || role.array[0].str != "master" {
+			err = errors.New("redis: the server the Sentinels named is not the primary")
 		}
 	}
 	if err != nil {
@@ -167,6 +204,23 @@ func (c *redisClient) dial() (*respConn, error) {
 		return nil, err
 	}
 	return rc, nil
+}
+
+// askSentinels returns the primary's address as the first Sentinel that answers names it.
+func (c *redisClient) askSentinels() (string, error) {
+	for _, addr := range c.opts.sentinels {
+		conn, err := net.DialTimeout("tcp", addr, c.opts.timeout)
+		if err != nil {
+			continue
+		}
+		sc := &respConn{conn: conn, r: bufio.NewReaderSize(conn, 512), w: bufio.NewWriterSize(conn, 512)}
+		replies, err := sc.roundTrip([][]string{{"SENTINEL", "get-master-addr-by-name", c.opts.masterName}}, c.opts.timeout)
+		_ = conn.Close()
+		if err == nil && len(replies[0].array) == 2 && replies[0].array[0].str != "" && replies[0].array[1].str != "" {
+			return net.JoinHostPort(replies[0].array[0].str, replies[0].array[1].str), nil
+		}
+	}
+	return "", errors.New("redis: no Sentinel named the primary")
 }
 
 func (rc *respConn) roundTrip(cmds [][]string, timeout time.Duration) ([]respValue, error) {

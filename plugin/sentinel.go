@@ -50,9 +50,9 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 	registryMu.Lock()
 	defer registryMu.Unlock()
 	rk := ""
-	if s.redis.addr != "" {
-		rk = s.redis.addr + "|" + strconv.Itoa(s.redis.db) + "|" + fingerprint(s.redis.password) + "|" +
-			s.redis.timeout.String() + "|" + s.redis.retryInterval.String() + "|" + strconv.Itoa(s.redis.poolSize)
+	if s.redis.addr != "" || len(s.redis.sentinels) > 0 {
+		rk = s.redis.addr + "|" + strings.Join(s.redis.sentinels, ",") + "|" + s.redis.masterName + "|" + strconv.Itoa(s.redis.db) + "|" +
+			fingerprint(s.redis.password) + "|" + s.redis.timeout.String() + "|" + s.redis.retryInterval.String() + "|" + strconv.Itoa(s.redis.poolSize)
 		m.redis = redisClients[rk]
 		if m.redis == nil {
 			m.redis = newRedisClient(s.redis)

@@ -270,3 +270,29 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestRedisSentinelOptions(t *testing.T) {
+	for _, tt := range []struct {
+		addr, master string
+		sentinels    []string
+		want         string
+	}{
+		{"127.0.0.1:6379", "primary", []string{"127.0.0.1:26379"}, "not both"},
+		{"", "", []string{"127.0.0.1:26379"}, "redisMasterName is required"},
+		{"", "primary", []string{"sentinel"}, "host:port"},
+	} {
+		c := CreateConfig()
+		c.AdmindURL, c.InternalTokenEnv, c.HMACSecretEnv = "http://127.0.0.1:9", "PATH", "PATH"
+		c.RedisAddr, c.RedisMasterName, c.RedisSentinels = tt.addr, tt.master, tt.sentinels
+		if _, err := parseConfig(c); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: %v, want an error saying %q", tt, err, tt.want)
+		}
+	}
+	c := CreateConfig()
+	c.AdmindURL, c.InternalTokenEnv, c.HMACSecretEnv = "http://127.0.0.1:9", "PATH", "PATH"
+	c.RedisMasterName, c.RedisSentinels = "primary", []string{"127.0.0.1:26379", " sentinel-2:26379 "}
+	s, err := parseConfig(c)
+	if err != nil || len(s.redis.sentinels) != 2 || s.redis.sentinels[1] != "sentinel-2:26379" || s.redis.addr != "" {
+		t.Fatalf("%+v, %v", s, err)
+	}
+}

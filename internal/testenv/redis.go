@@ -24,6 +24,7 @@ type RedisServer struct {
 	cmd  *exec.Cmd // nil for an external server
 	dir  string
 	port int
+	args []string // extra redis-server arguments (a replica's --replicaof)
 }
 
 var redisDBSeq struct {
@@ -68,8 +69,8 @@ func (r *RedisServer) Client(t testing.TB) *redis.Client {
 
 // Start (re)starts the server on its port, empty.
 func (r *RedisServer) Start() error {
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
+	r.cmd = exec.Command("redis-server", append([]string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log")}, r.args...)...)
 	if err := r.cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
@@ -111,4 +112,67 @@ func (r *RedisServer) Signal(sig syscall.Signal) error {
 		return fmt.Errorf("redis-server not running under testenv")
 	}
 	return r.cmd.Process.Signal(sig)
+}
+
+// RedisFailover is a primary, a replica of it and a Redis Sentinel watching them under Name
+// (quorum 1; the primary counts as down after 1 s without an answer), all owned by the test.
+type RedisFailover struct {
+	Primary, Replica *RedisServer
+	SentinelAddr     string
+	Name             string
+}
+
+// RedisWithSentinel starts a RedisFailover and waits until the Sentinel knows the replica.
+func RedisWithSentinel(t testing.TB) *RedisFailover {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		fatalf(t, "redis-server not found: apt-get install -y redis-server")
+	}
+	f := &RedisFailover{Name: "sentinel-primary"}
+	start := func(args ...string) *RedisServer {
+		r := &RedisServer{dir: t.TempDir(), args: args}
+		r.port = FreePort(t)
+		r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
+		if err := r.Start(); err != nil {
+			fatalf(t, "%v", err)
+		}
+		t.Cleanup(r.Kill)
+		return r
+	}
+	f.Primary = start()
+	f.Replica = start("--replicaof", "127.0.0.1", strconv.Itoa(f.Primary.port))
+
+	dir := t.TempDir()
+	port := FreePort(t)
+	f.SentinelAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	conf := filepath.Join(dir, "sentinel.conf") // the Sentinel rewrites it: it must be writable
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`port %d
+bind 127.0.0.1
+dir %s
+logfile %s
+sentinel monitor %s 127.0.0.1 %d 1
+sentinel down-after-milliseconds %s 1000
+sentinel failover-timeout %s 5000
+`, port, dir, filepath.Join(dir, "sentinel.log"), f.Name, f.Primary.port, f.Name, f.Name)), 0o600); err != nil {
+		fatalf(t, "%v", err)
+	}
+	cmd := exec.Command("redis-server", conf, "--sentinel")
+	if err := cmd.Start(); err != nil {
+		fatalf(t, "start redis sentinel: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	sc := redis.NewSentinelClient(&redis.Options{Addr: f.SentinelAddr})
+	defer sc.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		replicas, err := sc.Replicas(context.Background(), f.Name).Result()
+		if err == nil && len(replicas) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			fatalf(t, "the Sentinel never saw the replica (%v): %s", err, tail(filepath.Join(dir, "sentinel.log"), 20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return f
 }

@@ -18,13 +18,17 @@ import (
 
 // Config is admind's effective configuration.
 type Config struct {
-	DatabaseURL   string
-	RedisAddr     string
-	RedisPassword string
-	RedisDB       int
-	HMACSecret    string
-	InternalToken string
-	FailsafeMode  string
+	DatabaseURL string
+	RedisAddr   string
+	// RedisSentinels, when set, replace RedisAddr: the Sentinels name the primary of
+	// RedisMasterName, and the client follows failovers.
+	RedisSentinels  []string
+	RedisMasterName string
+	RedisPassword   string
+	RedisDB         int
+	HMACSecret      string
+	InternalToken   string
+	FailsafeMode    string
 
 	ListenHost   string // empty: all interfaces
 	AppPort      int    // public: /health, /ready, /metrics, /admin/api
@@ -59,6 +63,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c := Config{
 		DatabaseURL:     r.secret("DATABASE_URL"),
 		RedisAddr:       r.str("REDIS_ADDR", "127.0.0.1:6379"),
+		RedisMasterName: r.str("REDIS_MASTER_NAME", ""),
 		RedisPassword:   r.secret("REDIS_PASSWORD"),
 		RedisDB:         r.intIn("REDIS_DB", 0, 0, 15),
 		HMACSecret:      r.secret("SENTINEL_HMAC_SECRET"),
@@ -84,6 +89,14 @@ func Load(getenv func(string) string) (Config, error) {
 		AlertThresholdSeconds: r.intIn("ALERT_THRESHOLD_SECONDS", 300, 1, 86_400),
 		ArchiveDays:           r.intIn("ARCHIVE_DAYS", 30, 0, 3650),
 		ArchiveInterval:       r.duration("ARCHIVE_INTERVAL", time.Hour),
+	}
+	for _, a := range strings.Split(r.str("REDIS_SENTINELS", ""), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.RedisSentinels = append(c.RedisSentinels, a)
+		}
+	}
+	if len(c.RedisSentinels) > 0 && c.RedisMasterName == "" {
+		r.fail("REDIS_MASTER_NAME is required with REDIS_SENTINELS")
 	}
 	proxies, err := plugin.ParseTrustedProxies(strings.Split(r.str("ADMIN_TRUSTED_PROXIES", ""), ","))
 	if err != nil {
