@@ -50,7 +50,12 @@ func Redis(t testing.TB) *RedisServer {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		fatalf(t, "redis-server not found: apt-get install -y redis-server (or set SENTINEL_TEST_REDIS)")
 	}
-	r := &RedisServer{dir: t.TempDir()}
+	return ownRedis(t)
+}
+
+// ownRedis starts a redis-server with args on a free port, killed at cleanup.
+func ownRedis(t testing.TB, args ...string) *RedisServer {
+	r := &RedisServer{dir: t.TempDir(), args: args}
 	r.port = FreePort(t)
 	r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
 	if err := r.Start(); err != nil {
@@ -129,18 +134,8 @@ func RedisWithSentinel(t testing.TB) *RedisFailover {
 		fatalf(t, "redis-server not found: apt-get install -y redis-server")
 	}
 	f := &RedisFailover{Name: "sentinel-primary"}
-	start := func(args ...string) *RedisServer {
-		r := &RedisServer{dir: t.TempDir(), args: args}
-		r.port = FreePort(t)
-		r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
-		if err := r.Start(); err != nil {
-			fatalf(t, "%v", err)
-		}
-		t.Cleanup(r.Kill)
-		return r
-	}
-	f.Primary = start()
-	f.Replica = start("--replicaof", "127.0.0.1", strconv.Itoa(f.Primary.port))
+	f.Primary = ownRedis(t)
+	f.Replica = ownRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(f.Primary.port))
 
 	dir := t.TempDir()
 	port := FreePort(t)
