@@ -86,6 +86,11 @@ func TestChaos(t *testing.T) {
 	if fds > fds0+maxPooledConns+64 {
 		t.Errorf("Traefik open files %d → %d", fds0, fds)
 	}
+	// RSS moves with the heap's garbage, so only a leak on the scale of the run's ~50 000
+	// requests (a kilobyte each) is caught.
+	if rss := rssKiB(t, traefik); rss > rss0+64<<10 {
+		t.Errorf("Traefik RSS %d → %d MiB", rss0>>10, rss>>10)
+	}
 
 	for _, p := range load.problems() {
 		t.Error(p)
