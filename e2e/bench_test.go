@@ -684,20 +684,33 @@ func yaegiHotPath(t *testing.T) string {
 	return b.String()
 }
 
-// resourceSnapshot is what must come back near its baseline after a run (TESTING.md H).
+// processStats are Traefik's and admind's counts that must come back near their baseline
+// after load (TESTING.md H).
+type processStats struct {
+	traefikGoroutines int // excluding pooled upstream connections (idle keep-alive)
+	admindGoroutines  int
+	traefikFDs        int
+	admindFDs         int
+	traefikRSS        int64 // KiB
+	admindRSS         int64 // KiB
+}
+
+func (s *stack) processStats(t *testing.T) processStats {
+	total, pooled := s.traefikGoroutines(t)
+	traefik, admind := s.procs["traefik"].Process.Pid, s.procs["admind"].Process.Pid
+	return processStats{traefikGoroutines: total - pooled, admindGoroutines: int(s.admindMetric(t, "go_goroutines")),
+		traefikFDs: openFDs(t, traefik), admindFDs: openFDs(t, admind), traefikRSS: rssKiB(t, traefik), admindRSS: rssKiB(t, admind)}
+}
+
+// resourceSnapshot is processStats plus what the data stores must not be left with.
 type resourceSnapshot struct {
-	traefikGoroutines     int // excluding pooled upstream connections (idle keep-alive)
-	traefikFDs, admindFDs int
-	traefikRSS, admindRSS int64 // KiB
-	keysWithoutTTL        []string
-	duplicateBindings     int
+	processStats
+	keysWithoutTTL    []string
+	duplicateBindings int
 }
 
 func (s *stack) resources(t *testing.T) resourceSnapshot {
-	total, pooled := s.traefikGoroutines(t)
-	traefik, admind := s.procs["traefik"].Process.Pid, s.procs["admind"].Process.Pid
-	r := resourceSnapshot{traefikGoroutines: total - pooled, traefikFDs: openFDs(t, traefik), admindFDs: openFDs(t, admind),
-		traefikRSS: rssKiB(t, traefik), admindRSS: rssKiB(t, admind)}
+	r := resourceSnapshot{processStats: s.processStats(t)}
 	ctx := context.Background()
 	rc := s.redisClient(t)
 	iter := rc.Scan(ctx, 0, "sentinel:*", 1000).Iterator()

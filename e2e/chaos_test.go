@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -182,9 +181,7 @@ func (l *chaosLoad) run(t *testing.T) {
 // binding's own, or a new key's first user).
 func (l *chaosLoad) send(t *testing.T, from, key string, allowed bool) {
 	start := time.Now()
-	req, _ := http.NewRequest(http.MethodPost, l.s.webURL+"/v1/chat/completions", strings.NewReader("{}"))
-	req.Header.Set("Authorization", "Bearer sk-"+key)
-	resp, err := clientFrom(from).Do(req)
+	st, err := postFrom(l.s.webURL, from, "Bearer sk-"+key)
 	took := time.Since(start)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -192,8 +189,6 @@ func (l *chaosLoad) send(t *testing.T, from, key string, allowed bool) {
 		l.issues = append(l.issues, fmt.Sprintf("%s from %s: %v", key, from, err))
 		return
 	}
-	resp.Body.Close()
-	st := resp.StatusCode
 	l.cur.codes[st]++
 	l.cur.slowest = max(l.cur.slowest, took)
 	switch {

@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,17 +132,13 @@ end
 }
 
 type soakSample struct {
-	at                                                         time.Duration
-	traefikGoroutines, traefikFDs, admindGoroutines, admindFDs int
-	traefikRSS, admindRSS                                      int64
-	redisMiB                                                   float64
+	at time.Duration
+	processStats
+	redisMiB float64
 }
 
 func (s *stack) soakSample(t *testing.T, at time.Duration) soakSample {
-	total, pooled := s.traefikGoroutines(t)
-	traefik, admind := s.procs["traefik"].Process.Pid, s.procs["admind"].Process.Pid
-	x := soakSample{at: at, traefikGoroutines: total - pooled, traefikFDs: openFDs(t, traefik), traefikRSS: rssKiB(t, traefik),
-		admindGoroutines: int(s.admindMetric(t, "go_goroutines")), admindFDs: openFDs(t, admind), admindRSS: rssKiB(t, admind)}
+	x := soakSample{at: at, processStats: s.processStats(t)}
 	info := s.redisClient(t).Info(context.Background(), "memory").Val()
 	for _, l := range strings.Split(info, "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "used_memory:"); ok {
@@ -159,13 +153,6 @@ func (s *stack) soakSample(t *testing.T, at time.Duration) soakSample {
 // soakCall sends one request from the address and returns its status, 0 when the test's
 // own client failed (the stack is not judged on that).
 func (s *stack) soakCall(from, auth string) int {
-	req, _ := http.NewRequest(http.MethodPost, s.webURL+"/v1/chat/completions", strings.NewReader("{}"))
-	req.Header.Set("Authorization", auth)
-	resp, err := clientFrom(from).Do(req)
-	if err != nil {
-		return 0
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	st, _ := postFrom(s.webURL, from, auth)
+	return st
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -348,6 +349,20 @@ func clientFrom(ip string) *http.Client {
 			DisableKeepAlives: true,
 		},
 	}
+}
+
+// postFrom sends a chat completion carrying the Authorization value auth from the address
+// to the Traefik at base, and returns the status (the body is read and dropped).
+func postFrom(base, from, auth string) (int, error) {
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader("{}"))
+	req.Header.Set("Authorization", auth)
+	resp, err := clientFrom(from).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 func (s *stack) pg(t *testing.T) *pgx.Conn {

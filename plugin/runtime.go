@@ -88,7 +88,7 @@ func (rs *runtimeState) start(c *redisClient) {
 // request: whatever the reply says was true at some moment after it.
 func (rs *runtimeState) poll(c *redisClient, sent time.Duration) {
 	replies, err := c.pipeline([][]string{{"GET", generationKey}, {"GET", settingsKey}})
-	if err != nil || !isBulkOrNil(replies[0]) {
+	if err != nil || replies[0].kind != '$' { // a bulk string, or nil when the key is missing
 		return // entries fall back to cacheTTL
 	}
 	rs.applySettings(replies[1])
@@ -105,8 +105,6 @@ func (rs *runtimeState) poll(c *redisClient, sent time.Duration) {
 		bc.confirmFresh(sent)
 	}
 }
-
-func isBulkOrNil(v respValue) bool { return v.kind == '$' }
 
 // applySettings reads a GET sentinel:settings reply; anything unreadable leaves the last value.
 func (rs *runtimeState) applySettings(v respValue) {
