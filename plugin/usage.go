@@ -8,7 +8,7 @@ import (
 )
 
 // Usage reporting: allowed requests are counted in memory and flushed to Redis at most every
-// usageFlushInterval in one pipelined round trip, never a Redis write per request.
+// usageFlushInterval in one pipelined transaction, never a Redis write per request.
 //
 //   - sentinel:lastuse (hash: key_hash → unix ms of the flush that saw it used), which admind
 //     syncs into token_bindings.last_used_at;
@@ -60,7 +60,7 @@ func (u *usage) failsafe(open bool) {
 	}
 }
 
-// flush sends what was counted since the last flush in one pipeline; on failure the counts
+// flush sends what was counted since the last flush in one transaction; on failure the counts
 // are kept for the next one.
 func (u *usage) flush(c *redisClient, now time.Time) {
 	u.mu.Lock()
@@ -99,7 +99,10 @@ func (u *usage) flush(c *redisClient, now time.Time) {
 		cmds = append(cmds, []string{"XADD", eventsStream, "MAXLEN", "~", eventsStreamMax, "*",
 			"type", "failsafe", "open", strconv.FormatInt(open, 10), "closed", strconv.FormatInt(closed, 10), "at", ms})
 	}
-	if _, err := c.pipeline(cmds); err == nil {
+	// One transaction: nobody sees sentinel:lastuse or the day's counter between its write
+	// and its TTL (every sentinel:* counter carries one), and a refused EXEC keeps the counts.
+	cmds = append(append([][]string{{"MULTI"}}, cmds...), []string{"EXEC"})
+	if replies, err := c.pipeline(cmds); err == nil && replies[len(replies)-1].kind == '*' {
 		return
 	}
 	// Keep the counts for the next flush (bounded), and the failsafe tallies too.

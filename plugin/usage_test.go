@@ -7,10 +7,12 @@ import (
 	"time"
 )
 
-// Allowed requests are counted in memory and flushed in one pipeline: last-use per key, the
-// day's allowed total, and a failsafe event when failsafe decided requests.
+// Allowed requests are counted in memory and flushed in one transaction: last-use per key,
+// the day's allowed total, and a failsafe event when failsafe decided requests.
 func TestUsageFlush(t *testing.T) {
-	addr, cmds := fakeRedis(t, []string{":2\r\n", ":1\r\n", ":5\r\n", ":1\r\n", "$3\r\n1-1\r\n"})
+	queued := "+QUEUED\r\n"
+	addr, cmds := fakeRedis(t, []string{"+OK\r\n", queued, queued, queued, queued, queued,
+		"*5\r\n:2\r\n:1\r\n:5\r\n:1\r\n$3\r\n1-1\r\n"})
 	c := newRedisClient(testRedisOptions(addr))
 	var u usage
 	a, b := &binding{hash: "aaaa"}, &binding{hash: "bbbb"}
@@ -27,9 +29,13 @@ func TestUsageFlush(t *testing.T) {
 	u.flush(c, now)
 
 	got := []string{}
-	for i := 0; i < 5; i++ {
+	for i := 0; i < 7; i++ {
 		got = append(got, strings.Join(<-cmds, " "))
 	}
+	if got[0] != "MULTI" || got[6] != "EXEC" {
+		t.Errorf("the flush is not one transaction: %q … %q", got[0], got[6])
+	}
+	got = got[1:6]
 	ms := strconv.FormatInt(now.UnixMilli(), 10)
 	if got[0] != "HSET sentinel:lastuse aaaa "+ms+" bbbb "+ms && got[0] != "HSET sentinel:lastuse bbbb "+ms+" aaaa "+ms {
 		t.Errorf("last use: %q", got[0])
