@@ -17,9 +17,10 @@ import (
 	"github.com/key-ip-sentinel/sentinel/internal/testenv"
 )
 
+// keyHash is the plugin's hash of a normalised key: of its canonical, lower-case form.
 func keyHash(normalised string) string {
 	m := hmac.New(sha256.New, []byte(hmacSecret))
-	m.Write([]byte(normalised))
+	m.Write([]byte(strings.ToLower(normalised)))
 	return hex.EncodeToString(m.Sum(nil))
 }
 

@@ -15,13 +15,16 @@ import (
 
 // decideRequest is the body of POST /internal/v1/decide, and of an intercept event.
 type decideRequest struct {
-	KeyHash   string `json:"key_hash"`
-	KeyHint   string `json:"key_hint"`
-	IP        string `json:"ip"`
-	Method    string `json:"method"`
-	Path      string `json:"path"`
-	UserAgent string `json:"user_agent"`
-	Reason    string `json:"reason,omitempty"`
+	KeyHash string `json:"key_hash"`
+	// LegacyKeyHash is the hash of the key as spelled, sent when that differs from KeyHash:
+	// bindings made before the canonical key form are found under it.
+	LegacyKeyHash string `json:"legacy_key_hash,omitempty"`
+	KeyHint       string `json:"key_hint"`
+	IP            string `json:"ip"`
+	Method        string `json:"method"`
+	Path          string `json:"path"`
+	UserAgent     string `json:"user_agent"`
+	Reason        string `json:"reason,omitempty"`
 }
 
 type decideResponse struct {

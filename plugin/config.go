@@ -63,12 +63,16 @@ type Config struct {
 	// RequireKey refuses requests that carry no API key (401) instead of passing them on.
 	RequireKey bool
 
-	// DashboardPaths are path prefixes where New API reads Authorization as a dashboard
-	// login (JWT or access token), not as an API key.
-	DashboardPaths []string
-	// DashboardKeyPaths are paths inside DashboardPaths where New API does accept API keys
-	// in Authorization.
-	DashboardKeyPaths []string
+	// DashboardRoutes are gin route patterns ("/api/user/self", "/api/user/:id") where New
+	// API reads Authorization as a dashboard login (JWT or access token), not as an API key.
+	// Empty means New API's own table (newapi_routes.go). See routes.go.
+	DashboardRoutes []string
+	// KeyRoutes are gin route patterns where New API reads an API key; a path matching one
+	// is checked even when it matches a dashboard route too. Empty means New API's table.
+	KeyRoutes []string
+	// AllowEncodedSlash lets paths spell "/" or "\" as %2F or %5C through; by default they
+	// are refused (400), as New API's router would split them differently.
+	AllowEncodedSlash bool
 }
 
 // CreateConfig returns the defaults; Traefik decodes the user's options on top of them.
@@ -82,8 +86,6 @@ func CreateConfig() *Config {
 		Mode:               "enforce",
 		CacheTTL:           "2s",
 		CacheSize:          100000,
-		DashboardPaths:     []string{"/api", "/pg"},
-		DashboardKeyPaths:  []string{"/api/usage/token", "/api/log/token"},
 	}
 }
 
@@ -104,8 +106,9 @@ type settings struct {
 	cacheSize      int
 	requireKey     bool
 
-	dashboardPaths    []string
-	dashboardKeyPaths []string
+	dashboardRoutes   *routeSet
+	keyRoutes         *routeSet
+	allowEncodedSlash bool
 }
 
 const maxCacheSize = 10000000
@@ -196,8 +199,18 @@ func parseConfig(c *Config) (*settings, error) {
 	s.cacheSize = c.CacheSize
 	s.requireKey = c.RequireKey
 
-	s.dashboardPaths = parsePaths("dashboardPaths", c.DashboardPaths, bad)
-	s.dashboardKeyPaths = parsePaths("dashboardKeyPaths", c.DashboardKeyPaths, bad)
+	// Defaults are applied here, not in CreateConfig: Traefik decodes a user's list over the
+	// default one element by element, so a shorter list would keep the default's tail.
+	dashboard, keys := c.DashboardRoutes, c.KeyRoutes
+	if len(dashboard) == 0 {
+		dashboard = newAPIDashboardRoutes
+	}
+	if len(keys) == 0 {
+		keys = newAPIKeyRoutes
+	}
+	s.dashboardRoutes = parseRoutes("dashboardRoutes", dashboard, bad)
+	s.keyRoutes = parseRoutes("keyRoutes", keys, bad)
+	s.allowEncodedSlash = c.AllowEncodedSlash
 
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("sentinel: invalid configuration: %w", errors.Join(errs...))
@@ -286,23 +299,6 @@ func parseTrustedProxies(list []string) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, errors.Join(errs...)
-}
-
-// parsePaths normalises path prefixes to "/x" (no trailing slash).
-func parsePaths(name string, list []string, bad func(string, ...interface{})) []string {
-	var out []string
-	for _, raw := range list {
-		v := strings.TrimRight(strings.TrimSpace(raw), "/")
-		if v == "" {
-			continue
-		}
-		if !strings.HasPrefix(v, "/") {
-			bad("%s: %q must start with /", name, raw)
-			continue
-		}
-		out = append(out, v)
-	}
-	return out
 }
 
 func looksLikeHostPort(s string) bool {

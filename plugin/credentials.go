@@ -3,15 +3,21 @@ package plugin
 import (
 	"errors"
 	"net/http"
-	"path"
 	"strings"
 )
 
-// errAmbiguousKey: the request names more than one distinct API key. New API would pick one
-// by its own precedence; Sentinel refuses rather than guess which one to check.
-var errAmbiguousKey = errors.New("request carries more than one distinct API key")
+var (
+	// errAmbiguousKey: the request names more than one distinct API key. New API would pick
+	// one by its own precedence; Sentinel refuses rather than guess which one to check.
+	errAmbiguousKey = errors.New("request carries more than one distinct API key")
+	// errMalformedKey: a carrier holds a value New API would look up as a key but that is not
+	// in the form New API issues keys in (see canonicalKey).
+	errMalformedKey = errors.New("request carries a malformed API key")
+)
 
-const wsKeyPrefix = "openai-insecure-api-key."
+// wsKeyPrefix is what New API looks for in a Sec-WebSocket-Protocol entry. It matches the
+// entry by this prefix without the dot, then removes the prefix with the dot.
+const wsKeyPrefix = "openai-insecure-api-key"
 
 // Canonical header names, computed once.
 var (
@@ -22,68 +28,87 @@ var (
 	hdrMJSecret      = http.CanonicalHeaderKey("mj-api-secret")
 )
 
-// keyCollector gathers normalised keys and notices when two differ.
+// keyCollector gathers the keys a request carries and notices when two differ or one is
+// malformed. key is the canonical form (what is hashed and compared); spelled is the first
+// spelling seen, case kept (for the display hint and the pre-canonical hash, see
+// legacyKeyHash).
 type keyCollector struct {
-	key string
-	err error
+	key     string
+	spelled string
+	err     error
 }
 
-func (c *keyCollector) add(k string) {
-	if k == "" || c.err != nil {
+// add takes a value New API would read as a token key, before its normalisation.
+func (c *keyCollector) add(v string) {
+	if c.err != nil {
 		return
 	}
-	if c.key == "" {
-		c.key = k
-	} else if c.key != k {
+	spelled := normaliseKey(v)
+	k, err := canonicalKey(spelled)
+	switch {
+	case err != nil:
+		c.err = err
+	case k == "":
+	case c.key == "":
+		c.key, c.spelled = k, spelled
+	case c.key != k:
 		c.err = errAmbiguousKey
 	}
 }
 
-// apiKey returns the normalised API key the request carries, "" when it carries none.
-// It reads every carrier New API's TokenAuth reads, on every path (a superset of New API's
-// per-path conditions), and extracts the value the way New API would:
-//   - x-goog-api-key, ?key=, x-api-key, the websocket subprotocol entry: New API copies them
-//     into "Authorization: Bearer <v>" and trims, so the value is trimmed;
-//   - Authorization: "Bearer "/"bearer " prefix stripped and trimmed, otherwise the whole
-//     value as is; "midjourney-proxy" is a placeholder that sends New API to mj-api-secret;
+// apiKey returns the canonical API key the request carries ("" when it carries none) and its
+// first spelling. It reads every carrier New API's TokenAuth and TokenAuthReadOnly read
+// (middleware/auth.go), extracting each value exactly as they do, but on every path and from
+// every header line and entry (a superset: a later New API that widens a carrier opens no
+// hole, and a legitimate client never sends two different keys):
+//   - Sec-WebSocket-Protocol: New API splits the value on "," and takes the first trimmed
+//     entry that starts with "openai-insecure-api-key", less "openai-insecure-api-key.";
+//     when no entry does, it takes the whole header value. Here every entry that starts so
+//     is a key, and so is each header line without such an entry.
+//   - x-goog-api-key, ?key=, x-api-key: New API copies them into "Authorization: Bearer <v>",
+//     so the value is trimmed.
+//   - Authorization: "Bearer "/"bearer " stripped and the rest trimmed, otherwise the whole
+//     value; "midjourney-proxy" is a placeholder that sends New API to mj-api-secret. Not read
+//     on routes where New API's router reads it as a dashboard login (routes.go).
 //   - mj-api-secret: like Authorization.
-//
-// Under dashboardPaths (New API's /api and /pg) Authorization is a dashboard login, not an
-// API key, except on dashboardKeyPaths. Duplicate header lines count as separate carriers.
-func apiKey(req *http.Request, s *settings) (string, error) {
+func apiKey(req *http.Request, s *settings) (key, spelled string, err error) {
 	var c keyCollector
 	h := req.Header
+	for _, line := range h[hdrWSProtocol] {
+		found := false
+		for _, part := range strings.Split(line, ",") {
+			part = strings.TrimSpace(part)
+			if strings.HasPrefix(part, wsKeyPrefix) {
+				found = true
+				c.add(strings.TrimSpace(strings.TrimPrefix(part, wsKeyPrefix+".")))
+			}
+		}
+		if !found {
+			c.add(strings.TrimSpace(line))
+		}
+	}
 	for _, v := range h[hdrGoogAPIKey] {
-		c.add(normaliseKey(strings.TrimSpace(v)))
+		c.add(strings.TrimSpace(v))
 	}
 	if req.URL != nil && req.URL.RawQuery != "" {
 		for _, v := range req.URL.Query()["key"] {
-			c.add(normaliseKey(strings.TrimSpace(v)))
+			c.add(strings.TrimSpace(v))
 		}
 	}
 	for _, v := range h[hdrAPIKey] {
-		c.add(normaliseKey(strings.TrimSpace(v)))
+		c.add(strings.TrimSpace(v))
 	}
-	if ws := h[hdrWSProtocol]; len(ws) > 0 {
-		for _, part := range strings.Split(strings.Join(ws, ","), ",") {
-			part = strings.TrimSpace(part)
-			if strings.HasPrefix(part, wsKeyPrefix) {
-				c.add(normaliseKey(strings.TrimSpace(part[len(wsKeyPrefix):])))
-			}
-		}
-	}
-	if auth := h[hdrAuthorization]; len(auth) > 0 && authorizationIsAPIKey(req, s) {
+	if auth := h[hdrAuthorization]; len(auth) > 0 && s.authorizationIsAPIKey(req) {
 		for _, v := range auth {
-			k := stripBearer(v)
-			if k != "midjourney-proxy" {
-				c.add(normaliseKey(k))
+			if k := stripBearer(v); k != "midjourney-proxy" {
+				c.add(k)
 			}
 		}
 	}
 	for _, v := range h[hdrMJSecret] {
-		c.add(normaliseKey(stripBearer(v)))
+		c.add(stripBearer(v))
 	}
-	return c.key, c.err
+	return c.key, c.spelled, c.err
 }
 
 // stripBearer mirrors New API: only the exact prefixes "Bearer " and "bearer " are removed
@@ -105,37 +130,43 @@ func normaliseKey(k string) string {
 	return k
 }
 
-// authorizationIsAPIKey applies New API's route table to the cleaned path.
-func authorizationIsAPIKey(req *http.Request, s *settings) bool {
-	if len(s.dashboardPaths) == 0 || req.URL == nil {
-		return true
-	}
-	p := req.URL.Path
-	if p == "" || !strings.HasPrefix(p, "/") {
-		p = "/" + p
-	}
-	p = path.Clean(p)
-	if !underAny(p, s.dashboardPaths) {
-		return true
-	}
-	return underAny(p, s.dashboardKeyPaths)
-}
-
-// underAny reports whether p equals one of prefixes or lies below it.
-func underAny(p string, prefixes []string) bool {
-	for _, pre := range prefixes {
-		if strings.HasPrefix(p, pre) && (len(p) == len(pre) || p[len(pre)] == '/') {
-			return true
+// canonicalKey gives one form to every spelling a New API database resolves to one key.
+// New API issues keys of letters and digits (common.GenerateKey: 48 of [0-9a-zA-Z]), and
+// looks them up with "key = ?": exact on SQLite and PostgreSQL, but on MySQL and MariaDB
+// under case- and accent-insensitive collations that also ignore trailing spaces. So:
+//   - letters and digits only: the key, in ASCII lower case ("ABC" and "abc" are one key);
+//   - a value containing ".": not a key on any database (no issued key has one, and no
+//     collation ignores it or equates it with a letter or digit) — a dashboard JWT;
+//   - anything else (accents, full-width forms, spaces, controls, ...) may be an issued key
+//     to some collation, so the request is refused (errMalformedKey).
+func canonicalKey(k string) (string, error) {
+	upper := false
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c >= 'a' && c <= 'z' || c >= '0' && c <= '9':
+		case c >= 'A' && c <= 'Z':
+			upper = true
+		case c == '.':
+			return "", nil
+		default:
+			if strings.IndexByte(k, '.') >= 0 {
+				return "", nil
+			}
+			return "", errMalformedKey
 		}
 	}
-	return false
+	if upper {
+		return strings.ToLower(k), nil
+	}
+	return k, nil
 }
 
-// keyHint is what may be shown of a key: the first and last four characters of the
-// normalised key, and nothing for keys too short to hide anything.
-func keyHint(k string) string {
-	if len(k) < 16 {
+// keyHint is what may be shown of a key: the first and last four characters of the key as
+// spelled, and nothing for keys too short to hide anything.
+func keyHint(spelled string) string {
+	if len(spelled) < 16 {
 		return "sk-…"
 	}
-	return "sk-" + k[:4] + "…" + k[len(k)-4:]
+	return "sk-" + spelled[:4] + "…" + spelled[len(spelled)-4:]
 }

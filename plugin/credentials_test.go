@@ -7,12 +7,11 @@ import (
 
 func defaultSettings(t *testing.T) *settings {
 	t.Helper()
-	c := CreateConfig()
-	s := &settings{}
 	noErr := func(format string, args ...interface{}) { t.Fatalf(format, args...) }
-	s.dashboardPaths = parsePaths("dashboardPaths", c.DashboardPaths, noErr)
-	s.dashboardKeyPaths = parsePaths("dashboardKeyPaths", c.DashboardKeyPaths, noErr)
-	return s
+	return &settings{
+		dashboardRoutes: parseRoutes("dashboardRoutes", newAPIDashboardRoutes, noErr),
+		keyRoutes:       parseRoutes("keyRoutes", newAPIKeyRoutes, noErr),
+	}
 }
 
 func TestAPIKey(t *testing.T) {
@@ -22,14 +21,27 @@ func TestAPIKey(t *testing.T) {
 		target  string
 		headers map[string][]string
 		want    string
-		wantErr bool
+		wantErr error
 	}{
 		{desc: "no credentials", target: "/v1/chat/completions", want: ""},
 		{desc: "Bearer", target: "/v1/chat/completions", headers: map[string][]string{"Authorization": {"Bearer sk-abc123"}}, want: "abc123"},
 		{desc: "bearer lowercase", target: "/v1/chat/completions", headers: map[string][]string{"Authorization": {"bearer sk-abc123"}}, want: "abc123"},
 		{desc: "bare Authorization", target: "/v1/chat/completions", headers: map[string][]string{"Authorization": {"sk-abc123"}}, want: "abc123"},
-		{desc: "BEARER is not a prefix New API strips: whole value is the key", target: "/v1/chat/completions",
-			headers: map[string][]string{"Authorization": {"BEARER abc123"}}, want: "BEARER abc123"},
+		{desc: "BEARER is not a prefix New API strips: the whole value is read, and is no key form", target: "/v1/chat/completions",
+			headers: map[string][]string{"Authorization": {"BEARER abc123"}}, wantErr: errMalformedKey},
+		{desc: "case folds: MySQL collations find one key", target: "/v1/chat/completions",
+			headers: map[string][]string{"Authorization": {"Bearer sk-AbC123"}}, want: "abc123"},
+		{desc: "same key in two cases is one key", target: "/v1/messages",
+			headers: map[string][]string{"Authorization": {"Bearer abc123"}, "X-Api-Key": {"ABC123"}}, want: "abc123"},
+		{desc: "accented spelling refused", target: "/v1/chat/completions",
+			headers: map[string][]string{"Authorization": {"Bearer ábc123"}}, wantErr: errMalformedKey},
+		{desc: "full-width spelling refused", target: "/v1/chat/completions",
+			headers: map[string][]string{"Authorization": {"Bearer ａbc123"}}, wantErr: errMalformedKey},
+		{desc: "space before a channel suffix (MySQL pads trailing spaces) refused", target: "/v1/chat/completions",
+			headers: map[string][]string{"Authorization": {"Bearer abc123 -1"}}, wantErr: errMalformedKey},
+		{desc: "NUL refused", target: "/v1/chat/completions?key=abc%00", wantErr: errMalformedKey},
+		{desc: "a dotted value (a dashboard JWT) is no key", target: "/v1/videos/x/content",
+			headers: map[string][]string{"Authorization": {"Bearer eyJhbGciOi.eyJzdWIi.c2ln_x"}}, want: ""},
 		{desc: "channel suffix dropped", target: "/v1/chat/completions", headers: map[string][]string{"Authorization": {"Bearer sk-abc123-7"}}, want: "abc123"},
 		{desc: "x-api-key", target: "/v1/messages", headers: map[string][]string{"X-Api-Key": {"sk-abc123"}}, want: "abc123"},
 		{desc: "x-api-key trimmed", target: "/v1/messages", headers: map[string][]string{"X-Api-Key": {"  abc123  "}}, want: "abc123"},
@@ -39,23 +51,36 @@ func TestAPIKey(t *testing.T) {
 		{desc: "query key on any path", target: "/v1/chat/completions?key=abc123", want: "abc123"},
 		{desc: "websocket subprotocol", target: "/v1/realtime",
 			headers: map[string][]string{"Sec-Websocket-Protocol": {"realtime, openai-insecure-api-key.sk-abc123, openai-beta.realtime-v1"}}, want: "abc123"},
-		{desc: "websocket subprotocol across header lines", target: "/v1/realtime",
-			headers: map[string][]string{"Sec-Websocket-Protocol": {"realtime", "openai-insecure-api-key.abc123"}}, want: "abc123"},
+		{desc: "websocket line without a key entry is the key itself, as New API reads it", target: "/v1/realtime",
+			headers: map[string][]string{"Sec-Websocket-Protocol": {"sk-abc123"}}, want: "abc123"},
+		{desc: "websocket key entry without the dot: New API keeps the prefix, then cuts at the first -", target: "/v1/realtime",
+			headers: map[string][]string{"Sec-Websocket-Protocol": {"realtime, openai-insecure-api-keyabc123"}}, want: "openai"},
+		{desc: "websocket lines each read", target: "/v1/realtime",
+			headers: map[string][]string{"Sec-Websocket-Protocol": {"openai-insecure-api-key.abc123", "zzz999"}}, wantErr: errAmbiguousKey},
+		{desc: "websocket whole value and Authorization differ", target: "/v1/chat/completions",
+			headers: map[string][]string{"Sec-Websocket-Protocol": {"zzz999"}, "Authorization": {"Bearer abc123"}}, wantErr: errAmbiguousKey},
 		{desc: "mj-api-secret", target: "/mj/submit/imagine", headers: map[string][]string{"Mj-Api-Secret": {"sk-abc123"}}, want: "abc123"},
 		{desc: "midjourney-proxy placeholder defers to mj-api-secret", target: "/mj/submit/imagine",
 			headers: map[string][]string{"Authorization": {"Bearer midjourney-proxy"}, "Mj-Api-Secret": {"abc123"}}, want: "abc123"},
 		{desc: "same key in two carriers", target: "/v1/messages",
 			headers: map[string][]string{"Authorization": {"Bearer sk-abc123"}, "X-Api-Key": {"abc123-2"}}, want: "abc123"},
 		{desc: "two different keys", target: "/v1/messages",
-			headers: map[string][]string{"Authorization": {"Bearer sk-abc123"}, "X-Api-Key": {"sk-zzz999"}}, wantErr: true},
+			headers: map[string][]string{"Authorization": {"Bearer sk-abc123"}, "X-Api-Key": {"sk-zzz999"}}, wantErr: errAmbiguousKey},
 		{desc: "duplicate header lines differ", target: "/v1/chat/completions",
-			headers: map[string][]string{"Authorization": {"Bearer abc123", "Bearer zzz999"}}, wantErr: true},
-		{desc: "query and header differ", target: "/v1beta/models?key=abc123", headers: map[string][]string{"X-Goog-Api-Key": {"zzz999"}}, wantErr: true},
+			headers: map[string][]string{"Authorization": {"Bearer abc123", "Bearer zzz999"}}, wantErr: errAmbiguousKey},
+		{desc: "query and header differ", target: "/v1beta/models?key=abc123", headers: map[string][]string{"X-Goog-Api-Key": {"zzz999"}}, wantErr: errAmbiguousKey},
 		{desc: "two websocket keys differ", target: "/v1/realtime",
-			headers: map[string][]string{"Sec-Websocket-Protocol": {"openai-insecure-api-key.abc123, openai-insecure-api-key.zzz999"}}, wantErr: true},
+			headers: map[string][]string{"Sec-Websocket-Protocol": {"openai-insecure-api-key.abc123, openai-insecure-api-key.zzz999"}}, wantErr: errAmbiguousKey},
 		{desc: "empty after normalisation is no key", target: "/v1/chat/completions", headers: map[string][]string{"Authorization": {"Bearer sk-"}}, want: ""},
 		{desc: "dashboard login is not an API key", target: "/api/user/self", headers: map[string][]string{"Authorization": {"Bearer eyJhbGciOi.x.y"}}, want: ""},
-		{desc: "pg dashboard path", target: "/pg/chat", headers: map[string][]string{"Authorization": {"Bearer abc123"}}, want: ""},
+		{desc: "pg dashboard route", target: "/pg/chat/completions", headers: map[string][]string{"Authorization": {"Bearer abc123"}}, want: ""},
+		{desc: "dashboard route with a parameter", target: "/api/channel/12", headers: map[string][]string{"Authorization": {"Bearer abc123"}}, want: ""},
+		{desc: "dashboard route, trailing slash (gin redirects)", target: "/api/user/self/", headers: map[string][]string{"Authorization": {"Bearer abc123"}}, want: ""},
+		{desc: "gin falls back from /api/ to /:mode/mj/", target: "/api/mj/submit/imagine", headers: map[string][]string{"Authorization": {"Bearer abc123"}}, want: "abc123"},
+		{desc: "gin falls back from /pg/ to /:mode/mj/", target: "/pg/mj/task/1/fetch", headers: map[string][]string{"Authorization": {"Bearer abc123"}}, want: "abc123"},
+		{desc: "no New API route under /api is checked", target: "/api/nothing/here", headers: map[string][]string{"Authorization": {"Bearer abc123"}}, want: "abc123"},
+		{desc: "the path is read as gin routes it, not cleaned", target: "/v1beta/models/x/../../../api/user/self", headers: map[string][]string{"Authorization": {"Bearer abc123"}}, want: "abc123"},
+		{desc: "case is gin's: /API is no dashboard route", target: "/API/user/self", headers: map[string][]string{"Authorization": {"Bearer abc123"}}, want: "abc123"},
 		{desc: "dashboard path still reads other carriers", target: "/api/user/self", headers: map[string][]string{"X-Api-Key": {"abc123"}}, want: "abc123"},
 		{desc: "usage/token takes API keys", target: "/api/usage/token", headers: map[string][]string{"Authorization": {"Bearer sk-abc123"}}, want: "abc123"},
 		{desc: "log/token takes API keys", target: "/api/log/token/", headers: map[string][]string{"Authorization": {"Bearer sk-abc123"}}, want: "abc123"},
@@ -71,10 +96,10 @@ func TestAPIKey(t *testing.T) {
 		for k, vs := range tt.headers {
 			req.Header[k] = vs
 		}
-		got, err := apiKey(req, s)
-		if tt.wantErr {
-			if err == nil {
-				t.Errorf("%s: want ambiguity error, got %q", tt.desc, got)
+		got, _, err := apiKey(req, s)
+		if tt.wantErr != nil {
+			if err != tt.wantErr {
+				t.Errorf("%s: got %q, %v; want %v", tt.desc, got, err, tt.wantErr)
 			}
 			continue
 		}
@@ -84,14 +109,26 @@ func TestAPIKey(t *testing.T) {
 	}
 }
 
-func TestEncodedSlashPathIsRelay(t *testing.T) {
-	// "/api%2F..%2Fv1/chat" decodes to /api/../v1/chat: cleaned, it is a relay path.
-	s := defaultSettings(t)
-	req, _ := http.NewRequest(http.MethodPost, "http://sentinel.test/api%2F..%2Fv1/chat/completions", nil)
-	req.Header.Set("Authorization", "Bearer abc123")
-	got, err := apiKey(req, s)
-	if err != nil || got != "abc123" {
-		t.Fatalf("got %q, %v", got, err)
+func TestHasEncodedSeparator(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"/v1/chat/completions": false, "/a%2Fb": true, "/a%2fb": true, "/a%5Cb": true, "/a%5c": true,
+		"/a%41b": false, "/%2": false, "%": false, "/a%252F": false, "/%41%2F": true,
+	} {
+		if got := hasEncodedSeparator(raw); got != want {
+			t.Errorf("hasEncodedSeparator(%q) = %v", raw, got)
+		}
+	}
+}
+
+func TestKeyHashIsCanonical(t *testing.T) {
+	secret := []byte("0123456789abcdef")
+	a, ok1 := KeyHash(secret, "sk-AbCdEf0123456789-3")
+	b, ok2 := KeyHash(secret, "Bearer abcdef0123456789")
+	if !ok1 || !ok2 || a != b || a != keyHash(secret, "abcdef0123456789") {
+		t.Fatalf("KeyHash: %q %v, %q %v", a, ok1, b, ok2)
+	}
+	if _, ok := KeyHash(secret, "ábc"); ok {
+		t.Fatal("a malformed key hashed")
 	}
 }
 

@@ -28,13 +28,18 @@ func FuzzClientIP(f *testing.F) {
 	})
 }
 
-// FuzzAPIKey: never panics; a key is never empty-with-error, never starts with "sk-" or
-// contains "-" after normalisation.
+// FuzzAPIKey: never panics; a key is its canonical form (lower-case letters and digits
+// only: no "sk-", no "-", nothing a database collation could fold) of the spelling it came
+// from.
 func FuzzAPIKey(f *testing.F) {
 	f.Add("/v1/chat", "Bearer sk-abc-1", "abc", "key=abc", "realtime, openai-insecure-api-key.abc", "")
 	f.Add("/api/user", "Bearer x", "", "", "", "sk-y")
 	f.Add("/api/../v1", "bearer  ", "  ", "k%65y=%zz", ",,", "Bearer midjourney-proxy")
-	s := &settings{dashboardPaths: []string{"/api", "/pg"}, dashboardKeyPaths: []string{"/api/usage/token"}}
+	noErr := func(format string, args ...interface{}) { f.Fatalf(format, args...) }
+	s := &settings{
+		dashboardRoutes: parseRoutes("dashboardRoutes", newAPIDashboardRoutes, noErr),
+		keyRoutes:       parseRoutes("keyRoutes", newAPIKeyRoutes, noErr),
+	}
 	f.Fuzz(func(t *testing.T, path, auth, xAPIKey, query, ws, mj string) {
 		req := &http.Request{Method: "POST", Header: http.Header{}}
 		req.URL = &neturl.URL{Path: path, RawQuery: query}
@@ -42,12 +47,17 @@ func FuzzAPIKey(f *testing.F) {
 		req.Header["X-Api-Key"] = []string{xAPIKey}
 		req.Header["Sec-Websocket-Protocol"] = []string{ws}
 		req.Header["Mj-Api-Secret"] = []string{mj}
-		k, err := apiKey(req, s)
+		k, spelled, err := apiKey(req, s)
 		if err != nil {
 			return
 		}
-		if strings.HasPrefix(k, "sk-") || strings.Contains(k, "-") {
-			t.Fatalf("not normalised: %q", k)
+		if strings.ToLower(spelled) != k {
+			t.Fatalf("key %q is not the canonical form of %q", k, spelled)
+		}
+		for i := 0; i < len(k); i++ {
+			if c := k[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+				t.Fatalf("not canonical: %q", k)
+			}
 		}
 	})
 }

@@ -53,6 +53,13 @@ func TestHotPathAgreesWithGeneralPath(t *testing.T) {
 		{"empty bearer", "127.0.0.2:9", "/v1/chat/completions", auth("Bearer "), false},
 		{"midjourney placeholder", "127.0.0.2:9", "/mj/submit", map[string]string{"Authorization": "midjourney-proxy", "Mj-Api-Secret": "hotKeyAlpha0123"}, false},
 		{"unknown key", "127.0.0.2:9", "/v1/chat/completions", auth("Bearer sk-neverSeen0123456"), false},
+		{"encoded slash, bound address", "127.0.0.2:9", "/v1%2Fchat/completions", auth("Bearer sk-hotKeyAlpha0123"), false},
+		{"encoded character, bound address", "127.0.0.2:9", "/v1/chat/%63ompletions", auth("Bearer sk-hotKeyAlpha0123"), false},
+		{"case variant, other address", "127.0.0.3:9", "/v1/chat/completions", auth("Bearer sk-HOTKEYALPHA0123"), false},
+		{"case variant, bound address", "127.0.0.2:9", "/v1/chat/completions", auth("Bearer sk-HOTKEYALPHA0123"), true},
+		{"accented variant, bound address", "127.0.0.2:9", "/v1/chat/completions", auth("Bearer sk-hotKeyAlphá0123"), false},
+		{"gin fallback from /api to a key route", "127.0.0.3:9", "/api/mj/submit/imagine", auth("Bearer sk-hotKeyAlpha0123"), false},
+		{"uncleaned path into a key route", "127.0.0.3:9", "/v1beta/models/x/../../../api/user/self", auth("Bearer sk-hotKeyAlpha0123"), false},
 	}
 	for _, sh := range shapes {
 		answer := func(general bool) (int, int) {
@@ -93,15 +100,16 @@ func FuzzHotPathAgrees(f *testing.F) {
 	f.Add("/api/../v1/x", "bearer fuzzKeyAlpha0123-3", "[::ffff:127.0.0.2]:1")
 	f.Add("/api/usage/token/", "fuzzKeyAlpha0123", "127.0.0.3:1")
 	f.Add("/v1", "Bearer  sk-fuzzKeyAlpha0123 ", "[fe80::1%eth0]:1")
+	f.Add("/v1/chat/completions", "Bearer sk-FUZZKEYALPHA0123", "127.0.0.2:1")
 	h := newHarness(f, nil)
 	m := h.handler.(*Sentinel)
 	h.do("127.0.0.2:1", map[string]string{"Authorization": "Bearer sk-fuzzKeyAlpha0123"})
 	f.Fuzz(func(t *testing.T, path, auth, remote string) {
-		u, err := neturlParse("http://sentinel.test/")
-		if err != nil {
+		// The path as a client spells it: escapes and all, as Traefik hands it on.
+		u, err := neturlParse("http://sentinel.test" + path)
+		if err != nil || u.Host != "sentinel.test" {
 			return
 		}
-		u.Path = path
 		if _, err := netip.ParseAddrPort(remote); err != nil {
 			return
 		}

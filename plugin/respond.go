@@ -7,6 +7,8 @@ const (
 	codeIPNotAllowed   = "ip_not_allowed"
 	codeKeyBanned      = "key_banned"
 	codeAmbiguousKey   = "ambiguous_api_key"
+	codeMalformedKey   = "malformed_api_key"
+	codeEncodedSlash   = "encoded_path_separator"
 	codeBadClientIP    = "invalid_client_ip"
 	codeMissingKey     = "missing_api_key"
 	codeUnavailable    = "sentinel_unavailable"
@@ -19,6 +21,8 @@ var refusalBodies = map[string][]byte{
 	codeIPNotAllowed: refusalBody(codeIPNotAllowed, "this API key is bound to another client IP address"),
 	codeKeyBanned:    refusalBody(codeKeyBanned, "this API key has been banned"),
 	codeAmbiguousKey: refusalBody(codeAmbiguousKey, "the request carries more than one distinct API key"),
+	codeMalformedKey: refusalBody(codeMalformedKey, "the API key is not in the form New API issues keys in"),
+	codeEncodedSlash: refusalBody(codeEncodedSlash, "the path spells a separator as %2F or %5C"),
 	codeBadClientIP:  refusalBody(codeBadClientIP, "the client IP address could not be determined"),
 	codeMissingKey:   refusalBody(codeMissingKey, "an API key is required"),
 	codeUnavailable:  refusalBody(codeUnavailable, "the key check is temporarily unavailable, retry later"),

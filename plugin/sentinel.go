@@ -110,7 +110,7 @@ func fingerprint(secret string) string {
 func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	h := req.Header
 	auth := h[hdrAuthorization]
-	if len(auth) == 1 && req.URL.RawQuery == "" && h[hdrAPIKey] == nil && h[hdrGoogAPIKey] == nil &&
+	if len(auth) == 1 && req.URL.RawQuery == "" && req.URL.RawPath == "" && h[hdrAPIKey] == nil && h[hdrGoogAPIKey] == nil &&
 		h[hdrWSProtocol] == nil && h[hdrMJSecret] == nil {
 		c := m.cache
 		c.mu.RLock()
@@ -133,7 +133,15 @@ func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 
 // serveGeneral follows the request path of DESIGN.md: credentials, client IP, decision, answer.
 func (m *Sentinel) serveGeneral(rw http.ResponseWriter, req *http.Request) {
-	key, err := apiKey(req, m.s)
+	if !m.s.allowEncodedSlash && req.URL.RawPath != "" && hasEncodedSeparator(req.URL.RawPath) {
+		refuse(rw, http.StatusBadRequest, codeEncodedSlash)
+		return
+	}
+	key, spelled, err := apiKey(req, m.s)
+	if err == errMalformedKey {
+		refuse(rw, http.StatusBadRequest, codeMalformedKey)
+		return
+	}
 	if err != nil {
 		refuse(rw, http.StatusBadRequest, codeAmbiguousKey)
 		return
@@ -161,7 +169,7 @@ func (m *Sentinel) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		}
 	} else {
 		var ok bool
-		b, code, ok = m.decideUncached(req, key, ip)
+		b, code, ok = m.decideUncached(req, key, spelled, ip)
 		if !ok {
 			// Neither Redis nor admind could decide. Open mode forwards without binding
 			// (a binding is never created from a cache-only view); closed mode refuses.
@@ -211,10 +219,10 @@ func (m *Sentinel) rememberHot(req *http.Request, b *binding) {
 // decideUncached looks the binding up in Redis, then asks admind (which binds on first use).
 // It returns the binding it cached (nil if admind sent none); ok is false when no source
 // could decide.
-func (m *Sentinel) decideUncached(req *http.Request, key string, ip netip.Addr) (b *binding, code string, ok bool) {
+func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip netip.Addr) (b *binding, code string, ok bool) {
 	epoch := m.cache.currentEpoch()
 	hash := m.hashKey(key)
-	hint := keyHint(key)
+	hint := keyHint(spelled)
 	if b = m.redisBinding(hash); b != nil {
 		b.hash, b.hint = hash, hint
 		m.remember(key, b, m.s.cacheTTL, cacheMaxAge, epoch)
@@ -224,7 +232,13 @@ func (m *Sentinel) decideUncached(req *http.Request, key string, ip netip.Addr) 
 		}
 		return b, code, true
 	}
-	resp, err := m.admin.decide(newDecideRequest(req, hash, hint, ip))
+	dr := newDecideRequest(req, hash, hint, ip)
+	if spelled != key {
+		// Bindings made before keys had a canonical form are under the hash of the key as
+		// spelled; admind moves such a binding to the canonical hash (store.rehashLegacy).
+		dr.LegacyKeyHash = m.hashKey(spelled)
+	}
+	resp, err := m.admin.decide(dr)
 	if err != nil {
 		return nil, "", false
 	}
@@ -281,9 +295,14 @@ func keyHash(secret []byte, normalised string) string {
 }
 
 // KeyHash is how admind finds a key an admin pastes: normalised as New API does ("sk-KEY-3"
-// is "KEY"), then hashed exactly as the plugin hashes it.
-func KeyHash(secret []byte, rawKey string) string {
-	return keyHash(secret, normaliseKey(stripBearer(strings.TrimSpace(rawKey))))
+// is "KEY"), put in its canonical form, then hashed exactly as the plugin hashes it. ok is
+// false when the value is not a key the plugin would ever hash.
+func KeyHash(secret []byte, rawKey string) (hash string, ok bool) {
+	k, err := canonicalKey(normaliseKey(stripBearer(strings.TrimSpace(rawKey))))
+	if err != nil || k == "" {
+		return "", false
+	}
+	return keyHash(secret, k), true
 }
 
 // redisBinding returns the cached binding, or nil on a miss, a malformed entry or any Redis

@@ -18,5 +18,4 @@ exec docker run -d --name new-api --restart unless-stopped \
   --label 'traefik.http.middlewares.sentinel.plugin.sentinel.redisAddr=redis:6379' \
   --label 'traefik.http.middlewares.sentinel.plugin.sentinel.redisPasswordFile=/run/secrets/redis_password' \
   --label 'traefik.http.middlewares.sentinel.plugin.sentinel.failsafeMode=closed' \
-  --label 'traefik.http.middlewares.sentinel.plugin.sentinel.dashboardPaths=/api,/pg' \
   calciumion/new-api:latest

@@ -14,6 +14,9 @@ type Store interface {
 	// BindFirstUse inserts b unless a binding for b.KeyHash exists, and returns the binding
 	// that holds afterwards and whether b was the one inserted.
 	BindFirstUse(ctx context.Context, b Binding) (Binding, bool, error)
+	// RehashLegacy moves the binding under legacyHash to keyHash, unless keyHash is bound
+	// already; it reports whether it moved one.
+	RehashLegacy(ctx context.Context, legacyHash, keyHash string) (bool, error)
 	InsertIntercepts(ctx context.Context, list []Intercept) error
 }
 
@@ -25,12 +28,14 @@ type Cache interface {
 
 // DecideRequest is what the plugin sends on a cache miss.
 type DecideRequest struct {
-	KeyHash   string
-	KeyHint   string
-	IP        netip.Addr
-	Method    string
-	Path      string
-	UserAgent string
+	KeyHash string
+	// LegacyKeyHash, when set, is where a binding made before the canonical key form is.
+	LegacyKeyHash string
+	KeyHint       string
+	IP            netip.Addr
+	Method        string
+	Path          string
+	UserAgent     string
 }
 
 // Decision is the answer, with the binding the plugin should cache.
@@ -60,6 +65,17 @@ type Service struct {
 // concurrent first use wins), refreshes Redis and records a denial as an intercept.
 func (s *Service) Decide(ctx context.Context, r DecideRequest) (Decision, error) {
 	b, err := s.Store.BindingByHash(ctx, r.KeyHash)
+	if err == ErrNotFound && r.LegacyKeyHash != "" {
+		// Upgrading from hashes of the key as spelled: the key keeps its binding (and its
+		// owner), rather than being bound afresh to whoever uses it first after the upgrade.
+		var moved bool
+		if moved, err = s.Store.RehashLegacy(ctx, r.LegacyKeyHash, r.KeyHash); err == nil {
+			b, err = s.Store.BindingByHash(ctx, r.KeyHash)
+			if moved {
+				s.Log.Info("binding moved to the canonical key hash", "key_hint", r.KeyHint)
+			}
+		}
+	}
 	created := false
 	if err == ErrNotFound {
 		now := s.Now()

@@ -10,13 +10,16 @@ import (
 // Everything in it is plugin-written but carries attacker text (path, user agent), and the
 // stream can be written by anyone with Redis access, so both ways in check it alike.
 type Event struct {
-	KeyHash   string `json:"key_hash"`
-	KeyHint   string `json:"key_hint"`
-	IP        string `json:"ip"`
-	Method    string `json:"method"`
-	Path      string `json:"path"`
-	UserAgent string `json:"user_agent"`
-	Reason    string `json:"reason,omitempty"`
+	KeyHash string `json:"key_hash"`
+	// LegacyKeyHash (decide only) is the hash of the key as spelled before the plugin hashed
+	// a canonical key form; set when the two differ.
+	LegacyKeyHash string `json:"legacy_key_hash,omitempty"`
+	KeyHint       string `json:"key_hint"`
+	IP            string `json:"ip"`
+	Method        string `json:"method"`
+	Path          string `json:"path"`
+	UserAgent     string `json:"user_agent"`
+	Reason        string `json:"reason,omitempty"`
 }
 
 // MaxEventField bounds method, path and user agent (the plugin truncates them to this).
@@ -30,6 +33,9 @@ const maxEventHint = 32
 func (e Event) Check(needReason bool) (netip.Addr, error) {
 	if !ValidKeyHash(e.KeyHash) {
 		return netip.Addr{}, errors.New("key_hash must be 64 lowercase hex characters")
+	}
+	if e.LegacyKeyHash != "" && !ValidKeyHash(e.LegacyKeyHash) {
+		return netip.Addr{}, errors.New("legacy_key_hash must be 64 lowercase hex characters")
 	}
 	ip, err := netip.ParseAddr(e.IP)
 	if err != nil || ip.Zone() != "" || ip.Is4In6() {

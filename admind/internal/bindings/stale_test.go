@@ -55,6 +55,19 @@ func (s *pausingStore) BindFirstUse(_ context.Context, b bindings.Binding) (bind
 	return b, true, nil
 }
 
+func (s *pausingStore) RehashLegacy(_ context.Context, legacy, canonical string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.rows[legacy]
+	if _, taken := s.rows[canonical]; !ok || taken {
+		return false, nil
+	}
+	delete(s.rows, legacy)
+	b.KeyHash, b.Version = canonical, s.next()
+	s.rows[canonical] = b
+	return true, nil
+}
+
 func (s *pausingStore) InsertIntercepts(context.Context, []bindings.Intercept) error { return nil }
 
 func (s *pausingStore) ListBindings(context.Context, bindings.Query) ([]bindings.Binding, int, error) {

@@ -176,11 +176,16 @@ func bindingQuery(d Deps, r *http.Request) (bindings.Query, error) {
 		case bindings.ValidKeyHash(search):
 			q.KeyHash = search // as the logs and alerts show it
 		default:
-			q.KeyHash = plugin.KeyHash(d.HMACSecret, search)
+			hash, isKey := plugin.KeyHash(d.HMACSecret, search)
 			// A hint is "sk-" + 4 + "…" + 4: a longer search can only be a whole key, which
 			// the unique index on key_hash finds without scanning every hint.
-			if len(search) <= bindings.MaxHintLen {
-				q.Hint = search
+			switch {
+			case len(search) <= bindings.MaxHintLen:
+				q.KeyHash, q.Hint = hash, search
+			case isKey:
+				q.KeyHash = hash
+			default:
+				return q, &bindings.InputError{Message: "q is not an IP address, a key hash, a hint or an API key"}
 			}
 		}
 	}

@@ -124,7 +124,7 @@ func handleDecide(d Deps) http.Handler {
 			return
 		}
 		dec, err := d.Decider.Decide(r.Context(), bindings.DecideRequest{
-			KeyHash: ev.KeyHash, KeyHint: ev.KeyHint, IP: ip, Method: ev.Method, Path: ev.Path, UserAgent: ev.UserAgent,
+			KeyHash: ev.KeyHash, LegacyKeyHash: ev.LegacyKeyHash, KeyHint: ev.KeyHint, IP: ip, Method: ev.Method, Path: ev.Path, UserAgent: ev.UserAgent,
 		})
 		if err != nil {
 			d.Metrics.Decisions.WithLabelValues("error").Inc()

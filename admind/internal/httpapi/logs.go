@@ -37,7 +37,11 @@ func logQuery(d Deps, r *http.Request) (bindings.LogQuery, error) {
 		}
 		q.KeyHash = k
 		if !bindings.ValidKeyHash(k) {
-			q.KeyHash = plugin.KeyHash(d.HMACSecret, k)
+			hash, isKey := plugin.KeyHash(d.HMACSecret, k)
+			if !isKey {
+				return bad("key is not a key hash or an API key")
+			}
+			q.KeyHash = hash
 		}
 	}
 	if s := strings.TrimSpace(v.Get("ip")); s != "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 )
@@ -67,4 +68,22 @@ func (s *Store) BindFirstUse(ctx context.Context, b bindings.Binding) (bindings.
 		}
 	}
 	return bindings.Binding{}, false, errors.New("store: bind first use: binding kept vanishing")
+}
+
+// RehashLegacy moves a binding from the hash of a key as spelled to the hash of its canonical
+// form (bindings made before the plugin hashed canonical keys). When the canonical hash is
+// bound already (a concurrent first use, or the move ran before), nothing moves.
+func (s *Store) RehashLegacy(ctx context.Context, legacyHash, keyHash string) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE token_bindings SET key_hash = $2, version = nextval('binding_version'), updated_at = now()
+		WHERE key_hash = $1 AND NOT EXISTS (SELECT 1 FROM token_bindings WHERE key_hash = $2)`,
+		legacyHash, keyHash)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return false, nil // a concurrent first use of the canonical hash won
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: rehash legacy binding: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }

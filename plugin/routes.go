@@ -1,0 +1,138 @@
+package plugin
+
+import (
+	"net/http"
+	"strings"
+)
+
+// New API reads Authorization as a dashboard login (a session JWT or an access token) on
+// most routes under /api and /pg, and as an API key everywhere else. Which one it reads is
+// decided by its gin router on the exact path it receives: the path is neither cleaned nor
+// unescaped again, and a path that misses a static route falls back to a parameter or
+// catch-all route (so /api/mj/submit/imagine reaches /:mode/mj/submit/imagine, which reads a
+// key). So Authorization goes unchecked only when the request's own path matches one of the
+// dashboard routes and none of the key routes, whatever the method; everything else is
+// checked. A dashboard credential mistaken for a key costs one binding; a key mistaken for a
+// dashboard credential would be a bypass.
+//
+// The default tables (newapi_routes.go) are New API's own router, read from its source.
+
+// routeSet matches request paths against gin route patterns: static segments, ":param"
+// segments and a final "*catchall".
+type routeSet struct {
+	byFirst  map[string][][]string // patterns by their first segment
+	anyFirst [][]string            // patterns whose first segment is a parameter
+}
+
+func parseRoutes(name string, patterns []string, bad func(string, ...interface{})) *routeSet {
+	rs := &routeSet{byFirst: map[string][][]string{}}
+	for _, raw := range patterns {
+		p := strings.TrimSpace(raw)
+		if p == "" {
+			continue
+		}
+		if !strings.HasPrefix(p, "/") {
+			bad("%s: %q must start with /", name, raw)
+			continue
+		}
+		segs := strings.Split(p[1:], "/")
+		ok := true
+		for i, s := range segs {
+			if strings.HasPrefix(s, "*") && i != len(segs)-1 {
+				bad("%s: %q has a catch-all before its last segment", name, raw)
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		if first := segs[0]; strings.HasPrefix(first, ":") || strings.HasPrefix(first, "*") {
+			rs.anyFirst = append(rs.anyFirst, segs)
+		} else {
+			rs.byFirst[first] = append(rs.byFirst[first], segs)
+		}
+	}
+	return rs
+}
+
+// match reports whether path matches a pattern, ignoring one trailing slash (gin answers
+// that difference with a redirect, and the redirected request is checked again). Strict
+// matching (the dashboard table) wants every parameter non-empty; loose matching (the key
+// table) takes empty ones too, so each errs toward checking.
+func (rs *routeSet) match(path string, strict bool) bool {
+	if !strings.HasPrefix(path, "/") {
+		return false
+	}
+	segs := strings.Split(path[1:], "/")
+	if rs.matchSegs(segs, strict) {
+		return true
+	}
+	if n := len(segs); n > 1 && segs[n-1] == "" {
+		return rs.matchSegs(segs[:n-1], strict)
+	}
+	return rs.matchSegs(append(segs, ""), strict)
+}
+
+func (rs *routeSet) matchSegs(segs []string, strict bool) bool {
+	for _, pat := range rs.byFirst[segs[0]] {
+		if segmentsMatch(pat, segs, strict) {
+			return true
+		}
+	}
+	for _, pat := range rs.anyFirst {
+		if segmentsMatch(pat, segs, strict) {
+			return true
+		}
+	}
+	return false
+}
+
+func segmentsMatch(pat, segs []string, strict bool) bool {
+	for i, p := range pat {
+		if strings.HasPrefix(p, "*") {
+			return true
+		}
+		if i >= len(segs) {
+			return false
+		}
+		if strings.HasPrefix(p, ":") {
+			if strict && segs[i] == "" {
+				return false
+			}
+			continue
+		}
+		if p != segs[i] {
+			return false
+		}
+	}
+	return len(pat) == len(segs)
+}
+
+// authorizationIsAPIKey applies the route tables to the path as New API will route it.
+func (s *settings) authorizationIsAPIKey(req *http.Request) bool {
+	if req.URL == nil {
+		return true
+	}
+	p := req.URL.Path
+	if !s.dashboardRoutes.match(p, true) {
+		return true
+	}
+	return s.keyRoutes.match(p, false)
+}
+
+// hasEncodedSeparator reports whether an escaped path spells "/" or "\" as %2F or %5C: a
+// path New API's router would split differently from how a client or proxy that reads the
+// escaped form would. No New API client sends one.
+func hasEncodedSeparator(rawPath string) bool {
+	for i := strings.IndexByte(rawPath, '%'); i >= 0 && i+2 < len(rawPath); {
+		if hex := rawPath[i+1 : i+3]; strings.EqualFold(hex, "2f") || strings.EqualFold(hex, "5c") {
+			return true
+		}
+		next := strings.IndexByte(rawPath[i+1:], '%')
+		if next < 0 {
+			break
+		}
+		i += 1 + next
+	}
+	return false
+}
