@@ -31,6 +31,11 @@ web: ## build the admin console (npm ci + vite build into web/dist, embedded by 
 e2e: traefik web ## end-to-end tests through a real Traefik v3.6.12 with the plugin, and the console in chromium
 	TRAEFIK_BIN=$(TRAEFIK_BIN) $(GO) test -race -count=1 -timeout 20m -v ./e2e
 
+.PHONY: conformance
+conformance: traefik web ## the real New API as the oracle (SQLite and MariaDB): no request it authenticates with a bound key passes from another address; NEWAPI_BIN / NEWAPI_SRC for another version
+	TRAEFIK_BIN=$(TRAEFIK_BIN) $(GO) test -count=1 -timeout 20m -run '^TestConformance$$' -v ./e2e
+	$(GO) test -count=1 -run 'TestPluginRouteTablesAreNewAPIs|TestRoutesFromSource' -v ./internal/newapi
+
 .PHONY: traefik
 traefik: ## build (once) and print the cached Traefik binary
 	@echo "traefik: $(TRAEFIK_BIN)"

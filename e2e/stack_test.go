@@ -81,6 +81,11 @@ type stackOptions struct {
 	// Sentinel runs Redis as a primary, a replica and a Redis Sentinel; the plugin and admind
 	// find the primary through the Sentinel.
 	Sentinel bool
+	// UpstreamURL replaces the fake upstream behind the newapi router (a real New API).
+	UpstreamURL string
+	// TraefikAllowsEncoded leaves Traefik's encodedCharacters at its defaults (all allowed),
+	// so a test sees what the plugin alone lets through.
+	TraefikAllowsEncoded bool
 	// Bench adds make bench's routes (bare, no-op plugin, sentinel, sentinel without its
 	// local cache) under /bench/.
 	Bench bool
@@ -178,19 +183,23 @@ func (s *stack) startTraefik(t *testing.T, name, dir, admindURL, publicURL strin
 	mustWrite(t, secretFile, hmacSecret)
 	webPort, adminPort := testenv.FreePort(t), testenv.FreePort(t)
 	vars := map[string]any{
-		"WebAddr":           "127.0.0.1:" + strconv.Itoa(webPort),
-		"AdminAddr":         "127.0.0.1:" + strconv.Itoa(adminPort),
-		"DynamicFile":       filepath.Join(dir, "dynamic.yml"),
-		"AdmindURL":         admindURL,
-		"AdmindPublicURL":   publicURL,
-		"InternalTokenFile": tokenFile,
-		"HMACSecretFile":    secretFile,
-		"RedisAddr":         s.redis.Addr,
-		"RedisDB":           s.redis.DB,
-		"FailsafeMode":      o.FailsafeMode,
-		"CacheTTL":          o.CacheTTL,
-		"UpstreamURL":       s.upstream.url,
-		"Bench":             o.Bench,
+		"WebAddr":              "127.0.0.1:" + strconv.Itoa(webPort),
+		"AdminAddr":            "127.0.0.1:" + strconv.Itoa(adminPort),
+		"DynamicFile":          filepath.Join(dir, "dynamic.yml"),
+		"AdmindURL":            admindURL,
+		"AdmindPublicURL":      publicURL,
+		"InternalTokenFile":    tokenFile,
+		"HMACSecretFile":       secretFile,
+		"RedisAddr":            s.redis.Addr,
+		"RedisDB":              s.redis.DB,
+		"FailsafeMode":         o.FailsafeMode,
+		"CacheTTL":             o.CacheTTL,
+		"UpstreamURL":          s.upstream.url,
+		"Bench":                o.Bench,
+		"TraefikAllowsEncoded": o.TraefikAllowsEncoded,
+	}
+	if o.UpstreamURL != "" {
+		vars["UpstreamURL"] = o.UpstreamURL
 	}
 	if s.failover != nil {
 		vars["RedisSentinel"], vars["RedisMasterName"] = s.failover.SentinelAddr, s.failover.Name
