@@ -104,9 +104,10 @@ func startAdmind(t *testing.T, extra map[string]string) *admindUnderTest {
 	return a
 }
 
+// hashKey is the plugin's hash of a normalised key: of its canonical, lower-case form.
 func hashKey(key string) string {
 	m := hmac.New(sha256.New, []byte(testHMACSecret))
-	m.Write([]byte(key))
+	m.Write([]byte(strings.ToLower(key)))
 	return hex.EncodeToString(m.Sum(nil))
 }
 

@@ -121,9 +121,9 @@ func routeTablesSource(routes []Route, from string) []byte {
 	}
 	write("newAPIKeyRoutes: paths where some route (any method) reads an API key.", "newAPIKeyRoutes", key)
 	write("newAPIDashboardRoutes: paths where no route reads an API key (dashboard logins, public pages).", "newAPIDashboardRoutes", dash)
-	out, err := format.Source(bytes.TrimSpace(b.Bytes()))
+	out, err := format.Source(b.Bytes())
 	if err != nil {
 		panic(err)
 	}
-	return append(out, '\n')
+	return out
 }

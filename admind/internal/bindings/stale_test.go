@@ -158,3 +158,31 @@ func TestStaleFillLosesToAdminChange(t *testing.T) {
 		})
 	}
 }
+
+// TestDecideAdoptsLegacyBinding: a key bound before the canonical key form keeps its owner
+// after the upgrade: its first request under the canonical hash, from another address, is
+// refused by the old binding (moved to the canonical hash), not bound afresh.
+func TestDecideAdoptsLegacyBinding(t *testing.T) {
+	c := cache.New(testenv.Redis(t).Client(t))
+	st := &pausingStore{rows: map[string]bindings.Binding{}}
+	svc := &bindings.Service{Store: st, Cache: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		BindPrefixes: func() (int, int) { return 32, 64 }, CacheTTL: time.Hour, Now: time.Now}
+	ctx := context.Background()
+	const legacy = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	const canonical = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+	owner, other := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")
+	if _, err := svc.Decide(ctx, bindings.DecideRequest{KeyHash: legacy, IP: owner}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := svc.Decide(ctx, bindings.DecideRequest{KeyHash: canonical, LegacyKeyHash: legacy, IP: other})
+	if err != nil || d.Allow || d.Created {
+		t.Fatalf("other address after the upgrade: %+v, %v", d, err)
+	}
+	d, err = svc.Decide(ctx, bindings.DecideRequest{KeyHash: canonical, IP: owner})
+	if err != nil || !d.Allow || d.Created {
+		t.Fatalf("owner after the upgrade: %+v, %v", d, err)
+	}
+	if _, ok := st.rows[legacy]; ok {
+		t.Fatal("the legacy row stayed")
+	}
+}

@@ -107,3 +107,43 @@ func hashN(n int) string {
 	}
 	return string(b)
 }
+
+// TestRehashLegacy: a binding under the hash of a key as spelled moves to the canonical hash
+// once, keeping its rule; an existing canonical binding is never overwritten.
+func TestRehashLegacy(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	owner := netip.MustParseAddr("203.0.113.7")
+	legacy, canonical := hashN(100), hashN(101)
+	old, _, err := s.BindFirstUse(ctx, bindings.Binding{KeyHash: legacy, Mode: bindings.ModeSingle, Status: bindings.StatusActive,
+		CIDRs: []netip.Prefix{netip.PrefixFrom(owner, 32)}, FirstIP: owner, LastIP: owner, CreatedAt: now, LastUsedAt: now, UpdatedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved, err := s.RehashLegacy(ctx, legacy, canonical); err != nil || !moved {
+		t.Fatalf("first move: %v %v", moved, err)
+	}
+	got, err := s.BindingByHash(ctx, canonical)
+	if err != nil || got.ID != old.ID || !got.Allows(owner) || got.Version <= old.Version {
+		t.Fatalf("moved binding: %+v, %v", got, err)
+	}
+	if _, err := s.BindingByHash(ctx, legacy); err != bindings.ErrNotFound {
+		t.Fatalf("legacy hash still bound: %v", err)
+	}
+	if moved, err := s.RehashLegacy(ctx, legacy, canonical); err != nil || moved {
+		t.Fatalf("second move: %v %v", moved, err)
+	}
+	// A legacy row while the canonical hash is bound (a first use won): nothing moves.
+	other := netip.MustParseAddr("198.51.100.1")
+	if _, _, err := s.BindFirstUse(ctx, bindings.Binding{KeyHash: legacy, Mode: bindings.ModeSingle, Status: bindings.StatusActive,
+		CIDRs: []netip.Prefix{netip.PrefixFrom(other, 32)}, FirstIP: other, LastIP: other, CreatedAt: now, LastUsedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if moved, err := s.RehashLegacy(ctx, legacy, canonical); err != nil || moved {
+		t.Fatalf("move over a bound canonical hash: %v %v", moved, err)
+	}
+	if got, _ := s.BindingByHash(ctx, canonical); !got.Allows(owner) || got.Allows(other) {
+		t.Fatalf("canonical binding changed: %v", got.CIDRs)
+	}
+}
