@@ -109,6 +109,19 @@ func TestAPIKey(t *testing.T) {
 	}
 }
 
+func TestEncodedSlashPathIsRelay(t *testing.T) {
+	// "/api%2F..%2Fv1/chat" decodes to /api/../v1/chat, which New API's router routes as it
+	// is (to no dashboard route), so Authorization is a key (serveGeneral refuses the
+	// encoded separators before it gets here).
+	s := defaultSettings(t)
+	req, _ := http.NewRequest(http.MethodPost, "http://sentinel.test/api%2F..%2Fv1/chat/completions", nil)
+	req.Header.Set("Authorization", "Bearer abc123")
+	got, _, err := apiKey(req, s)
+	if err != nil || got != "abc123" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}
+
 func TestHasEncodedSeparator(t *testing.T) {
 	for raw, want := range map[string]bool{
 		"/v1/chat/completions": false, "/a%2Fb": true, "/a%2fb": true, "/a%5Cb": true, "/a%5c": true,

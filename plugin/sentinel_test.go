@@ -296,3 +296,38 @@ func TestRedisSentinelOptions(t *testing.T) {
 		t.Fatalf("%+v, %v", s, err)
 	}
 }
+
+// TestRefusesWhatNewAPIWouldReadDifferently: the path and key spellings New API's router or
+// database would resolve differently are refused before any decision, never forwarded, and
+// the allowEncodedSlash option lets encoded separators through to the normal decision.
+func TestRefusesWhatNewAPIWouldReadDifferently(t *testing.T) {
+	tests := []struct {
+		desc, target, auth string
+		allowSlash         bool
+		wantStatus         int
+		wantCode           string
+	}{
+		{"encoded slash", "/v1%2Fchat/completions", "Bearer sk-refuseKey0123456789", false, 400, codeEncodedSlash},
+		{"encoded backslash", "/v1/chat%5ccompletions", "Bearer sk-refuseKey0123456789", false, 400, codeEncodedSlash},
+		{"encoded slash, no key", "/v1%2Fmodels", "", false, 400, codeEncodedSlash},
+		{"encoded slash allowed", "/v1%2Fchat/completions", "Bearer sk-refuseKey0123456789", true, 200, ""},
+		{"accented key", "/v1/chat/completions", "Bearer sk-refuséKey0123456789", false, 400, codeMalformedKey},
+		{"space before a channel suffix", "/v1/chat/completions", "Bearer sk-refuseKey0123456789 -2", false, 400, codeMalformedKey},
+	}
+	for _, tt := range tests {
+		h := newHarness(t, func(c *Config) { c.AllowEncodedSlash = tt.allowSlash })
+		req := httptest.NewRequest(http.MethodPost, "http://sentinel.test"+tt.target, nil)
+		req.RemoteAddr = "127.0.0.2:1"
+		if tt.auth != "" {
+			req.Header.Set("Authorization", tt.auth)
+		}
+		rw := httptest.NewRecorder()
+		h.handler.ServeHTTP(rw, req)
+		if rw.Code != tt.wantStatus || tt.wantCode != "" && !strings.Contains(rw.Body.String(), `"code":"`+tt.wantCode+`"`) {
+			t.Errorf("%s: %d %s", tt.desc, rw.Code, rw.Body.String())
+		}
+		if tt.wantCode != "" && h.nexts != 0 {
+			t.Errorf("%s: forwarded", tt.desc)
+		}
+	}
+}
