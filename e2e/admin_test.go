@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/key-ip-sentinel/sentinel/internal/testenv"
 )
@@ -137,10 +140,17 @@ func TestAdminChangesReachTraefik(t *testing.T) {
 	}
 }
 
+// countRows runs a count on a connection of its own, closed at once: callers poll it, and a
+// connection held until the test ends per poll exhausts PostgreSQL's max_connections.
 func countRows(t *testing.T, s *stack, sql string, args ...any) int {
 	t.Helper()
+	conn, err := pgx.Connect(t.Context(), s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
 	var n int
-	if err := s.pg(t).QueryRow(t.Context(), sql, args...).Scan(&n); err != nil {
+	if err := conn.QueryRow(t.Context(), sql, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

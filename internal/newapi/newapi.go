@@ -71,26 +71,9 @@ func Start(t *testing.T, o Options) *Instance {
 	default:
 		t.Fatalf("newapi: unknown database %q", o.DB)
 	}
-	logPath := filepath.Join(dir, "newapi.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(bin, "--log-dir", filepath.Join(dir, "logs"))
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, env, logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("newapi: start: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		logFile.Close()
-		if t.Failed() {
-			t.Logf("--- newapi (%s) log ---\n%s", o.DB, tailFile(logPath, 40))
-		}
-	})
+	cmd.Dir, cmd.Env = dir, env
+	proc := testenv.StartProcess(t, "newapi ("+o.DB+")", cmd, filepath.Join(dir, "newapi.log"))
 	in := &Instance{URL: "http://127.0.0.1:" + strconv.Itoa(port), DB: o.DB, Model: o.Model}
 	deadline := time.Now().Add(120 * time.Second)
 	for {
@@ -102,12 +85,12 @@ func Start(t *testing.T, o Options) *Instance {
 			}
 		}
 		select {
-		case <-exited:
-			t.Fatalf("newapi exited:\n%s", tailFile(logPath, 40))
+		case <-proc.Exited:
+			t.Fatalf("newapi exited:\n%s", testenv.Tail(proc.Log, 40))
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("newapi not ready within 120s:\n%s", tailFile(logPath, 40))
+			t.Fatalf("newapi not ready within 120s:\n%s", testenv.Tail(proc.Log, 40))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -219,13 +202,4 @@ func truncate(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
-}
-
-func tailFile(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

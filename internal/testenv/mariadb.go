@@ -47,28 +47,13 @@ func MariaDB(t testing.TB, db string) string {
 	if err != nil {
 		fatalf(t, "mariadb: %v", err)
 	}
-	logPath := filepath.Join(dir, "mariadb.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		fatalf(t, "mariadb: %v", err)
-	}
 	cmd := exec.Command(bin, append([]string{"--no-defaults"}, append(user, "--datadir="+data,
 		"--port="+strconv.Itoa(port), "--bind-address=127.0.0.1", "--socket="+sock,
 		"--pid-file="+filepath.Join(dir, "mariadb.pid"), "--skip-log-bin",
 		"--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
 		"--innodb-flush-log-at-trx-commit=0", "--max-connections=500")...)...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		fatalf(t, "mariadb: start: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		logFile.Close()
-		_ = os.RemoveAll(dir)
-	})
+	t.Cleanup(func() { _ = os.RemoveAll(dir) }) // runs after the process is killed
+	proc := StartProcess(t, "mariadb", cmd, filepath.Join(dir, "mariadb.log"))
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
@@ -77,12 +62,12 @@ func MariaDB(t testing.TB, db string) string {
 			break
 		}
 		select {
-		case <-exited:
-			fatalf(t, "mariadb exited:\n%s", tail(logPath, 20))
+		case <-proc.Exited:
+			fatalf(t, "mariadb exited:\n%s", tail(proc.Log, 20))
 		default:
 		}
 		if time.Now().After(deadline) {
-			fatalf(t, "mariadb did not listen within 60s:\n%s", tail(logPath, 20))
+			fatalf(t, "mariadb did not listen within 60s:\n%s", tail(proc.Log, 20))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

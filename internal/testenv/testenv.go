@@ -71,3 +71,38 @@ func fatalf(t testing.TB, format string, args ...any) {
 	t.Helper()
 	t.Fatalf("testenv: "+format, args...)
 }
+
+// Process is a server process a test started (StartProcess).
+type Process struct {
+	Log    string        // the file holding its output
+	Exited chan struct{} // closed when it has exited
+}
+
+// StartProcess starts cmd with its output in logPath; the process is killed at cleanup,
+// and its log's tail is shown if the test failed.
+func StartProcess(t testing.TB, name string, cmd *exec.Cmd, logPath string) *Process {
+	t.Helper()
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		fatalf(t, "%s: %v", name, err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		fatalf(t, "%s: start: %v", name, err)
+	}
+	p := &Process{Log: logPath, Exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.Exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.Exited
+		logFile.Close()
+		if t.Failed() {
+			t.Logf("--- %s log ---\n%s", name, tail(logPath, 40))
+		}
+	})
+	return p
+}
+
+// Tail is the last n lines of the file at path.
+func Tail(path string, n int) string { return tail(path, n) }
