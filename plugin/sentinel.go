@@ -103,7 +103,10 @@ func fingerprint(secret string) string {
 //     serveGeneral parsed when it allowed the entry, which it only records when the peer is
 //     not a trusted proxy, so the client is the peer (the cache's registry key holds
 //     trustedProxies, so every entry was recorded under the same ones);
-//   - the binding: the entry holds the binding that allowed it, while that is live.
+//   - the binding: the entry holds the binding that allowed it, while that is live;
+//   - the path: with no escape beyond the default spelling (RawPath empty) it spells no
+//     encoded separator for serveGeneral to refuse, and which route New API reads the key
+//     on does not change the answer for a value this peer was allowed with.
 //
 // BenchmarkCacheHitUnderYaegi measures it; TestHotPathAgreesWithGeneralPath and
 // FuzzHotPathAgrees check the answers agree.
