@@ -556,5 +556,9 @@ func keySpellings(channel int) []keySpelling {
 		{"trailing zero-width space", func(k string) string { return k + "\u200b" }},
 		{"trailing soft hyphen", func(k string) string { return k + "\u00ad" }},
 		{"upper case with sk-", func(k string) string { return "SK-" + strings.ToUpper(k) }},
+		// The plugin reads a value with a "." as no key (a dashboard JWT): New API must agree.
+		{"trailing dot", func(k string) string { return k + "." }},
+		{"dot inside", func(k string) string { return k[:24] + "." + k[24:] }},
+		{"JWT-shaped, key first", func(k string) string { return k + ".eyJzdWIiOiIxIn0.c2ln" }},
 	}
 }
