@@ -124,15 +124,12 @@ func (s *settings) authorizationIsAPIKey(req *http.Request) bool {
 // path New API's router would split differently from how a client or proxy that reads the
 // escaped form would. No New API client sends one.
 func hasEncodedSeparator(rawPath string) bool {
-	for i := strings.IndexByte(rawPath, '%'); i >= 0 && i+2 < len(rawPath); {
-		if hex := rawPath[i+1 : i+3]; strings.EqualFold(hex, "2f") || strings.EqualFold(hex, "5c") {
-			return true
+	for i := 0; i+2 < len(rawPath); i++ {
+		if rawPath[i] == '%' {
+			if hex := rawPath[i+1 : i+3]; strings.EqualFold(hex, "2f") || strings.EqualFold(hex, "5c") {
+				return true
+			}
 		}
-		next := strings.IndexByte(rawPath[i+1:], '%')
-		if next < 0 {
-			break
-		}
-		i += 1 + next
 	}
 	return false
 }

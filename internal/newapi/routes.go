@@ -204,16 +204,18 @@ func (in *interp) stmt(st ast.Stmt, e env) error {
 func (in *interp) callExpr(c *ast.CallExpr, e env) error {
 	switch fn := c.Fun.(type) {
 	case *ast.Ident:
-		if in.funcs[fn.Name] == nil || in.seen[fn.Name+fmt.Sprint(c.Pos())] {
+		// seen guards against a router function that (directly or not) calls itself.
+		site := fn.Name + fmt.Sprint(c.Pos())
+		if in.funcs[fn.Name] == nil || in.seen[site] {
 			return nil
 		}
-		in.seen[fn.Name+fmt.Sprint(c.Pos())] = true
+		in.seen[site] = true
 		var args []value
 		for _, a := range c.Args {
 			args = append(args, in.expr(a, e))
 		}
 		err := in.call(fn.Name, args)
-		delete(in.seen, fn.Name+fmt.Sprint(c.Pos()))
+		delete(in.seen, site)
 		return err
 	case *ast.SelectorExpr:
 		recv, ok := fn.X.(*ast.Ident)
