@@ -93,10 +93,12 @@ func fingerprint(secret string) string {
 // while the binding that allowed it is live in the local cache. Anything else goes to
 // serveGeneral, which follows DESIGN.md's request path and fills this index.
 //
-// Under Yaegi every statement, call of a standard-library function and frame slot of this
-// function costs on every request (an interpreted call allocates each local by reflection),
-// so it is written to do as little as possible: no key parsing, no address parsing, no call
-// of a plugin function. Why it answers as serveGeneral would:
+// Under Yaegi every call allocates one value by reflection for each local and each
+// intermediate result of the whole function (an && or || is one more), whether that branch
+// runs or not, and each call of a standard-library function costs several more. So it does
+// as little as possible: no key parsing, no address parsing, nested ifs rather than &&
+// chains, and the rare first-hit bookkeeping in a function of its own. Why it answers as
+// serveGeneral would:
 //   - the key: with no query and no other carrier header, serveGeneral reads the key from
 //     this Authorization value, or (under dashboardPaths) reads none and forwards anyway;
 //   - the address: the peer part of RemoteAddr ("127.0.0.1:" of "127.0.0.1:5555") is what
@@ -113,25 +115,47 @@ func fingerprint(secret string) string {
 func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	h := req.Header
 	auth := h[hdrAuthorization]
-	if len(auth) == 1 && req.URL.RawQuery == "" && req.URL.RawPath == "" && h[hdrAPIKey] == nil && h[hdrGoogAPIKey] == nil &&
-		h[hdrWSProtocol] == nil && h[hdrMJSecret] == nil {
-		c := m.cache
-		c.mu.RLock()
-		e := c.hot[auth[0]]
-		fresh := c.freshUntil
-		c.mu.RUnlock()
-		if e != nil && strings.HasPrefix(req.RemoteAddr, e.peer) {
-			// binding.live, inline (with Redis, the cache is normally confirmed fresh)
-			if now := time.Since(clockBase); now < fresh && now < e.b.retire || now < e.b.expires {
-				if e.b.hits.Add(1) == 1 && m.redis != nil {
-					m.redis.usage.markUsed(e.b)
+	if len(auth) == 1 {
+		if h[hdrAPIKey] == nil {
+			if h[hdrGoogAPIKey] == nil {
+				if h[hdrWSProtocol] == nil {
+					if h[hdrMJSecret] == nil {
+						u := req.URL
+						if u.RawQuery == "" {
+							if u.RawPath == "" {
+								c := m.cache
+								c.mu.RLock()
+								e := c.hot[auth[0]]
+								fresh := c.freshUntil
+								c.mu.RUnlock()
+								if e != nil {
+									if strings.HasPrefix(req.RemoteAddr, e.peer) {
+										b := e.b
+										now := time.Since(clockBase)
+										if now < fresh && now < b.retire || now < b.expires {
+											if b.hits.Add(1) == 1 {
+												m.firstHit(b)
+											}
+											m.next.ServeHTTP(rw, req)
+											return
+										}
+									}
+								}
+							}
+						}
+					}
 				}
-				m.next.ServeHTTP(rw, req)
-				return
 			}
 		}
 	}
 	m.serveGeneral(rw, req)
+}
+
+// firstHit puts b on the usage flush list (its hit count just went from 0 to 1).
+func (m *Sentinel) firstHit(b *binding) {
+	if m.redis != nil {
+		m.redis.usage.markUsed(b)
+	}
 }
 
 // serveGeneral follows the request path of DESIGN.md: credentials, client IP, decision, answer.
