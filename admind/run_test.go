@@ -57,7 +57,7 @@ func (s *syncBuffer) String() string {
 
 // startAdmind runs admind in-process on free ports against real PostgreSQL and Redis and
 // waits for /health.
-func startAdmind(t *testing.T, extra map[string]string) *admindUnderTest {
+func startAdmind(t testing.TB, extra map[string]string) *admindUnderTest {
 	t.Helper()
 	a := &admindUnderTest{dsn: testenv.PG(t), redis: testenv.Redis(t), stderr: &syncBuffer{}}
 	appPort, internalPort := testenv.FreePort(t), testenv.FreePort(t)

@@ -10,7 +10,9 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // decideRequest is the body of POST /internal/v1/decide, and of an intercept event.
@@ -40,25 +42,48 @@ type bindingReply struct {
 	CIDRs  []string `json:"cidrs"`
 }
 
-// maxReportedField bounds what we copy from the request into events (paths, user agents).
+// maxReportedField bounds, in bytes, what we copy from the request into events (method, path,
+// user agent). admind accepts exactly this (bindings.MaxEventField): a field it refused would
+// leave the request undecided.
 const maxReportedField = 512
 
 func newDecideRequest(req *http.Request, hash, hint string, ip netip.Addr) decideRequest {
 	return decideRequest{
 		KeyHash:   hash,
-		KeyHint:   hint,
+		KeyHint:   reportedField(hint),
 		IP:        ip.String(),
-		Method:    truncate(req.Method),
-		Path:      truncate(req.URL.Path),
-		UserAgent: truncate(req.UserAgent()),
+		Method:    reportedField(req.Method),
+		Path:      reportedField(req.URL.Path),
+		UserAgent: reportedField(req.UserAgent()),
 	}
 }
 
-func truncate(s string) string {
-	if len(s) > maxReportedField {
-		return s[:maxReportedField]
+// reportedField is attacker text made fit for admind by construction: valid UTF-8 (each
+// invalid byte and each control character, NUL included, becomes U+FFFD), cut on a rune
+// boundary to at most maxReportedField bytes. JSON encoding then changes nothing, so what
+// admind checks is what this returns.
+func reportedField(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			clean = false
+			break
+		}
 	}
-	return s
+	if clean && len(s) <= maxReportedField {
+		return s // the common case: printable ASCII, no copy
+	}
+	var b strings.Builder
+	for _, r := range s { // ranging over a string yields U+FFFD for each invalid byte
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			r = utf8.RuneError
+		}
+		if b.Len()+utf8.RuneLen(r) > maxReportedField {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 type admindClient struct {
@@ -101,33 +126,55 @@ func (a *admindClient) reportIntercept(dr decideRequest) error {
 	return a.post(a.interceptURL, dr, nil)
 }
 
-var errAdmindStatus = errors.New("admind answered with an unexpected status")
+// The two ways a call to admind fails. Only errAdmindUnavailable (no connection, no answer in
+// time, or admind's own 503 "cannot decide now" while PostgreSQL is away) hands the request to
+// the failsafe mode. errAdmindRejected is admind refusing what we sent (any other status, or
+// a body that is not its answer): a bug or an attack, so it never forwards a request.
+var (
+	errAdmindUnavailable = errors.New("admind could not decide in time")
+	errAdmindRejected    = errors.New("admind rejected the request")
+)
 
 func (a *admindClient) post(url string, body interface{}, out interface{}) error {
 	b, err := json.Marshal(body)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %s", errAdmindRejected, err.Error())
 	}
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %s", errAdmindUnavailable, err.Error())
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+a.token)
 	resp, err := a.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("admind: %w", err)
+		return fmt.Errorf("%w: %s", errAdmindUnavailable, err.Error())
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("%w: %s", errAdmindStatus, strconv.Itoa(resp.StatusCode))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return fmt.Errorf("%w: reading the answer: %s", errAdmindUnavailable, err.Error())
 	}
-	if out == nil {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	switch {
+	case resp.StatusCode == http.StatusServiceUnavailable:
+		return fmt.Errorf("%w: 503", errAdmindUnavailable)
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("%w: status %s", errAdmindRejected, strconv.Itoa(resp.StatusCode))
+	case out == nil:
 		return nil
 	}
-	return json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(out)
+	if err := json.Unmarshal(answer, out); err != nil {
+		return fmt.Errorf("%w: %s", errAdmindRejected, err.Error())
+	}
+	return nil
+}
+
+// logLimiter lets at most one line a second through.
+type logLimiter struct{ last atomic.Int64 }
+
+func (l *logLimiter) allow(now time.Time) bool {
+	t, prev := now.UnixNano(), l.last.Load()
+	return t-prev >= int64(time.Second) && l.last.CompareAndSwap(prev, t)
 }
 
 // bindingFromReply converts admind's binding into the cached form; nil when admind sent none.

@@ -2,11 +2,13 @@ package plugin
 
 import (
 	"bufio"
+	"encoding/json"
 	"net/http"
 	"net/netip"
 	neturl "net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzClientIP: never panics; the result is an error or a valid, unmapped, zone-free address.
@@ -98,6 +100,29 @@ func FuzzParseBindingEntry(f *testing.F) {
 			if b.banned && code != codeKeyBanned || !b.banned && b.all && code != "" {
 				t.Fatalf("%q: check(%v) = %q", entry, a, code)
 			}
+		}
+	})
+}
+
+// FuzzReportedField: whatever a request carries, the text reported to admind is valid UTF-8
+// without control characters and within the bound admind checks, so admind never refuses it.
+func FuzzReportedField(f *testing.F) {
+	f.Add("openai-python/1.0")
+	f.Add(strings.Repeat("\xff", 512))
+	f.Add("/v1/\x00\u0085\u4e2d")
+	f.Fuzz(func(t *testing.T, s string) {
+		got := reportedField(s)
+		if !utf8.ValidString(got) || len(got) > maxReportedField {
+			t.Fatalf("reportedField(%q) = %q: invalid or %d bytes", s, got, len(got))
+		}
+		for _, r := range got {
+			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+				t.Fatalf("reportedField(%q) = %q keeps control %U", s, got, r)
+			}
+		}
+		var back string
+		if b, _ := json.Marshal(got); json.Unmarshal(b, &back) != nil || back != got {
+			t.Fatalf("JSON changes %q into %q", got, back)
 		}
 	})
 }

@@ -12,6 +12,7 @@ const (
 	codeBadClientIP    = "invalid_client_ip"
 	codeMissingKey     = "missing_api_key"
 	codeUnavailable    = "sentinel_unavailable"
+	codeUndecided      = "request_not_decided"
 	refusalContentType = "application/json; charset=utf-8"
 )
 
@@ -26,6 +27,7 @@ var refusalBodies = map[string][]byte{
 	codeBadClientIP:  refusalBody(codeBadClientIP, "the client IP address could not be determined"),
 	codeMissingKey:   refusalBody(codeMissingKey, "an API key is required"),
 	codeUnavailable:  refusalBody(codeUnavailable, "the key check is temporarily unavailable, retry later"),
+	codeUndecided:    refusalBody(codeUndecided, "the key check could not decide this request"),
 }
 
 func refusalBody(code, message string) []byte {

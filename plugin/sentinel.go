@@ -10,9 +10,11 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +29,9 @@ type Sentinel struct {
 	cache *bindingCache
 	redis *redisClient // nil when no Redis is configured
 	admin *admindClient
+	name  string
+
+	rejectLog logLimiter // decides admind refused
 }
 
 // Traefik rebuilds every middleware on each dynamic-config change and never closes the old
@@ -45,7 +50,7 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 	if err != nil {
 		return nil, err
 	}
-	m := &Sentinel{next: next, s: s}
+	m := &Sentinel{next: next, s: s, name: name}
 
 	registryMu.Lock()
 	defer registryMu.Unlock()
@@ -266,6 +271,17 @@ func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip net
 		dr.LegacyKeyHash = m.hashKey(spelled)
 	}
 	resp, err := m.admin.decide(dr)
+	if errors.Is(err, errAdmindRejected) {
+		// By construction admind accepts every event we send (reportedField), so this is a
+		// bug or an attack on one of the request's fields: decide on the key and address
+		// alone, and if admind refuses even that, refuse the request.
+		m.rejectedByAdmind(err)
+		dr.Method, dr.Path, dr.UserAgent = "", "", ""
+		resp, err = m.admin.decide(dr)
+		if errors.Is(err, errAdmindRejected) {
+			return nil, codeUndecided, true
+		}
+	}
 	if err != nil {
 		return nil, "", false
 	}
@@ -289,6 +305,17 @@ func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip net
 		return b, codeKeyBanned, true
 	}
 	return b, codeIPNotAllowed, true
+}
+
+// rejectedByAdmind counts a decide admind refused, and says so on Traefik's log at most once
+// a second (an attacker can send many).
+func (m *Sentinel) rejectedByAdmind(err error) {
+	if m.redis != nil {
+		m.redis.usage.rejected.Add(1)
+	}
+	if m.rejectLog.allow(time.Now()) {
+		fmt.Fprintf(os.Stderr, "sentinel[%s]: admind refused a decide request: %v\n", m.name, err)
+	}
 }
 
 // failOpen is the failsafe mode in force: the one admind published, else the option.

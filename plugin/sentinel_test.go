@@ -21,6 +21,11 @@ type fakeAdmind struct {
 	decides    int
 	intercepts []decideRequest
 	auth       string
+	// status, when set, is the answer to every decide; refuseUserAgent answers 400 to a decide
+	// that reports a user agent. (Plain fields: under Yaegi a closure stored here and called
+	// from the server's goroutine panics.)
+	status          int
+	refuseUserAgent bool
 }
 
 func (f *fakeAdmind) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
@@ -38,6 +43,14 @@ func (f *fakeAdmind) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	f.decides++
+	if f.status != 0 {
+		rw.WriteHeader(f.status)
+		return
+	}
+	if f.refuseUserAgent && dr.UserAgent != "" {
+		rw.WriteHeader(http.StatusBadRequest)
+		return
+	}
 	ip, ok := f.bound[dr.KeyHash]
 	if !ok {
 		ip = dr.IP
@@ -328,6 +341,63 @@ func TestRefusesWhatNewAPIWouldReadDifferently(t *testing.T) {
 		}
 		if tt.wantCode != "" && h.nexts != 0 {
 			t.Errorf("%s: forwarded", tt.desc)
+		}
+	}
+}
+
+// Only "admind could not decide" lets the failsafe mode decide. admind refusing what the
+// plugin sent (a 4xx, a 500) is a bug or an attack on one of the request's fields: the plugin
+// asks again with the key and address alone, and refuses the request if that is refused too,
+// in either failsafe mode.
+func TestAdmindRefusalIsNotFailsafe(t *testing.T) {
+	auth := map[string]string{"Authorization": "Bearer sk-refusedkey123456789", "User-Agent": "ua"}
+	for _, mode := range []string{"open", "closed"} {
+		for _, st := range []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusInternalServerError} {
+			h := newHarness(t, func(c *Config) { c.FailsafeMode = mode })
+			h.admind.status = st
+			rw := h.do("127.0.0.2:1", auth)
+			if rw.Code != http.StatusForbidden || !strings.Contains(rw.Body.String(), codeUndecided) || h.nexts != 0 {
+				t.Errorf("%s mode, admind %d: %d %s, forwarded %d", mode, st, rw.Code, rw.Body, h.nexts)
+			}
+			if h.admind.decides != 2 {
+				t.Errorf("%s mode, admind %d: %d decides, want 2 (the event, then key and address alone)", mode, st, h.admind.decides)
+			}
+		}
+		// Refused for one field only: the second ask, without it, decides.
+		h := newHarness(t, func(c *Config) { c.FailsafeMode = mode })
+		h.admind.refuseUserAgent = true
+		if rw := h.do("127.0.0.2:1", auth); rw.Code != http.StatusOK || h.nexts != 1 {
+			t.Errorf("%s mode, refused for the user agent: %d %s", mode, rw.Code, rw.Body)
+		}
+		if rw := h.do("127.0.0.3:1", auth); rw.Code != http.StatusForbidden || h.nexts != 1 {
+			t.Errorf("%s mode, other address: %d %s", mode, rw.Code, rw.Body)
+		}
+		// admind's own 503 ("cannot decide now") is the failsafe case.
+		h = newHarness(t, func(c *Config) { c.FailsafeMode = mode })
+		h.admind.status = http.StatusServiceUnavailable
+		rw := h.do("127.0.0.2:1", auth)
+		if mode == "open" && (rw.Code != http.StatusOK || h.nexts != 1) || mode == "closed" && rw.Code != http.StatusServiceUnavailable {
+			t.Errorf("%s mode, admind 503: %d %s", mode, rw.Code, rw.Body)
+		}
+	}
+}
+
+// What the plugin reports is valid UTF-8 without control characters, within admind's bound,
+// and unchanged when it already was.
+func TestReportedField(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"openai-python/1.0", "openai-python/1.0"},
+		{"/v1/\x00x", "/v1/\uFFFDx"},
+		{"a\xffb", "a\uFFFDb"},
+		{"tab\there", "tab\uFFFDhere"},
+		{"caf\u00e9 \u4e2d", "caf\u00e9 \u4e2d"},
+		{"c1\u0085", "c1\uFFFD"},
+		{strings.Repeat("a", 600), strings.Repeat("a", maxReportedField)},
+		{strings.Repeat("\u4e2d", 200), strings.Repeat("\u4e2d", maxReportedField/3)}, // cut on a rune boundary
+		{strings.Repeat("\xff", 512), strings.Repeat("\uFFFD", maxReportedField/3)},
+	} {
+		if got := reportedField(tt.in); got != tt.want {
+			t.Errorf("reportedField(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

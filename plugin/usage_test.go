@@ -46,7 +46,7 @@ func TestUsageFlush(t *testing.T) {
 			t.Errorf("command %d: %q, want %q", i+1, got[i+1], w)
 		}
 	}
-	if !strings.HasPrefix(got[4], "XADD sentinel:events MAXLEN ~ 100000 * type failsafe open 1 closed 0 at ") {
+	if !strings.HasPrefix(got[4], "XADD sentinel:events MAXLEN ~ 100000 * type failsafe open 1 closed 0 rejected 0 at ") {
 		t.Errorf("failsafe event: %q", got[4])
 	}
 	if a.hits.Load() != 0 || len(u.dirty) != 0 {

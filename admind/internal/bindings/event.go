@@ -3,6 +3,8 @@ package bindings
 import (
 	"errors"
 	"net/netip"
+	"strings"
+	"unicode/utf8"
 )
 
 // Event is what the plugin reports about a request, as it arrives off the wire: the body of
@@ -22,7 +24,9 @@ type Event struct {
 	Reason        string `json:"reason,omitempty"`
 }
 
-// MaxEventField bounds method, path and user agent (the plugin truncates them to this).
+// MaxEventField bounds method, path and user agent in bytes. The plugin makes every field
+// valid UTF-8 without control characters and cuts it to this on a rune boundary
+// (plugin/admind.go: reportedField), so everything it sends passes Check.
 const MaxEventField = 512
 
 // maxEventHint leaves room over MaxHintLen for hints of future formats, not for payloads.
@@ -43,6 +47,11 @@ func (e Event) Check(needReason bool) (netip.Addr, error) {
 	}
 	if len(e.KeyHint) > maxEventHint || len(e.Method) > MaxEventField || len(e.Path) > MaxEventField || len(e.UserAgent) > MaxEventField {
 		return netip.Addr{}, errors.New("a field is too long")
+	}
+	for _, f := range []string{e.KeyHint, e.Method, e.Path, e.UserAgent} {
+		if !utf8.ValidString(f) || strings.IndexByte(f, 0) >= 0 {
+			return netip.Addr{}, errors.New("a field is not valid UTF-8 text")
+		}
 	}
 	if needReason && e.Reason != ReasonIPNotAllowed && e.Reason != ReasonKeyBanned {
 		return netip.Addr{}, errors.New("reason must be ip_not_allowed or key_banned")

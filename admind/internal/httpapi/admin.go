@@ -36,6 +36,10 @@ func requireAdmin(d Deps) func(http.Handler) http.Handler {
 				writeError(w, http.StatusUnauthorized, "unauthorized", "missing, invalid or expired token")
 				return
 			}
+			if !validQuery(r) {
+				writeError(w, http.StatusBadRequest, "bad_request", errNotText.Error())
+				return
+			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey{}, name)))
 		})
 	}

@@ -1,10 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 )
 
 const maxBodyBytes = 64 << 10
@@ -17,9 +21,18 @@ func encode(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// decode reads one JSON object of bounded size, refusing unknown fields.
+// decode reads one JSON object of bounded size, refusing unknown fields and text PostgreSQL
+// cannot store (see validText).
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	if err != nil {
+		return fmt.Errorf("invalid JSON body: %w", err)
+	}
+	// encoding/json would turn invalid UTF-8 into U+FFFD silently, and accepts \u0000.
+	if !utf8.Valid(body) || bytes.Contains(body, []byte(`\u0000`)) {
+		return errNotText
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("invalid JSON body: %w", err)
@@ -28,6 +41,24 @@ func decode(r *http.Request, v any) error {
 		return errors.New("invalid JSON body: trailing data")
 	}
 	return nil
+}
+
+var errNotText = errors.New("text must be valid UTF-8 without NUL characters")
+
+// validText: what an admin sends is stored and searched in PostgreSQL, whose text holds
+// neither invalid UTF-8 nor NUL; refusing it here makes it a 400, not a failed query's 500.
+func validText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
+
+// validQuery checks every query parameter with validText.
+func validQuery(r *http.Request) bool {
+	for _, vs := range r.URL.Query() {
+		for _, v := range vs {
+			if !validText(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 type errorBody struct {

@@ -40,6 +40,14 @@ type Consumer struct {
 	// OnFailsafe sees the plugin's failsafe reports (requests forwarded / refused because
 	// neither Redis nor admind could decide).
 	OnFailsafe func(ctx context.Context, forwarded, refused int64)
+	// OnRejected sees the plugin's count of decide requests admind refused.
+	OnRejected func(n int64)
+	// BadRow reports whether a failed insert was PostgreSQL refusing the rows (rather than
+	// being unreachable); nil: never. A batch so refused is written row by row, and the rows
+	// refused alone are dropped like malformed entries.
+	BadRow func(error) bool
+	// OnDropped counts entries dropped as malformed or unstorable.
+	OnDropped func(n int)
 }
 
 // Run consumes until ctx ends.
@@ -120,26 +128,39 @@ func (c *Consumer) store(ctx context.Context, msgs []redis.XMessage) error {
 	}
 	list := make([]bindings.Intercept, 0, len(msgs))
 	ids := make([]string, 0, len(msgs))
-	var forwarded, refused int64
+	var forwarded, refused, rejected int64
+	dropped := 0
 	for _, m := range msgs {
 		ids = append(ids, m.ID)
 		if m.Values["type"] == "failsafe" {
-			f, r := parseFailsafe(m.Values)
-			forwarded, refused = forwarded+f, refused+r
+			f, r, x := parseFailsafe(m.Values)
+			forwarded, refused, rejected = forwarded+f, refused+r, rejected+x
 			continue
 		}
-		ic, ok := parseEvent(m.Values)
+		ic, ok := parseEvent(m.Values, time.Now())
 		if !ok {
 			c.Log.Warn("dropping malformed intercept event", "id", m.ID)
+			dropped++
 			continue
 		}
 		list = append(list, ic)
 	}
-	if err := c.Store.InsertIntercepts(ctx, list); err != nil {
+	n, err := c.insert(ctx, list)
+	if err != nil {
 		return err
+	}
+	dropped += n
+	if dropped > 0 && c.OnDropped != nil {
+		c.OnDropped(dropped)
 	}
 	if (forwarded > 0 || refused > 0) && c.OnFailsafe != nil {
 		c.OnFailsafe(ctx, forwarded, refused)
+	}
+	if rejected > 0 {
+		c.Log.Warn("the plugin reports decide requests admind refused", "count", rejected)
+		if c.OnRejected != nil {
+			c.OnRejected(rejected)
+		}
 	}
 	if err := c.RDB.XAck(ctx, Stream, Group, ids...).Err(); err != nil {
 		return fmt.Errorf("ack: %w", err)
@@ -148,7 +169,26 @@ func (c *Consumer) store(ctx context.Context, msgs []redis.XMessage) error {
 	return c.RDB.XDel(ctx, Stream, ids...).Err()
 }
 
-func parseFailsafe(v map[string]any) (forwarded, refused int64) {
+// insert writes list; when PostgreSQL refuses the batch it writes row by row and returns how
+// many rows it refused alone (dropped). Any other failure is returned, and nothing is dropped.
+func (c *Consumer) insert(ctx context.Context, list []bindings.Intercept) (dropped int, err error) {
+	err = c.Store.InsertIntercepts(ctx, list)
+	if err == nil || c.BadRow == nil || !c.BadRow(err) {
+		return 0, err
+	}
+	for _, ic := range list {
+		if err := c.Store.InsertIntercepts(ctx, []bindings.Intercept{ic}); err != nil {
+			if !c.BadRow(err) {
+				return 0, err // rows written so far are written again on retry: acceptable for a log
+			}
+			c.Log.Warn("dropping an intercept event PostgreSQL refused", "err", err)
+			dropped++
+		}
+	}
+	return dropped, nil
+}
+
+func parseFailsafe(v map[string]any) (forwarded, refused, rejected int64) {
 	num := func(k string) int64 {
 		s, _ := v[k].(string)
 		n, err := strconv.ParseInt(s, 10, 64)
@@ -157,11 +197,19 @@ func parseFailsafe(v map[string]any) (forwarded, refused int64) {
 		}
 		return n
 	}
-	return num("open"), num("closed")
+	return num("open"), num("closed"), num("rejected")
 }
 
+// earliestEvent is older than any event this project's plugin wrote; an `at` before it, or
+// more than maxClockSkew after now, is not one of its events (and may not even be a time
+// PostgreSQL can store).
+var earliestEvent = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const maxClockSkew = time.Hour
+
 // parseEvent reads an intercept entry, checked as admind checks the same report over HTTP.
-func parseEvent(v map[string]any) (bindings.Intercept, bool) {
+// An entry without `at` is dated now.
+func parseEvent(v map[string]any, now time.Time) (bindings.Intercept, bool) {
 	str := func(k string) string { s, _ := v[k].(string); return s }
 	ev := bindings.Event{KeyHash: str("key_hash"), KeyHint: str("key_hint"), IP: str("ip"), Method: str("method"),
 		Path: str("path"), UserAgent: str("user_agent"), Reason: str("reason")}
@@ -169,9 +217,16 @@ func parseEvent(v map[string]any) (bindings.Intercept, bool) {
 	if err != nil {
 		return bindings.Intercept{}, false
 	}
-	at := time.Now()
-	if ms, err := strconv.ParseInt(str("at"), 10, 64); err == nil {
+	at := now
+	if s := str("at"); s != "" {
+		ms, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return bindings.Intercept{}, false
+		}
 		at = time.UnixMilli(ms)
+		if at.Before(earliestEvent) || at.After(now.Add(maxClockSkew)) {
+			return bindings.Intercept{}, false
+		}
 	}
 	return bindings.Intercept{
 		KeyHash: ev.KeyHash, KeyHint: ev.KeyHint, IP: ip, Reason: ev.Reason,

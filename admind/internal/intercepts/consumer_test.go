@@ -2,6 +2,7 @@ package intercepts
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strconv"
@@ -114,21 +115,75 @@ func TestDeadConsumersEventsAreClaimed(t *testing.T) {
 func TestFailsafeReports(t *testing.T) {
 	rdb := testenv.Redis(t).Client(t)
 	ctx := context.Background()
-	for _, v := range [][]string{{"type", "failsafe", "open", "3", "closed", "0"}, {"type", "failsafe", "open", "1", "closed", "2"}} {
+	for _, v := range [][]string{{"type", "failsafe", "open", "3", "closed", "0"}, {"type", "failsafe", "open", "1", "closed", "2", "rejected", "5"}} {
 		rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: v})
 	}
 	w := &memWriter{rows: map[string]int{}}
 	c := consumer(rdb, w, "one")
 	var mu sync.Mutex
-	var fwd, ref int64
+	var fwd, ref, rej int64
 	c.OnFailsafe = func(_ context.Context, f, r int64) { mu.Lock(); fwd += f; ref += r; mu.Unlock() }
+	c.OnRejected = func(n int64) { mu.Lock(); rej += n; mu.Unlock() }
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { c.Run(runCtx); close(done) }()
-	testenv.WaitFor(t, 10*time.Second, "failsafe reports", func() bool { mu.Lock(); defer mu.Unlock(); return fwd == 4 && ref == 2 })
+	testenv.WaitFor(t, 10*time.Second, "failsafe reports", func() bool { mu.Lock(); defer mu.Unlock(); return fwd == 4 && ref == 2 && rej == 5 })
 	cancel()
 	<-done
 	if d, _ := w.count(); d != 0 {
 		t.Fatalf("failsafe reports written as intercepts: %d", d)
+	}
+}
+
+// refusingWriter refuses, as PostgreSQL would refuse a statement, every batch holding a path
+// in refuse, and is unreachable while down is set.
+type refusingWriter struct {
+	memWriter
+	refuse map[string]bool
+	down   bool
+}
+
+var errRefused, errDown = errors.New("refused by the server"), errors.New("connection refused")
+
+func (w *refusingWriter) InsertIntercepts(ctx context.Context, list []bindings.Intercept) error {
+	if w.down {
+		return errDown
+	}
+	for _, ic := range list {
+		if w.refuse[ic.Path] {
+			return errRefused
+		}
+	}
+	return w.memWriter.InsertIntercepts(ctx, list)
+}
+
+// A batch the database refuses is written row by row; only the rows it refuses alone are
+// dropped (and counted). A database that cannot be reached drops nothing.
+func TestRefusedRowsAreDroppedAlone(t *testing.T) {
+	rdb := testenv.Redis(t).Client(t)
+	addEvents(t, rdb, 0, 10)
+	w := &refusingWriter{memWriter: memWriter{rows: map[string]int{}}, refuse: map[string]bool{"/e/3": true, "/e/7": true}}
+	c := consumer(rdb, w, "one")
+	c.BadRow = func(err error) bool { return errors.Is(err, errRefused) }
+	var mu sync.Mutex
+	dropped := 0
+	c.OnDropped = func(n int) { mu.Lock(); dropped += n; mu.Unlock() }
+
+	if err := c.ensureGroup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.down = true
+	if _, err := c.drain(context.Background(), ">"); !errors.Is(err, errDown) {
+		t.Fatalf("drain with the database down: %v", err)
+	}
+	if d, _ := w.count(); d != 0 || dropped != 0 {
+		t.Fatalf("database down: %d rows, %d dropped", d, dropped)
+	}
+	w.down = false
+	if _, err := c.drain(context.Background(), "0"); err != nil { // the pending entries, again
+		t.Fatal(err)
+	}
+	if d, total := w.count(); d != 8 || total != 8 || dropped != 2 {
+		t.Fatalf("%d distinct rows (%d in all), %d dropped; want 8, 8, 2", d, total, dropped)
 	}
 }

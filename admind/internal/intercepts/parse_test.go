@@ -3,6 +3,8 @@ package intercepts
 import (
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 )
@@ -14,17 +16,25 @@ func FuzzParseEvent(f *testing.F) {
 	hash := strings.Repeat("ab", 32)
 	f.Add(hash, "sk-abcd…wxyz", "127.0.0.2", "ip_not_allowed", "POST", "/v1/chat/completions", "curl/8", "1700000000000")
 	f.Add(hash, "", "::ffff:127.0.0.2", "key_banned", "", "", "", "x")
+	f.Add(hash, "h", "127.0.0.2", "ip_not_allowed", "GET", "/v1/\x00", "\xff\xfe", "1700000000000")
+	f.Add(hash, "h", "127.0.0.2", "ip_not_allowed", "GET", "/", "ua", "9223372036854775807")
 	f.Add(strings.ToUpper(hash), "h", "fe80::1%eth0", "other", "GET", "/", strings.Repeat("u", 600), "-1")
 	f.Fuzz(func(t *testing.T, keyHash, hint, ip, reason, method, path, ua, at string) {
+		now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 		in, ok := parseEvent(map[string]any{"key_hash": keyHash, "key_hint": hint, "ip": ip, "reason": reason,
-			"method": method, "path": path, "user_agent": ua, "at": at})
+			"method": method, "path": path, "user_agent": ua, "at": at}, now)
 		if !ok {
 			return
 		}
 		if !bindings.ValidKeyHash(in.KeyHash) || !in.IP.IsValid() || in.IP.Zone() != "" || in.IP.Is4In6() ||
 			(in.Reason != bindings.ReasonIPNotAllowed && in.Reason != bindings.ReasonKeyBanned) ||
-			len(in.Path) > bindings.MaxEventField || len(in.UserAgent) > bindings.MaxEventField || len(in.Method) > bindings.MaxEventField {
+			len(in.Path) > bindings.MaxEventField || len(in.UserAgent) > bindings.MaxEventField || len(in.Method) > bindings.MaxEventField ||
+			!storable(in.KeyHint) || !storable(in.Method) || !storable(in.Path) || !storable(in.UserAgent) ||
+			in.At.Year() < 2020 || in.At.After(now.Add(time.Hour)) {
 			t.Fatalf("accepted an invalid entry: %+v", in)
 		}
 	})
 }
+
+// storable: text PostgreSQL takes (valid UTF-8, no NUL).
+func storable(s string) bool { return utf8.ValidString(s) && !strings.Contains(s, "\x00") }

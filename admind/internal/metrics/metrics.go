@@ -19,6 +19,8 @@ type Metrics struct {
 	BindingsCreated   prometheus.Counter
 	BindingsArchived  prometheus.Counter
 	Intercepts        prometheus.Counter     // intercept rows written
+	EventsDropped     prometheus.Counter     // sentinel:events entries dropped as malformed or unstorable
+	PluginRejected    prometheus.Counter     // decide requests the plugin reports admind refused
 	LoginFailures     *prometheus.CounterVec // reason: bad_credentials | locked | unavailable
 	WebhookDeliveries *prometheus.CounterVec // outcome: delivered | retried | failed | dropped
 	DependencyErrors  *prometheus.CounterVec // dependency: postgres | redis
@@ -42,6 +44,12 @@ func New() *Metrics {
 		Intercepts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_intercepts_total", Help: "Intercepted requests written to intercept_logs.",
 		}),
+		EventsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_events_dropped_total", Help: "Stream entries dropped as malformed or refused by PostgreSQL.",
+		}),
+		PluginRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_plugin_decides_rejected_total", Help: "Decide requests the plugin reports admind refused (a bug or an attack).",
+		}),
 		LoginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_admin_login_failures_total", Help: "Refused admin logins, by reason.",
 		}, []string{"reason"}),
@@ -56,7 +64,7 @@ func New() *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "method", "code"}),
 	}
-	r.MustRegister(m.Decisions, m.BindingsCreated, m.BindingsArchived, m.Intercepts, m.LoginFailures, m.WebhookDeliveries,
+	r.MustRegister(m.Decisions, m.BindingsCreated, m.BindingsArchived, m.Intercepts, m.EventsDropped, m.PluginRejected, m.LoginFailures, m.WebhookDeliveries,
 		m.DependencyErrors, m.RequestDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{"allowed", "ip_not_allowed", "key_banned", "error"} {

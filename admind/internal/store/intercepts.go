@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 )
@@ -29,6 +31,14 @@ func (s *Store) InsertIntercepts(ctx context.Context, list []bindings.Intercept)
 		s.OnInterceptsWritten(ctx, list)
 	}
 	return nil
+}
+
+// RefusedByServer reports whether err is PostgreSQL refusing a statement (so it was up and
+// answering), as opposed to being unreachable: the intercept consumer then writes a refused
+// batch row by row and drops the rows refused alone.
+func RefusedByServer(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
 }
 
 // text makes attacker-supplied strings storable: PostgreSQL text holds neither NUL nor

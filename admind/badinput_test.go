@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/key-ip-sentinel/sentinel/internal/testenv"
+)
+
+// Bad input never takes a part of admind down: what an attacker (or anyone with Redis
+// access) can send is refused or skipped, and what comes after it is handled as usual.
+
+// One malformed stream entry must not stop intercept logging: it is counted, acknowledged and
+// skipped, and the good entries around it are written.
+func TestStreamSurvivesBadEntries(t *testing.T) {
+	a := startAdmind(t, nil)
+	conn := a.db(t)
+	rc := a.redis.Client(t)
+	ctx := context.Background()
+	good := hashKey("after-the-bad-ones")
+	bad := []map[string]string{
+		{"at": strconv.FormatInt(1<<63-1, 10)},   // beyond int64 microseconds
+		{"at": "9405000000000000"},               // year 300000: beyond what PostgreSQL stores
+		{"at": "-62135596800001"},                // before year 1
+		{"at": "soon"},                           // not a number
+		{"path": "/v1/\x00"},                     // NUL: PostgreSQL text cannot hold it
+		{"user_agent": "\xff\xfe"},               // not UTF-8
+		{"ip": "127.0.0.1%lo"},                   // not a canonical address
+		{"key_hash": strings.Repeat("z", 64)},    // not a hash
+		{"reason": "because"},                    // not a refusal reason
+		{"user_agent": strings.Repeat("u", 513)}, // over the field bound
+	}
+	for _, b := range bad {
+		args := redisXAdd{hash: hashKey("bad"), ip: "127.0.0.9", ua: "bad"}.args()
+		vals := args.Values.([]string)
+		for i := 0; i < len(vals); i += 2 {
+			if v, ok := b[vals[i]]; ok {
+				vals[i+1] = v
+			}
+		}
+		if err := rc.XAdd(ctx, args).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 40; i++ {
+		if err := rc.XAdd(ctx, redisXAdd{hash: good, ip: "127.0.0.9", ua: "good " + strconv.Itoa(i)}.args()).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 15*time.Second, "40 good intercept rows", func() bool {
+		return count(t, conn, `SELECT count(*) FROM intercept_logs WHERE key_hash = $1`, good) == 40
+	})
+	if n := count(t, conn, `SELECT count(*) FROM intercept_logs WHERE key_hash <> $1`, good); n != 0 {
+		t.Errorf("%d rows written from bad entries", n)
+	}
+	testenv.WaitFor(t, 5*time.Second, "stream emptied", func() bool {
+		n, _ := rc.XLen(ctx, "sentinel:events").Result()
+		p, err := rc.XPending(ctx, "sentinel:events", "admind").Result()
+		return n == 0 && (err == redis.Nil || (err == nil && p.Count == 0))
+	})
+	_, metrics := a.call(t, "", http.MethodGet, "/metrics", nil)
+	if want := "sentinel_events_dropped_total " + strconv.Itoa(len(bad)); !strings.Contains(string(metrics), want) {
+		t.Errorf("metrics lack %q:\n%s", want, grepLines(string(metrics), "dropped"))
+	}
+}
+
+// What an admin sends is searched and stored in PostgreSQL: text it cannot hold is a 400,
+// never a failed query's 500.
+func TestAdminInputMustBeText(t *testing.T) {
+	a := startAdmind(t, nil)
+	token := a.login(t)
+	for _, path := range []string{
+		"/admin/api/bindings?q=ab%00", "/admin/api/bindings?q=%FF%FE", "/admin/api/bindings?status=%00",
+		"/admin/api/logs?reason=%00", "/admin/api/logs?key=%FFab", "/admin/api/logs/export?reason=%C0",
+	} {
+		st, body := a.call(t, token, http.MethodGet, path, nil)
+		wantError(t, st, body, http.StatusBadRequest, "bad_request", "UTF-8")
+	}
+	for _, body := range []string{`{"id":1,"note":"a\u0000b"}`, "{\"id\":1,\"note\":\"\xff\"}"} {
+		req, _ := http.NewRequest(http.MethodPost, a.publicURL+"/admin/api/bindings/ban", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("ban with %q: %d, want 400", body, resp.StatusCode)
+		}
+	}
+}
