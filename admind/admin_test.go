@@ -32,6 +32,9 @@ func (a *admindUnderTest) call(t testing.TB, token, method, path string, body an
 		rd = bytes.NewReader(js)
 	}
 	req, _ := http.NewRequest(method, a.publicURL+path, rd)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

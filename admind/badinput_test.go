@@ -96,3 +96,82 @@ func TestAdminInputMustBeText(t *testing.T) {
 		}
 	}
 }
+
+// Every metric label comes from a fixed set: requests with long, random methods and paths, on
+// either listener, do not grow /metrics.
+func TestMetricLabelsAreBounded(t *testing.T) {
+	a := startAdmind(t, nil)
+	size := func() int {
+		_, body := a.call(t, "", http.MethodGet, "/metrics", nil)
+		return len(body)
+	}
+	// Every fixed label value once (the 404 and 405 routes, "other" methods), then measure.
+	send := func(base, method, path string) {
+		req, err := http.NewRequest(method, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	warm := func(i int) {
+		for _, base := range []string{a.publicURL, a.internalURL} {
+			method := strings.Repeat(string(rune('A'+i%26)), 1+i*37%2000)
+			for _, path := range []string{"/admin/ui", "/admin/api/login", "/health", "/" + method, "/admin/api/" + method, "/internal/v1/" + method} {
+				send(base, method, path)
+				send(base, http.MethodGet, path+"?"+method)
+			}
+		}
+	}
+	for i := 0; i < 3; i++ {
+		warm(i)
+	}
+	before := size()
+	for i := 3; i < 200; i++ {
+		warm(i)
+	}
+	after := size()
+	if after-before > 8<<10 || after > 256<<10 {
+		t.Fatalf("/metrics grew from %d to %d bytes over 197 rounds of random methods and paths", before, after)
+	}
+	t.Logf("/metrics: %d bytes before, %d after", before, after)
+}
+
+// Nobody can keep the admin locked out: failures from some addresses lock those addresses and
+// the user for them, while the right password from a clean address logs in. Login takes JSON
+// only, so a page on another site cannot make its visitors' browsers send attempts.
+func TestLoginLockoutCannotBeTurnedAgainstTheAdmin(t *testing.T) {
+	a := startAdmind(t, map[string]string{"ADMIN_TRUSTED_PROXIES": "127.0.0.1/32"})
+	login := func(from, contentType, password string) int {
+		body := `{"username":"admin","password":` + strconv.Quote(password) + `}`
+		req, _ := http.NewRequest(http.MethodPost, a.publicURL+"/admin/api/login", strings.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+		req.Header.Set("X-Forwarded-For", from)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := 0; i < 30; i++ { // two addresses taking turns, past the user's and their own limits
+		login([]string{"198.51.100.7", "198.51.100.8"}[i%2], "application/json", "guess")
+	}
+	if st := login("198.51.100.7", "application/json", testAdminPassword); st != http.StatusUnauthorized {
+		t.Fatalf("the right password from an address that failed: %d, want 401 (locked)", st)
+	}
+	if st := login("203.0.113.5", "application/json", testAdminPassword); st != http.StatusOK {
+		t.Fatalf("the right password from a clean address while others keep failing: %d", st)
+	}
+	for _, ct := range []string{"application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x", ""} {
+		if st := login("203.0.113.6", ct, testAdminPassword); st != http.StatusUnsupportedMediaType {
+			t.Errorf("login with Content-Type %q: %d, want 415", ct, st)
+		}
+	}
+	if st := login("203.0.113.6", "application/json; charset=utf-8", testAdminPassword); st != http.StatusOK {
+		t.Errorf("login with a charset parameter: %d", st)
+	}
+}

@@ -24,6 +24,9 @@ func (s *stack) admin(t *testing.T, token, method, path string, body any) (int, 
 		js, _ = json.Marshal(body)
 	}
 	req, _ := http.NewRequest(method, s.publicURL+"/admin/api"+path, bytes.NewReader(js))
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -228,7 +228,7 @@ The same key from another address is intercepted (403):
   curl -s --interface 127.0.0.2 %[2]s/v1/chat/completions -H 'Authorization: Bearer sk-demoKey0123456789abcdef' -d '{}'
 
 Log in to the admin API and list the bindings:
-  TOKEN=$(curl -s %[2]s/admin/api/login -d '{"username":"admin","password":"%[3]s"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
+  TOKEN=$(curl -s %[2]s/admin/api/login -H 'Content-Type: application/json' -d '{"username":"admin","password":"%[3]s"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
   curl -s %[2]s/admin/api/bindings -H "Authorization: Bearer $TOKEN"
 
 Press Ctrl-C to stop everything.

@@ -110,10 +110,6 @@ func TestLockout(t *testing.T) {
 	if _, _, err := a.Login(ctx, "nobody", "wrong", client); err.Error() != ErrInvalidCredentials.Error() {
 		t.Fatalf("unknown user answers differently: %v", err)
 	}
-	// Another address is locked out too: the lock is per user.
-	if _, _, err := a.Login(ctx, testUser, testPassword, netip.MustParseAddr("127.0.0.6")); !errors.Is(err, ErrInvalidCredentials) {
-		t.Fatalf("user lock did not hold from another address: %v", err)
-	}
 	assertEveryKeyExpires(t, rdb)
 
 	// After the lock one attempt is allowed; a wrong one locks again, for longer.
@@ -134,8 +130,59 @@ func TestLockout(t *testing.T) {
 	if n := rdb.Exists(ctx, a.counterKeys(testUser, client)...).Val(); n != 0 {
 		t.Fatalf("a successful login left %d counters", n)
 	}
-	if v, ok := reasons.Load("locked"); !ok || v.(*atomic.Int64).Load() < 3 {
+	if v, ok := reasons.Load("locked"); !ok || v.(*atomic.Int64).Load() < 2 {
 		t.Fatalf("locked refusals not reported: %v", v)
+	}
+}
+
+// A user's lock refuses the addresses that failed, never a clean one: the right password from
+// an address with no failures succeeds however long others keep the user locked, and a
+// guesser gets one attempt per fresh address while the lock holds.
+func TestUserLockSparesCleanAddresses(t *testing.T) {
+	l := Lockout{PerUser: 5, PerIP: 20, Window: time.Minute, Base: time.Minute, Cap: 15 * time.Minute}
+	a, rdb, _ := newAuth(t, l)
+	ctx := context.Background()
+	attackers := []netip.Addr{netip.MustParseAddr("127.0.0.7"), netip.MustParseAddr("127.0.0.8")}
+	for i := 0; i < 12; i++ { // two addresses taking turns, as they would to keep the lock
+		_, _, _ = a.Login(ctx, testUser, "guess", attackers[i%2])
+	}
+	if rdb.Exists(ctx, lockoutKeys(testUser, client)[1]).Val() != 1 {
+		t.Fatal("the user is not locked after 12 bad attempts")
+	}
+	for _, at := range attackers {
+		if _, _, err := a.Login(ctx, testUser, testPassword, at); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("the right password from %v, which failed, passed the user's lock: %v", at, err)
+		}
+	}
+	if _, _, err := a.Login(ctx, testUser, testPassword, netip.MustParseAddr("127.0.0.6")); err != nil {
+		t.Fatalf("the right password from a clean address during the lock: %v", err)
+	}
+	// A fresh address gets one guess; after it failed, it is refused like the others.
+	fresh := netip.MustParseAddr("127.0.0.9")
+	if _, _, err := a.Login(ctx, testUser, "guess", fresh); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Login(ctx, testUser, "guess", fresh); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatal(err)
+	}
+	assertEveryKeyExpires(t, rdb)
+}
+
+// Retrying during a lock is not free: each refused attempt counts against its address, which
+// is then locked for longer.
+func TestRetryingDuringALockCosts(t *testing.T) {
+	l := Lockout{PerUser: 100, PerIP: 3, Window: time.Minute, Base: time.Second, Cap: time.Minute}
+	a, rdb, _ := newAuth(t, l)
+	ctx := context.Background()
+	for i := 0; i < 4; i++ {
+		_, _, _ = a.Login(ctx, testUser, "guess", client)
+	}
+	first := rdb.PTTL(ctx, lockoutKeys(testUser, client)[3]).Val()
+	for i := 0; i < 3; i++ {
+		_, _, _ = a.Login(ctx, testUser, "guess", client)
+	}
+	if again := rdb.PTTL(ctx, lockoutKeys(testUser, client)[3]).Val(); again <= first {
+		t.Fatalf("the address lock did not grow with retries during it: %v, then %v", first, again)
 	}
 }
 

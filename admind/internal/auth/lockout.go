@@ -15,29 +15,39 @@ import (
 // expire. Attempts are reserved before the password is checked, so parallel guesses cannot
 // outrun the count; a successful login clears the counters.
 //
-// When the allowance is used up the attempt is refused and a lock is set for
+// When an allowance is used up the attempt is refused and a lock is set for
 // Base·2^(locks-1), at most Cap; after it ends exactly one more attempt is allowed, and a
 // failure there locks again for twice as long. The counter outlives the longest lock, so
 // only a quiet Window without attempts resets it.
+//
+// A user's lock cannot be turned against the admin: it refuses only addresses that have
+// failed recently (their counter exists). An address with no failures always gets its
+// attempt checked, so the right password from a clean address succeeds while someone else
+// keeps the user locked; a guesser gets one attempt per fresh address per lock, and at most
+// PerIP per address. Attempts refused by a lock still count against their address, so
+// retrying during a lock uses up the one attempt after it and then locks the address longer.
 var reserveAttempt = redis.NewScript(`
-for i = 0, 1 do
-  if redis.call('EXISTS', KEYS[i*2+2]) == 1 then return 0 end
-end
-local ok = 1
-for i = 0, 1 do
-  local counter, lock = KEYS[i*2+1], KEYS[i*2+2]
+local function count(counter, lock, default)
   local n = redis.call('HINCRBY', counter, 'n', 1)
-  local allow = tonumber(redis.call('HGET', counter, 'allow') or ARGV[i+1])
-  if n > allow then
-    local locks = redis.call('HINCRBY', counter, 'locks', 1)
-    local ttl = math.min(tonumber(ARGV[4]) * 2 ^ (locks - 1), tonumber(ARGV[5]))
-    redis.call('SET', lock, '1', 'PX', math.floor(ttl))
-    redis.call('HSET', counter, 'allow', n + 1)
-    ok = 0
-  end
+  local allow = tonumber(redis.call('HGET', counter, 'allow') or default)
   redis.call('PEXPIRE', counter, ARGV[3])
+  if n <= allow then return 1 end
+  local locks = redis.call('HINCRBY', counter, 'locks', 1)
+  local ttl = math.min(tonumber(ARGV[4]) * 2 ^ (locks - 1), tonumber(ARGV[5]))
+  redis.call('SET', lock, '1', 'PX', math.floor(ttl))
+  redis.call('HSET', counter, 'allow', n + 1)
+  return 0
 end
-return ok`)
+local ucounter, ulock, icounter, ilock = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local clean = redis.call('EXISTS', icounter) == 0
+if redis.call('EXISTS', ilock) == 1 or (not clean and redis.call('EXISTS', ulock) == 1) then
+  count(icounter, ilock, ARGV[2])
+  return 0
+end
+local ipOK = count(icounter, ilock, ARGV[2])
+local userOK = count(ucounter, ulock, ARGV[1])
+if ipOK == 0 or (userOK == 0 and not clean) then return 0 end
+return 1`)
 
 func (a *Authenticator) reserveAttempt(ctx context.Context, user string, ip netip.Addr) (bool, error) {
 	l := a.Lockout

@@ -80,6 +80,13 @@ func handleLogin(d Deps) http.Handler {
 		ExpiresAt time.Time `json:"expires_at"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Only JSON: a page on another site can make a browser send a form or text/plain
+		// cross-site without asking, but not application/json, so nobody's visitors can be
+		// used to guess the password or lock the admin's addresses.
+		if !isJSON(r) {
+			writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+			return
+		}
 		var req request
 		if err := decode(r, &req); err != nil {
 			writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body")

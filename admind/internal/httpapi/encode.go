@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -41,6 +42,12 @@ func decode(r *http.Request, v any) error {
 		return errors.New("invalid JSON body: trailing data")
 	}
 	return nil
+}
+
+// isJSON: the request says its body is application/json (parameters such as charset allowed).
+func isJSON(r *http.Request) bool {
+	t, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && t == "application/json"
 }
 
 var errNotText = errors.New("text must be valid UTF-8 without NUL characters")

@@ -33,7 +33,7 @@ func NewPublicHandler(d Deps) http.Handler {
 	r.Handle(api+"/settings", admin(handleGetSettings(d))).Methods(http.MethodGet)
 	r.Handle(api+"/settings", admin(handlePutSettings(d))).Methods(http.MethodPut)
 
-	r.Handle("/admin/ui", http.RedirectHandler(ConsolePrefix, http.StatusMovedPermanently))
+	r.Handle("/admin/ui", http.RedirectHandler(ConsolePrefix, http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/", http.RedirectHandler(ConsolePrefix, http.StatusFound)).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix(ConsolePrefix).Handler(handleConsole(d.Console)).Methods(http.MethodGet, http.MethodHead)
 
@@ -57,7 +57,9 @@ func NewInternalHandler(d Deps) http.Handler {
 	return r
 }
 
-// instrument records each matched route's latency by route template, method and status.
+// instrument records each request's latency by route template, method and status. Every
+// label comes from a fixed set, whatever the request says: an unmatched route is "unknown", a
+// method outside metricMethods "other", so a client cannot grow /metrics.
 func instrument(d Deps) mux.MiddlewareFunc {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -67,12 +69,25 @@ func instrument(d Deps) mux.MiddlewareFunc {
 					route = t
 				}
 			}
+			method := "other"
+			if metricMethods[r.Method] {
+				method = r.Method
+			}
 			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 			start := time.Now()
 			next.ServeHTTP(sw, r)
-			d.Metrics.RequestDuration.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Observe(time.Since(start).Seconds())
+			code := "other"
+			if sw.status >= 100 && sw.status <= 599 {
+				code = strconv.Itoa(sw.status)
+			}
+			d.Metrics.RequestDuration.WithLabelValues(route, method, code).Observe(time.Since(start).Seconds())
 		})
 	}
+}
+
+var metricMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
 }
 
 type statusWriter struct {
