@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -173,5 +174,69 @@ func TestLoginLockoutCannotBeTurnedAgainstTheAdmin(t *testing.T) {
 	}
 	if st := login("203.0.113.6", "application/json; charset=utf-8", testAdminPassword); st != http.StatusOK {
 		t.Errorf("login with a charset parameter: %d", st)
+	}
+}
+
+// Intercept logs are kept for log_retention_days (LOG_RETENTION_DAYS, 90 by default), then
+// deleted in batches by the maintenance job.
+func TestInterceptLogRetention(t *testing.T) {
+	a := startAdmind(t, map[string]string{"LOG_RETENTION_DAYS": "30", "ARCHIVE_INTERVAL": "200ms"})
+	conn := a.db(t)
+	ctx := context.Background()
+	_, err := conn.Exec(ctx, `
+		INSERT INTO intercept_logs (key_hash, key_hint, ip, reason, created_at)
+		SELECT $1, 'sk-old…', '127.0.0.6', 'ip_not_allowed', now() - make_interval(days => d, hours => 12)
+		FROM generate_series(1, 60) AS d`, hashKey("retained"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "logs older than 30 days deleted", func() bool {
+		return count(t, conn, `SELECT count(*) FROM intercept_logs WHERE created_at < now() - interval '30 days'`) == 0
+	})
+	if n := count(t, conn, `SELECT count(*) FROM intercept_logs`); n != 29 {
+		t.Fatalf("%d rows kept, want the 29 younger than 30 days", n)
+	}
+	_, metrics := a.call(t, "", http.MethodGet, "/metrics", nil)
+	if !strings.Contains(string(metrics), "sentinel_intercepts_deleted_total 31\n") {
+		t.Errorf("deletions not counted:\n%s", grepLines(string(metrics), "deleted"))
+	}
+}
+
+// The webhook URL is a secret and may point anywhere the admin types: it is refused on an
+// internal address unless the operator allows that (ALERT_WEBHOOK_ALLOW_PRIVATE), and it
+// never reaches Redis.
+func TestWebhookURLGuarded(t *testing.T) {
+	a := startAdmind(t, nil)
+	tok := a.login(t)
+	_, body := a.call(t, tok, http.MethodGet, "/admin/api/settings", nil)
+	var cur map[string]any
+	if err := json.Unmarshal(body, &cur); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"http://127.0.0.1:6379/", "http://169.254.169.254/latest/meta-data/", "http://localhost/x", "http://[fd00::1]/"} {
+		cur["alert_webhook_url"] = u
+		st, body := a.call(t, tok, http.MethodPut, "/admin/api/settings", cur)
+		wantError(t, st, body, http.StatusBadRequest, "bad_request", "ALERT_WEBHOOK_ALLOW_PRIVATE")
+	}
+	cur["alert_webhook_url"] = "https://hooks.example.com/services/T0/B0/webhook-secret-token"
+	if st, body := a.call(t, tok, http.MethodPut, "/admin/api/settings", cur); st != http.StatusOK {
+		t.Fatalf("public webhook: %d %s", st, body)
+	}
+	rc := a.redis.Client(t)
+	keys, err := rc.Keys(context.Background(), "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if typ := rc.Type(context.Background(), k).Val(); typ == "string" && strings.Contains(rc.Get(context.Background(), k).Val(), "webhook-secret-token") {
+			t.Errorf("Redis key %s holds the webhook URL", k)
+		}
+	}
+
+	allowed := startAdmind(t, map[string]string{"ALERT_WEBHOOK_ALLOW_PRIVATE": "true"})
+	tok = allowed.login(t)
+	cur["alert_webhook_url"] = "http://127.0.0.1:9/hook"
+	if st, body := allowed.call(t, tok, http.MethodPut, "/admin/api/settings", cur); st != http.StatusOK {
+		t.Fatalf("allowed internal webhook: %d %s", st, body)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/key-ip-sentinel/sentinel/admind/internal/intercepts"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/lastuse"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/metrics"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/netguard"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/store"
 	"github.com/key-ip-sentinel/sentinel/web"
@@ -55,7 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	rdb.AddHook(m.RedisHook())
 	rcache := cache.New(rdb)
 
-	live := &settings.Service{Store: db, Publisher: rcache, Defaults: cfg.Settings(), Log: log}
+	live := &settings.Service{Store: db, Publisher: rcache, Defaults: cfg.Settings(), Log: log,
+		AllowInternalWebhook: cfg.AlertWebhookAllowPrivate}
 	if err := live.Refresh(ctx); err != nil {
 		// Not fatal: the environment's values hold until PostgreSQL and Redis answer.
 		log.Warn("runtime settings not loaded yet", "err", err)
@@ -81,7 +83,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	admin := &bindings.Admin{Store: db, Cache: rcache, Log: log, CacheTTL: cfg.BindingCacheTTL, Now: time.Now}
 
 	notifier := &alerts.Notifier{
-		Settings: live.Current, Secret: []byte(cfg.AlertWebhookSecret), Client: alerts.NewClient(10 * time.Second), Log: log,
+		Settings: live.Current, Secret: []byte(cfg.AlertWebhookSecret), Client: netguard.Client(10*time.Second, cfg.AlertWebhookAllowPrivate),
+		AllowInternal: cfg.AlertWebhookAllowPrivate, Log: log,
 		Outcome:     func(o string) { m.WebhookDeliveries.WithLabelValues(o).Inc() },
 		MaxAttempts: 6, BaseDelay: time.Second, MaxDelay: time.Minute, Now: time.Now,
 	}
@@ -126,6 +129,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	archiver := &archive.Archiver{
 		Store: db, SyncLastUse: syncer.Sync, DropCached: admin.DropCached, Settings: live.Current, Now: time.Now, Log: log,
 		Archived: func(n int) { m.BindingsArchived.Add(float64(n)) },
+	}
+	pruner := &archive.LogPruner{
+		Store: db, Settings: live.Current, Now: time.Now, Log: log,
+		Deleted: func(n int64) { m.InterceptsDeleted.Add(float64(n)) },
 	}
 
 	servers := []*http.Server{
@@ -175,6 +182,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 			every(ctx, cfg.ArchiveInterval, func(ctx context.Context) {
 				if _, _, err := archiver.RunOnce(ctx); err != nil && ctx.Err() == nil {
 					log.Warn("archive run failed", "err", err)
+				}
+				if _, err := pruner.RunOnce(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("intercept log retention run failed", "err", err)
 				}
 			})
 		},

@@ -160,6 +160,8 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		// admind publishes the failsafe mode as a runtime setting, which the plugin prefers
 		// over its own option once it has read it: both say the same here.
 		"SENTINEL_FAILSAFE_MODE=" + o.FailsafeMode,
+		// The tests' webhook receivers listen on loopback.
+		"ALERT_WEBHOOK_ALLOW_PRIVATE=true",
 	}, o.AdmindEnv...)
 	if s.failover != nil {
 		s.admindEnv = append(s.admindEnv, "REDIS_SENTINELS="+s.failover.SentinelAddr, "REDIS_MASTER_NAME="+s.failover.Name)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/netguard"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
 	"github.com/key-ip-sentinel/sentinel/internal/testenv"
 )
@@ -159,7 +161,8 @@ func newNotifier(url, format string, secret []byte) (*Notifier, *sync.Map) {
 	outcomes := &sync.Map{}
 	return &Notifier{
 		Settings: func() settings.Settings { return settings.Settings{AlertWebhookURL: url, AlertWebhookFormat: format} },
-		Secret:   secret, Client: NewClient(300 * time.Millisecond), Log: quiet,
+		// The receivers are on loopback.
+		Secret: secret, Client: netguard.Client(300*time.Millisecond, true), AllowInternal: true, Log: quiet,
 		Outcome: func(o string) {
 			n, _ := outcomes.LoadOrStore(o, new(atomic.Int64))
 			n.(*atomic.Int64).Add(1)
@@ -262,5 +265,61 @@ func TestChatFormats(t *testing.T) {
 		if err != nil || !strings.HasPrefix(string(b), prefix) {
 			t.Errorf("%s: %s %v", format, b, err)
 		}
+	}
+}
+
+// A flood of alerts overflows the queue: the overflow is counted, and one "N alerts dropped"
+// alert is delivered with the queued ones, so nothing is lost silently.
+func TestDroppedAlertsAreSummarised(t *testing.T) {
+	r := newReceiver(t, nil, 0)
+	n, outcomes := newNotifier(r.URL, "json", nil)
+	n.Init(3)
+	for i := 0; i < 10; i++ {
+		n.Enqueue(Alert{ID: "alert_" + strconv.Itoa(i), Kind: KindIntercepts, At: time.Now().UTC(), KeyHint: "sk-…", Count: 1})
+	}
+	if d := outcome(outcomes, "dropped"); d != 7 {
+		t.Fatalf("%d dropped, want 7", d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	testenv.WaitFor(t, 5*time.Second, "4 deliveries", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return len(r.bodies) == 4 })
+	cancel()
+	<-done
+	summaries := 0
+	for _, b := range r.bodies {
+		var got struct {
+			Type  string `json:"type"`
+			Count int64  `json:"count"`
+		}
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Type == "sentinel.alert.dropped" {
+			summaries++
+			if got.Count != 7 {
+				t.Fatalf("summary %s", b)
+			}
+		}
+	}
+	if summaries != 1 {
+		t.Fatalf("%d summaries among %d deliveries", summaries, len(r.bodies))
+	}
+	if text := Text(Alert{Kind: KindDropped, Count: 7}); !strings.Contains(text, "7 alerts dropped") {
+		t.Fatalf("summary text %q", text)
+	}
+}
+
+// Unless the operator allows it, a webhook on an internal address gets nothing: refused
+// before sending, not retried.
+func TestWebhookToAnInternalAddressIsRefused(t *testing.T) {
+	r := newReceiver(t, nil, 0)
+	n, outcomes := newNotifier(r.URL, "json", nil)
+	n.Client, n.AllowInternal = netguard.Client(300*time.Millisecond, false), false
+	if n.Deliver(context.Background(), Alert{ID: "alert_internal", Kind: KindIntercepts, At: time.Now().UTC()}) {
+		t.Fatal("delivered to loopback")
+	}
+	if len(r.attempts) != 0 || outcome(outcomes, "failed") != 1 || outcome(outcomes, "retried") != 0 {
+		t.Fatalf("%d requests arrived; outcomes failed %d retried %d", len(r.attempts), outcome(outcomes, "failed"), outcome(outcomes, "retried"))
 	}
 }

@@ -15,8 +15,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/key-ip-sentinel/sentinel/admind/internal/netguard"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
 )
 
@@ -26,9 +28,11 @@ import (
 // network errors are retried with exponential backoff and jitter; redirects are never followed.
 type Notifier struct {
 	Settings func() settings.Settings
-	Secret   []byte // empty: deliveries are not signed
-	Client   *http.Client
-	Log      *slog.Logger
+	Secret   []byte       // empty: deliveries are not signed
+	Client   *http.Client // netguard.Client: no redirects; internal addresses refused unless allowed
+	// AllowInternal lets the webhook be on an internal address (ALERT_WEBHOOK_ALLOW_PRIVATE).
+	AllowInternal bool
+	Log           *slog.Logger
 	// Outcome, when set, sees each attempt's outcome: delivered, retried, failed, dropped.
 	Outcome     func(string)
 	MaxAttempts int
@@ -36,25 +40,21 @@ type Notifier struct {
 	MaxDelay    time.Duration
 	Now         func() time.Time
 
-	queue chan Alert
+	queue   chan Alert
+	dropped atomic.Int64 // alerts the full queue refused since the last summary
 }
 
-// NewClient is the webhook HTTP client: bounded time, no redirects.
-func NewClient(timeout time.Duration) *http.Client {
-	return &http.Client{
-		Timeout:       timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
-// Enqueue hands an alert to the delivery workers; when the queue is full the alert is
-// dropped (and counted) rather than blocking the request path.
+// Enqueue hands an alert to the delivery worker; when the queue is full the alert is dropped
+// rather than blocking the request path: counted, logged, and summed up in one "N alerts
+// dropped" alert that Run delivers after the next queued one.
 func (n *Notifier) Enqueue(a Alert) {
 	select {
 	case n.queue <- a:
 	default:
 		n.outcome("dropped")
-		n.Log.Error("alert dropped: delivery queue full", "alert_id", a.ID)
+		if n.dropped.Add(1) == 1 {
+			n.Log.Error("alerts dropped: delivery queue full; a summary alert follows", "alert_id", a.ID)
+		}
 	}
 }
 
@@ -69,6 +69,12 @@ func (n *Notifier) Run(ctx context.Context) {
 			return
 		case a := <-n.queue:
 			n.Deliver(ctx, a)
+			// An alert was dropped only while the queue was full, so one is always delivered
+			// after it, and its summary follows that.
+			if d := n.dropped.Swap(0); d > 0 {
+				n.Log.Error("alerts dropped: delivery queue full", "count", d)
+				n.Deliver(ctx, Alert{ID: newID(), Kind: KindDropped, At: n.Now().UTC(), Count: d})
+			}
 		}
 	}
 }
@@ -133,7 +139,18 @@ func (n *Notifier) post(ctx context.Context, url, id string, body []byte) (retry
 	if len(n.Secret) > 0 {
 		req.Header.Set("webhook-signature", "v1,"+Sign(n.Secret, id, ts, body))
 	}
+	if !n.AllowInternal {
+		if err := netguard.CheckURL(url); err != nil {
+			return false, err
+		}
+		if err := netguard.CheckTarget(ctx, req); err != nil {
+			return false, err
+		}
+	}
 	resp, err := n.Client.Do(req)
+	if errors.Is(err, netguard.ErrForbidden) {
+		return false, netguard.ErrForbidden
+	}
 	if err != nil {
 		var uerr interface{ Timeout() bool }
 		if errors.As(err, &uerr) && uerr.Timeout() {
@@ -191,6 +208,8 @@ func Render(a Alert, format string) ([]byte, error) {
 func Text(a Alert) string {
 	var b strings.Builder
 	switch a.Kind {
+	case KindDropped:
+		fmt.Fprintf(&b, "[Key-IP Sentinel] %d alerts dropped: more were raised than could be delivered. See the intercept logs.", a.Count)
 	case KindFailsafe:
 		fmt.Fprintf(&b, "[Key-IP Sentinel] Failsafe mode used: Redis and admind could not decide. %d requests forwarded unchecked, %d refused (503).",
 			a.FailsafeOpen, a.FailsafeClose)

@@ -22,6 +22,7 @@ import (
 const (
 	KindIntercepts = "intercepts" // one key refused too often
 	KindFailsafe   = "failsafe"   // the plugin decided requests without Redis and admind
+	KindDropped    = "dropped"    // Count alerts did not fit the delivery queue
 )
 
 // Alert is what a webhook receives (rendered per format). It never holds a raw key.

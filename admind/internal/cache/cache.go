@@ -88,7 +88,7 @@ func (c *Cache) DropBinding(ctx context.Context, keyHash string, version int64, 
 // SettingsKey holds the runtime settings as JSON; the plugin reads failsafe_mode from it.
 const SettingsKey = "sentinel:settings"
 
-// PublishSettings stores the runtime settings for the plugin and the other replicas.
+// PublishSettings stores the plugin's part of the runtime settings (settings.PluginView).
 func (c *Cache) PublishSettings(ctx context.Context, js []byte, ttl time.Duration) error {
 	if err := c.rdb.Set(ctx, SettingsKey, js, ttl).Err(); err != nil {
 		return fmt.Errorf("cache: publish settings: %w", err)

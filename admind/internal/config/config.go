@@ -42,13 +42,17 @@ type Config struct {
 	// address, for the login lockout and the audit log.
 	AdminTrustedProxies []netip.Prefix
 
-	AlertWebhookURL       string
-	AlertWebhookFormat    string
-	AlertWebhookSecret    string // signs webhook bodies (Standard Webhooks); never a runtime setting
-	AlertThresholdCount   int
-	AlertThresholdSeconds int
-	ArchiveDays           int
-	ArchiveInterval       time.Duration // how often the archive job runs (one replica at a time)
+	AlertWebhookURL    string
+	AlertWebhookFormat string
+	AlertWebhookSecret string // signs webhook bodies (Standard Webhooks); never a runtime setting
+	// AlertWebhookAllowPrivate lets the webhook be on a loopback, private or link-local
+	// address (netguard); an operator's choice, never a runtime setting an admin token changes.
+	AlertWebhookAllowPrivate bool
+	AlertThresholdCount      int
+	AlertThresholdSeconds    int
+	ArchiveDays              int
+	LogRetentionDays         int
+	ArchiveInterval          time.Duration // how often the archive job (one replica at a time) and intercept-log retention run
 
 	BindPrefixV4    int
 	BindPrefixV6    int
@@ -82,13 +86,15 @@ func Load(getenv func(string) string) (Config, error) {
 		AdminJWTSecret: r.secret("ADMIN_JWT_SECRET"),
 		AdminTokenTTL:  r.duration("ADMIN_TOKEN_TTL", time.Hour),
 
-		AlertWebhookURL:       r.secret("ALERT_WEBHOOK_URL"),
-		AlertWebhookFormat:    r.str("ALERT_WEBHOOK_FORMAT", "json"),
-		AlertWebhookSecret:    r.secret("ALERT_WEBHOOK_SECRET"),
-		AlertThresholdCount:   r.intIn("ALERT_THRESHOLD_COUNT", 5, 1, 1_000_000),
-		AlertThresholdSeconds: r.intIn("ALERT_THRESHOLD_SECONDS", 300, 1, 86_400),
-		ArchiveDays:           r.intIn("ARCHIVE_DAYS", 30, 0, 3650),
-		ArchiveInterval:       r.duration("ARCHIVE_INTERVAL", time.Hour),
+		AlertWebhookURL:          r.secret("ALERT_WEBHOOK_URL"),
+		AlertWebhookFormat:       r.str("ALERT_WEBHOOK_FORMAT", "json"),
+		AlertWebhookSecret:       r.secret("ALERT_WEBHOOK_SECRET"),
+		AlertWebhookAllowPrivate: r.boolean("ALERT_WEBHOOK_ALLOW_PRIVATE"),
+		AlertThresholdCount:      r.intIn("ALERT_THRESHOLD_COUNT", 5, 1, 1_000_000),
+		AlertThresholdSeconds:    r.intIn("ALERT_THRESHOLD_SECONDS", 300, 1, 86_400),
+		ArchiveDays:              r.intIn("ARCHIVE_DAYS", 30, 0, 3650),
+		LogRetentionDays:         r.intIn("LOG_RETENTION_DAYS", 90, 0, 3650),
+		ArchiveInterval:          r.duration("ARCHIVE_INTERVAL", time.Hour),
 	}
 	for _, a := range strings.Split(r.str("REDIS_SENTINELS", ""), ",") {
 		if a = strings.TrimSpace(a); a != "" {
@@ -153,6 +159,7 @@ func (c Config) Settings() settings.Settings {
 		AlertThresholdCount:   c.AlertThresholdCount,
 		AlertThresholdSeconds: c.AlertThresholdSeconds,
 		ArchiveDays:           c.ArchiveDays,
+		LogRetentionDays:      c.LogRetentionDays,
 		FailsafeMode:          c.FailsafeMode,
 		BindPrefixV4:          c.BindPrefixV4,
 		BindPrefixV6:          c.BindPrefixV6,
@@ -184,9 +191,11 @@ func (c Config) LogValue() slog.Value {
 		slog.String("alert_webhook_url", redacted(c.AlertWebhookURL)),
 		slog.String("alert_webhook_format", c.AlertWebhookFormat),
 		slog.String("alert_webhook_secret", redacted(c.AlertWebhookSecret)),
+		slog.Bool("alert_webhook_allow_private", c.AlertWebhookAllowPrivate),
 		slog.Int("alert_threshold_count", c.AlertThresholdCount),
 		slog.Int("alert_threshold_seconds", c.AlertThresholdSeconds),
 		slog.Int("archive_days", c.ArchiveDays),
+		slog.Int("log_retention_days", c.LogRetentionDays),
 	)
 }
 
@@ -250,6 +259,19 @@ func (r *reader) secret(name string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// boolean reads true or false (empty: false).
+func (r *reader) boolean(name string) bool {
+	switch v := strings.ToLower(strings.TrimSpace(r.getenv(name))); v {
+	case "", "false", "0":
+		return false
+	case "true", "1":
+		return true
+	default:
+		r.fail("%s must be true or false, got %q", name, v)
+		return false
+	}
 }
 
 func (r *reader) intIn(name string, def, lo, hi int) int {

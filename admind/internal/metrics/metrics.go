@@ -20,6 +20,7 @@ type Metrics struct {
 	BindingsArchived  prometheus.Counter
 	Intercepts        prometheus.Counter     // intercept rows written
 	EventsDropped     prometheus.Counter     // sentinel:events entries dropped as malformed or unstorable
+	InterceptsDeleted prometheus.Counter     // intercept rows deleted past log_retention_days
 	PluginRejected    prometheus.Counter     // decide requests the plugin reports admind refused
 	LoginFailures     *prometheus.CounterVec // reason: bad_credentials | locked | unavailable
 	WebhookDeliveries *prometheus.CounterVec // outcome: delivered | retried | failed | dropped
@@ -44,6 +45,9 @@ func New() *Metrics {
 		Intercepts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_intercepts_total", Help: "Intercepted requests written to intercept_logs.",
 		}),
+		InterceptsDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_intercepts_deleted_total", Help: "Intercept rows deleted past log_retention_days.",
+		}),
 		EventsDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_events_dropped_total", Help: "Stream entries dropped as malformed or refused by PostgreSQL.",
 		}),
@@ -64,7 +68,7 @@ func New() *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "method", "code"}),
 	}
-	r.MustRegister(m.Decisions, m.BindingsCreated, m.BindingsArchived, m.Intercepts, m.EventsDropped, m.PluginRejected, m.LoginFailures, m.WebhookDeliveries,
+	r.MustRegister(m.Decisions, m.BindingsCreated, m.BindingsArchived, m.Intercepts, m.InterceptsDeleted, m.EventsDropped, m.PluginRejected, m.LoginFailures, m.WebhookDeliveries,
 		m.DependencyErrors, m.RequestDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{"allowed", "ip_not_allowed", "key_banned", "error"} {

@@ -1,7 +1,8 @@
 // Package settings holds the runtime settings an admin edits from the console. PostgreSQL
-// keeps them (with admin_audit); admind publishes them to Redis (sentinel:settings), where the
-// plugin reads the failsafe mode and other admind replicas see a change within one refresh.
-// Environment variables give the values until an admin saves different ones.
+// keeps them (with admin_audit), and every admind replica reloads them from there within one
+// refresh. The plugin's part of them (the failsafe mode, nothing else: the webhook URL is a
+// secret) is published to Redis (sentinel:settings). Environment variables give the values
+// until an admin saves different ones.
 package settings
 
 import (
@@ -16,16 +17,17 @@ import (
 	"time"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/audit"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/netguard"
 )
 
-// Settings are the runtime settings. The JSON names are the wire and storage names; the
-// plugin reads failsafe_mode from the published copy.
+// Settings are the runtime settings. The JSON names are the wire and storage names.
 type Settings struct {
 	AlertWebhookURL       string `json:"alert_webhook_url"`
 	AlertWebhookFormat    string `json:"alert_webhook_format"` // json | slack | dingtalk | feishu | wecom
 	AlertThresholdCount   int    `json:"alert_threshold_count"`
 	AlertThresholdSeconds int    `json:"alert_threshold_seconds"`
-	ArchiveDays           int    `json:"archive_days"` // 0: never archive
+	ArchiveDays           int    `json:"archive_days"`       // 0: never archive
+	LogRetentionDays      int    `json:"log_retention_days"` // intercept logs older are deleted; 0: kept forever
 	FailsafeMode          string `json:"failsafe_mode"`
 	BindPrefixV4          int    `json:"bind_prefix_v4"`
 	BindPrefixV6          int    `json:"bind_prefix_v6"`
@@ -74,6 +76,9 @@ func (s Settings) Validate() error {
 	if s.ArchiveDays < 0 || s.ArchiveDays > 3650 {
 		bad("archive_days must be in 0-3650 (0 never archives), got %d", s.ArchiveDays)
 	}
+	if s.LogRetentionDays < 0 || s.LogRetentionDays > 3650 {
+		bad("log_retention_days must be in 0-3650 (0 keeps intercept logs forever), got %d", s.LogRetentionDays)
+	}
 	if s.FailsafeMode != "closed" && s.FailsafeMode != "open" {
 		bad(`failsafe_mode must be "closed" or "open", got %q`, s.FailsafeMode)
 	}
@@ -113,6 +118,8 @@ type Service struct {
 	Publisher Publisher
 	Defaults  Settings
 	Log       *slog.Logger
+	// AllowInternalWebhook: the webhook URL may name an internal address (netguard).
+	AllowInternalWebhook bool
 
 	cur atomic.Pointer[Settings]
 }
@@ -151,6 +158,11 @@ func (s *Service) Update(ctx context.Context, who audit.Actor, next Settings) (S
 	if err := next.Validate(); err != nil {
 		return Settings{}, err
 	}
+	if next.AlertWebhookURL != "" && !s.AllowInternalWebhook {
+		if err := netguard.CheckURL(next.AlertWebhookURL); err != nil {
+			return Settings{}, &ValidationError{Problems: []string{"alert_webhook_url: " + err.Error()}}
+		}
+	}
 	before := s.Current()
 	js, err := json.Marshal(next)
 	if err != nil {
@@ -171,8 +183,13 @@ func (s *Service) Update(ctx context.Context, who audit.Actor, next Settings) (S
 	return next, nil
 }
 
+// PluginView is what admind publishes for the plugin (plugin/runtime.go reads it).
+type PluginView struct {
+	FailsafeMode string `json:"failsafe_mode"`
+}
+
 func (s *Service) publish(ctx context.Context, cur Settings) error {
-	js, err := json.Marshal(cur)
+	js, err := json.Marshal(PluginView{FailsafeMode: cur.FailsafeMode})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,6 +32,19 @@ func (s *Store) InsertIntercepts(ctx context.Context, list []bindings.Intercept)
 		s.OnInterceptsWritten(ctx, list)
 	}
 	return nil
+}
+
+// DeleteInterceptsBefore deletes up to limit intercept rows older than cutoff, oldest first
+// (the created_at index finds them), and returns how many went. Small batches keep each
+// statement short, so the deletion never holds up the consumer's inserts.
+func (s *Store) DeleteInterceptsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `
+		DELETE FROM intercept_logs WHERE id IN (
+			SELECT id FROM intercept_logs WHERE created_at < $1 ORDER BY created_at LIMIT $2)`, cutoff, limit)
+	if err != nil {
+		return 0, fmt.Errorf("store: delete old intercepts: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // RefusedByServer reports whether err is PostgreSQL refusing a statement (so it was up and

@@ -8,6 +8,7 @@ export interface Settings {
   alert_threshold_count: number
   alert_threshold_seconds: number
   archive_days: number
+  log_retention_days: number
   failsafe_mode: 'closed' | 'open'
   bind_prefix_v4: number
   bind_prefix_v6: number

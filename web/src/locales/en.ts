@@ -94,6 +94,8 @@ export default {
     binding: 'Binding',
     archiveDays: 'Archive bindings unused for (days)',
     archiveHelp: '0 never archives.',
+    retentionDays: 'Keep intercept logs for (days)',
+    retentionHelp: 'Older logs are deleted. 0 keeps them forever (the table then grows without bound).',
     failsafe: 'Failsafe mode',
     failsafeClosed: 'Closed: refuse (503) when nothing can decide',
     failsafeOpen: 'Open: forward unchecked when nothing can decide',

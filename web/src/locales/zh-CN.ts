@@ -96,6 +96,8 @@ const zh: typeof en = {
     binding: '绑定',
     archiveDays: '未使用多少天后归档',
     archiveHelp: '0 表示从不归档。',
+    retentionDays: '拦截日志保留天数',
+    retentionHelp: '更早的日志会被删除。0 表示永久保留（表会无限增长）。',
     failsafe: '故障模式',
     failsafeClosed: '关闭：无法判定时拒绝（503）',
     failsafeOpen: '开放：无法判定时直接放行',
