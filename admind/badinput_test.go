@@ -240,3 +240,33 @@ func TestWebhookURLGuarded(t *testing.T) {
 		t.Fatalf("allowed internal webhook: %d %s", st, body)
 	}
 }
+
+// Admin sessions end on the server: after logout, after the token's lifetime, and after the
+// password changed (admind restarted with a new ADMIN_PASSWORD), the old token is refused.
+func TestAdminSessionsEndOnTheServer(t *testing.T) {
+	a := startAdmind(t, map[string]string{"ADMIN_TOKEN_TTL": "2s"})
+	tok := a.login(t)
+	keep := a.login(t)
+	if st, _ := a.call(t, tok, http.MethodGet, "/admin/api/dashboard", nil); st != http.StatusOK {
+		t.Fatalf("fresh token: %d", st)
+	}
+	if st, body := a.call(t, tok, http.MethodPost, "/admin/api/logout", nil); st != http.StatusOK {
+		t.Fatalf("logout: %d %s", st, body)
+	}
+	st, body := a.call(t, tok, http.MethodGet, "/admin/api/dashboard", nil)
+	wantError(t, st, body, http.StatusUnauthorized, "unauthorized", "token")
+	if st, _ := a.call(t, keep, http.MethodGet, "/admin/api/dashboard", nil); st != http.StatusOK {
+		t.Fatalf("another session ended with the first: %d", st)
+	}
+	time.Sleep(2*time.Second + 6*time.Second) // the lifetime, and the verifier's 5 s leeway
+	st, body = a.call(t, keep, http.MethodGet, "/admin/api/dashboard", nil)
+	wantError(t, st, body, http.StatusUnauthorized, "unauthorized", "token")
+
+	b := startAdmind(t, nil)
+	old := b.login(t)
+	// The same signing secret and Redis, a new password: the operator changed it and restarted.
+	changed := startAdmind(t, map[string]string{"ADMIN_PASSWORD": "a-changed-password-42",
+		"REDIS_ADDR": b.redis.Addr, "REDIS_DB": strconv.Itoa(b.redis.DB), "DATABASE_URL": b.dsn})
+	st, body = changed.call(t, old, http.MethodGet, "/admin/api/dashboard", nil)
+	wantError(t, st, body, http.StatusUnauthorized, "unauthorized", "token")
+}

@@ -4,6 +4,7 @@ package auth
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -107,10 +108,13 @@ func (a *Authenticator) issue(user string) (string, time.Time, error) {
 	if _, err := rand.Read(id[:]); err != nil {
 		return "", time.Time{}, err
 	}
-	claims := jwt.RegisteredClaims{
-		Issuer: Issuer, Subject: user, Audience: jwt.ClaimStrings{Audience},
-		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp),
-		ID: hex.EncodeToString(id[:]),
+	claims := tokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: Issuer, Subject: user, Audience: jwt.ClaimStrings{Audience},
+			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp),
+			ID: hex.EncodeToString(id[:]),
+		},
+		Credential: a.credentialTag(),
 	}
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(a.JWTSecret)
 	if err != nil {
@@ -119,11 +123,36 @@ func (a *Authenticator) issue(user string) (string, time.Time, error) {
 	return tok, exp, nil
 }
 
+// tokenClaims are the registered claims plus the credential tag: a token is good only for the
+// password it was issued under, so changing ADMIN_PASSWORD (and restarting) ends every
+// session made with the old one.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	Credential string `json:"cred"`
+}
+
+// credentialTag identifies the configured password without revealing it: an HMAC under the
+// signing secret, cut short.
+func (a *Authenticator) credentialTag() string {
+	m := hmac.New(sha256.New, a.JWTSecret)
+	m.Write([]byte("credential\x00" + a.Username + "\x00" + a.Password))
+	return hex.EncodeToString(m.Sum(nil)[:12])
+}
+
+// Session is a verified token: who, which token (its jti) and until when.
+type Session struct {
+	Name    string
+	ID      string
+	Expires time.Time
+}
+
 // Verify checks a token: HS256 only, signed with our secret, our issuer and audience, not
-// expired (exp is required), for the configured admin. It returns the admin's name.
-func (a *Authenticator) Verify(token string) (string, error) {
+// expired (exp is required), for the configured admin and password, and not logged out
+// (Redis; when Redis cannot say, the token is refused: a revoked session must not come back
+// because Redis is away).
+func (a *Authenticator) Verify(ctx context.Context, token string) (Session, error) {
 	if token == "" || len(token) > MaxTokenBytes {
-		return "", ErrInvalidToken
+		return Session{}, ErrInvalidToken
 	}
 	p := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -134,13 +163,36 @@ func (a *Authenticator) Verify(token string) (string, error) {
 		jwt.WithLeeway(5*time.Second),
 		jwt.WithTimeFunc(a.Now),
 	)
-	var claims jwt.RegisteredClaims
+	var claims tokenClaims
 	t, err := p.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return a.JWTSecret, nil })
-	if err != nil || !t.Valid {
-		return "", ErrInvalidToken
+	if err != nil || !t.Valid || claims.ID == "" {
+		return Session{}, ErrInvalidToken
 	}
-	if subtle.ConstantTimeCompare([]byte(claims.Subject), []byte(a.Username)) != 1 {
-		return "", ErrInvalidToken
+	if subtle.ConstantTimeCompare([]byte(claims.Subject), []byte(a.Username)) != 1 ||
+		subtle.ConstantTimeCompare([]byte(claims.Credential), []byte(a.credentialTag())) != 1 {
+		return Session{}, ErrInvalidToken
 	}
-	return claims.Subject, nil
+	n, err := a.Redis.Exists(ctx, revokedKey(claims.ID)).Result()
+	if err != nil {
+		return Session{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if n != 0 {
+		return Session{}, ErrInvalidToken
+	}
+	return Session{Name: claims.Subject, ID: claims.ID, Expires: claims.ExpiresAt.Time}, nil
 }
+
+// Revoke ends a session before its expiry (logout): its jti is kept in Redis until the token
+// would have expired anyway.
+func (a *Authenticator) Revoke(ctx context.Context, s Session) error {
+	ttl := s.Expires.Sub(a.Now()) + 10*time.Second // past the verifier's leeway
+	if ttl <= 0 {
+		return nil
+	}
+	if err := a.Redis.Set(ctx, revokedKey(s.ID), "1", ttl).Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+func revokedKey(jti string) string { return "sentinel:admin:revoked:" + jti }

@@ -44,17 +44,22 @@ func TestVerifyRefusesBadTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if name, err := a.Verify(good); err != nil || name != testUser {
+	ctx := context.Background()
+	if s, err := a.Verify(ctx, good); err != nil || s.Name != testUser {
 		t.Fatalf("a fresh token was refused: %v", err)
 	}
 	now := time.Now()
-	claims := func(mut func(*jwt.RegisteredClaims)) jwt.RegisteredClaims {
-		c := jwt.RegisteredClaims{Issuer: Issuer, Subject: testUser, Audience: jwt.ClaimStrings{Audience},
-			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))}
-		mut(&c)
+	// Each forgery below is valid but for the one thing it changes.
+	claims := func(mut func(*jwt.RegisteredClaims)) tokenClaims {
+		c := tokenClaims{RegisteredClaims: jwt.RegisteredClaims{Issuer: Issuer, Subject: testUser, Audience: jwt.ClaimStrings{Audience},
+			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)), ID: "forged"}, Credential: a.credentialTag()}
+		mut(&c.RegisteredClaims)
 		return c
 	}
-	sign := func(m jwt.SigningMethod, key any, c jwt.RegisteredClaims) string {
+	if _, err := a.Verify(ctx, sign0(t, jwt.SigningMethodHS256, []byte(testSecret), claims(func(*jwt.RegisteredClaims) {}))); err != nil {
+		t.Fatalf("the forgery template itself is refused: %v", err)
+	}
+	sign := func(m jwt.SigningMethod, key any, c tokenClaims) string {
 		s, err := jwt.NewWithClaims(m, c).SignedString(key)
 		if err != nil {
 			t.Fatal(err)
@@ -73,6 +78,8 @@ func TestVerifyRefusesBadTokens(t *testing.T) {
 		"wrong aud":         sign(jwt.SigningMethodHS256, []byte(testSecret), claims(func(c *jwt.RegisteredClaims) { c.Audience = jwt.ClaimStrings{"new-api"} })),
 		"no aud":            sign(jwt.SigningMethodHS256, []byte(testSecret), claims(func(c *jwt.RegisteredClaims) { c.Audience = nil })),
 		"other subject":     sign(jwt.SigningMethodHS256, []byte(testSecret), claims(func(c *jwt.RegisteredClaims) { c.Subject = "root" })),
+		"no jti":            sign(jwt.SigningMethodHS256, []byte(testSecret), claims(func(c *jwt.RegisteredClaims) { c.ID = "" })),
+		"old password":      sign(jwt.SigningMethodHS256, []byte(testSecret), tokenClaims{RegisteredClaims: claims(func(*jwt.RegisteredClaims) {}).RegisteredClaims}),
 		"tampered payload":  good[:strings.IndexByte(good, '.')+1] + "eyJzdWIiOiJyb290In0" + good[strings.LastIndexByte(good, '.'):],
 		"100 000 dots":      strings.Repeat(".", 100_000),
 		"1 MiB":             strings.Repeat("a", 1<<20),
@@ -81,9 +88,54 @@ func TestVerifyRefusesBadTokens(t *testing.T) {
 		"garbage base64url": "!!!.###.$$$",
 	}
 	for desc, tok := range tests {
-		if _, err := a.Verify(tok); !errors.Is(err, ErrInvalidToken) {
+		if _, err := a.Verify(ctx, tok); !errors.Is(err, ErrInvalidToken) {
 			t.Errorf("%s: accepted or wrong error: %v", desc, err)
 		}
+	}
+}
+
+func sign0(t *testing.T, m jwt.SigningMethod, key any, c tokenClaims) string {
+	s, err := jwt.NewWithClaims(m, c).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Sessions end on the server: a logged-out token, and every token issued under a password
+// that has since changed, are refused; Redis unable to say refuses too.
+func TestSessionsEndOnTheServer(t *testing.T) {
+	a, _, srv := newAuth(t, DefaultLockout)
+	ctx := context.Background()
+	tok, _, err := a.Login(ctx, testUser, testPassword, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := a.Login(ctx, testUser, testPassword, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Revoke(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Verify(ctx, tok); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("a logged-out token: %v", err)
+	}
+	if _, err := a.Verify(ctx, other); err != nil {
+		t.Fatalf("logging out one session ended another: %v", err)
+	}
+	changed := *a
+	changed.Password = "a-new-password-0123"
+	if _, err := changed.Verify(ctx, other); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("a token from before the password change: %v", err)
+	}
+	srv.Kill()
+	if _, err := a.Verify(ctx, other); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Redis down: %v, want ErrUnavailable", err)
 	}
 }
 

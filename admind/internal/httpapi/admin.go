@@ -26,12 +26,17 @@ func requireAdmin(d Deps) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h := r.Header.Get("Authorization")
 			tok, ok := strings.CutPrefix(h, "Bearer ")
-			name := ""
-			var err error
+			var sess auth.Session
+			err := auth.ErrInvalidToken
 			if ok {
-				name, err = d.Auth.Verify(tok)
+				sess, err = d.Auth.Verify(r.Context(), tok)
 			}
-			if !ok || err != nil {
+			if errors.Is(err, auth.ErrUnavailable) {
+				d.Log.Error("token check unavailable", "err", err)
+				writeError(w, http.StatusServiceUnavailable, "unavailable", "the admin API is unavailable, try again later")
+				return
+			}
+			if err != nil {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="sentinel-admin"`)
 				writeError(w, http.StatusUnauthorized, "unauthorized", "missing, invalid or expired token")
 				return
@@ -40,16 +45,31 @@ func requireAdmin(d Deps) func(http.Handler) http.Handler {
 				writeError(w, http.StatusBadRequest, "bad_request", errNotText.Error())
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey{}, name)))
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey{}, sess)))
 		})
 	}
 }
 
 // actor is who makes this request, for admin_audit.
 func actor(d Deps, r *http.Request) audit.Actor {
-	name, _ := r.Context().Value(adminKey{}).(string)
+	sess, _ := r.Context().Value(adminKey{}).(auth.Session)
 	ip, _ := plugin.ClientIP(r, d.TrustedProxies)
-	return audit.Actor{Name: name, IP: ip}
+	return audit.Actor{Name: sess.Name, IP: ip}
+}
+
+// handleLogout ends the session of the token it is called with, on the server: the token is
+// refused from then on, wherever a copy of it is.
+func handleLogout(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, _ := r.Context().Value(adminKey{}).(auth.Session)
+		if err := d.Auth.Revoke(r.Context(), sess); err != nil {
+			d.Log.Error("logout unavailable", "err", err)
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "logout is unavailable, try again later")
+			return
+		}
+		d.Log.Info("admin logged out", "actor", sess.Name)
+		encode(w, http.StatusOK, map[string]string{"status": "logged_out"})
+	})
 }
 
 // writeFailure maps an error to its answer: input errors and missing objects are the

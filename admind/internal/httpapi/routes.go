@@ -22,6 +22,7 @@ func NewPublicHandler(d Deps) http.Handler {
 	const api = "/admin/api"
 	admin := requireAdmin(d)
 	r.Handle(api+"/login", handleLogin(d)).Methods(http.MethodPost)
+	r.Handle(api+"/logout", admin(handleLogout(d))).Methods(http.MethodPost)
 	r.Handle(api+"/dashboard", admin(handleDashboard(d))).Methods(http.MethodGet)
 	r.Handle(api+"/bindings", admin(handleListBindings(d))).Methods(http.MethodGet)
 	r.Handle(api+"/bindings/unbind", admin(handleUnbind(d))).Methods(http.MethodPost)

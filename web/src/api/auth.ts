@@ -10,6 +10,14 @@ export async function login(username: string, password: string): Promise<void> {
   setToken(r.token)
 }
 
-export function logout() {
-  clearToken()
+/** logout ends the session on the server too (the token is refused from then on), then
+ * forgets the token; it is forgotten even when the server cannot be reached. */
+export async function logout(): Promise<void> {
+  try {
+    await request('POST', '/logout')
+  } catch {
+    // nothing to do: the token is dropped below either way
+  } finally {
+    clearToken()
+  }
 }
