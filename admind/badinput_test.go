@@ -270,3 +270,49 @@ func TestAdminSessionsEndOnTheServer(t *testing.T) {
 	st, body = changed.call(t, old, http.MethodGet, "/admin/api/dashboard", nil)
 	wantError(t, st, body, http.StatusUnauthorized, "unauthorized", "token")
 }
+
+// The console and the admin API answer only on the console's own Hosts (CONSOLE_HOSTS,
+// loopback by default): on New API's host name they would share its origin, where New API's
+// scripts could read the admin token.
+func TestConsoleOnlyOnItsOwnHost(t *testing.T) {
+	get := func(a *admindUnderTest, host, path string) int {
+		req, _ := http.NewRequest(http.MethodGet, a.publicURL+path, nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	def := startAdmind(t, nil)
+	for host, want := range map[string]int{"127.0.0.1:8016": 200, "localhost": 200, "[::1]:8080": 200, "api.example.com": 421, "api.example.com:8016": 421} {
+		if st := get(def, host, "/admin/ui/"); st != want {
+			t.Errorf("default hosts, Host %s: %d, want %d", host, st, want)
+		}
+	}
+	a := startAdmind(t, map[string]string{"CONSOLE_HOSTS": "sentinel-admin.example.com, console.example.com:8443"})
+	for _, c := range []struct {
+		host, path string
+		want       int
+	}{
+		{"sentinel-admin.example.com", "/admin/ui/", 200},
+		{"Sentinel-Admin.example.com:8016", "/admin/ui/", 200},
+		{"console.example.com:8443", "/admin/ui/", 200},
+		{"console.example.com:8016", "/admin/ui/", 421},
+		{"api.example.com", "/admin/ui/", 421},
+		{"api.example.com", "/admin/api/dashboard", 421},
+		{"api.example.com", "/admin/ui", 421},
+		{"127.0.0.1", "/admin/ui/", 421},
+		{"api.example.com", "/health", 200},
+	} {
+		if st := get(a, c.host, c.path); st != c.want {
+			t.Errorf("Host %s %s: %d, want %d", c.host, c.path, st, c.want)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, a.publicURL+"/admin/api/login", strings.NewReader(`{"username":"admin","password":"x"}`))
+	req.Host, req.Header["Content-Type"] = "api.example.com", []string{"application/json"}
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("login on New API's host: %v %v", resp, err)
+	}
+}

@@ -112,7 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 			OnFailure: func(reason string) { m.LoginFailures.WithLabelValues(reason).Inc() },
 		},
 		Admin: admin, Settings: live, Queries: db, AllowedCounts: rcache.AllowedCounts,
-		HMACSecret: []byte(cfg.HMACSecret), TrustedProxies: cfg.AdminTrustedProxies, Now: time.Now,
+		HMACSecret: []byte(cfg.HMACSecret), TrustedProxies: cfg.AdminTrustedProxies, ConsoleHosts: cfg.ConsoleHosts, Now: time.Now,
 		Console: web.Dist(),
 	}
 

@@ -41,6 +41,9 @@ type Config struct {
 	// AdminTrustedProxies are the peers (Traefik) whose X-Forwarded-For names the admin's
 	// address, for the login lockout and the audit log.
 	AdminTrustedProxies []netip.Prefix
+	// ConsoleHosts are the Host names (optionally host:port) the console and admin API answer
+	// on; any other Host, New API's above all, gets 421 (httpapi.ConsoleHosts).
+	ConsoleHosts []string
 
 	AlertWebhookURL    string
 	AlertWebhookFormat string
@@ -109,6 +112,15 @@ func Load(getenv func(string) string) (Config, error) {
 		r.fail("ADMIN_TRUSTED_PROXIES: %v", err)
 	}
 	c.AdminTrustedProxies = proxies
+	for _, h := range strings.Split(r.str("CONSOLE_HOSTS", "localhost,127.0.0.1,[::1]"), ",") {
+		if h = strings.ToLower(strings.TrimSpace(h)); h == "" {
+			continue
+		} else if strings.ContainsAny(h, "/ *") {
+			r.fail("CONSOLE_HOSTS: %q is not a host name or host:port", h)
+		} else {
+			c.ConsoleHosts = append(c.ConsoleHosts, h)
+		}
+	}
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = r.secret("PG_DSN")
 	}
@@ -188,6 +200,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("admin_jwt_secret", redacted(c.AdminJWTSecret)),
 		slog.Duration("admin_token_ttl", c.AdminTokenTTL),
 		slog.Any("admin_trusted_proxies", c.AdminTrustedProxies),
+		slog.Any("console_hosts", c.ConsoleHosts),
 		slog.String("alert_webhook_url", redacted(c.AlertWebhookURL)),
 		slog.String("alert_webhook_format", c.AlertWebhookFormat),
 		slog.String("alert_webhook_secret", redacted(c.AlertWebhookSecret)),

@@ -39,7 +39,9 @@ type Deps struct {
 	HMACSecret []byte
 	// TrustedProxies are the peers whose X-Forwarded-For names the admin's address.
 	TrustedProxies []netip.Prefix
-	Now            func() time.Time
+	// ConsoleHosts are the Hosts the console and admin API answer on (onConsoleHost).
+	ConsoleHosts []string
+	Now          func() time.Time
 	// Console is the built admin console (web.Dist()).
 	Console fs.FS
 }

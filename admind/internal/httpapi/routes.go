@@ -2,8 +2,10 @@
 package httpapi
 
 import (
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -19,24 +21,27 @@ func NewPublicHandler(d Deps) http.Handler {
 	r.Handle("/ready", handleReady(d)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.HandlerFor(d.Metrics.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 
+	// The console and the admin API answer only on the console's own Hosts: the token lives
+	// in the page origin's storage, which must not be New API's (see onConsoleHost).
 	const api = "/admin/api"
 	admin := requireAdmin(d)
-	r.Handle(api+"/login", handleLogin(d)).Methods(http.MethodPost)
-	r.Handle(api+"/logout", admin(handleLogout(d))).Methods(http.MethodPost)
-	r.Handle(api+"/dashboard", admin(handleDashboard(d))).Methods(http.MethodGet)
-	r.Handle(api+"/bindings", admin(handleListBindings(d))).Methods(http.MethodGet)
-	r.Handle(api+"/bindings/unbind", admin(handleUnbind(d))).Methods(http.MethodPost)
-	r.Handle(api+"/bindings/ip", admin(handleSetRule(d))).Methods(http.MethodPut)
-	r.Handle(api+"/bindings/ban", admin(handleBan(d))).Methods(http.MethodPost)
-	r.Handle(api+"/bindings/unban", admin(handleUnban(d))).Methods(http.MethodPost)
-	r.Handle(api+"/logs", admin(handleListLogs(d))).Methods(http.MethodGet)
-	r.Handle(api+"/logs/export", admin(handleExportLogs(d))).Methods(http.MethodGet)
-	r.Handle(api+"/settings", admin(handleGetSettings(d))).Methods(http.MethodGet)
-	r.Handle(api+"/settings", admin(handlePutSettings(d))).Methods(http.MethodPut)
+	console := onConsoleHost(d.ConsoleHosts)
+	r.Handle(api+"/login", console(handleLogin(d))).Methods(http.MethodPost)
+	r.Handle(api+"/logout", console(admin(handleLogout(d)))).Methods(http.MethodPost)
+	r.Handle(api+"/dashboard", console(admin(handleDashboard(d)))).Methods(http.MethodGet)
+	r.Handle(api+"/bindings", console(admin(handleListBindings(d)))).Methods(http.MethodGet)
+	r.Handle(api+"/bindings/unbind", console(admin(handleUnbind(d)))).Methods(http.MethodPost)
+	r.Handle(api+"/bindings/ip", console(admin(handleSetRule(d)))).Methods(http.MethodPut)
+	r.Handle(api+"/bindings/ban", console(admin(handleBan(d)))).Methods(http.MethodPost)
+	r.Handle(api+"/bindings/unban", console(admin(handleUnban(d)))).Methods(http.MethodPost)
+	r.Handle(api+"/logs", console(admin(handleListLogs(d)))).Methods(http.MethodGet)
+	r.Handle(api+"/logs/export", console(admin(handleExportLogs(d)))).Methods(http.MethodGet)
+	r.Handle(api+"/settings", console(admin(handleGetSettings(d)))).Methods(http.MethodGet)
+	r.Handle(api+"/settings", console(admin(handlePutSettings(d)))).Methods(http.MethodPut)
 
-	r.Handle("/admin/ui", http.RedirectHandler(ConsolePrefix, http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/", http.RedirectHandler(ConsolePrefix, http.StatusFound)).Methods(http.MethodGet, http.MethodHead)
-	r.PathPrefix(ConsolePrefix).Handler(handleConsole(d.Console)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/admin/ui", console(http.RedirectHandler(ConsolePrefix, http.StatusMovedPermanently))).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/", console(http.RedirectHandler(ConsolePrefix, http.StatusFound))).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix(ConsolePrefix).Handler(console(handleConsole(d.Console))).Methods(http.MethodGet, http.MethodHead)
 
 	r.NotFoundHandler = handleNotFound()
 	r.MethodNotAllowedHandler = handleMethodNotAllowed()
@@ -56,6 +61,37 @@ func NewInternalHandler(d Deps) http.Handler {
 	r.NotFoundHandler = handleNotFound()
 	r.MethodNotAllowedHandler = handleMethodNotAllowed()
 	return r
+}
+
+// onConsoleHost answers 421 to a request whose Host is not one of hosts. A host listed
+// without a port matches it on any port; one with a port, that port only. The console keeps
+// the admin token in its origin's sessionStorage and the API accepts it from there: served on
+// New API's origin, any script of New API's web app (or injected into it) could read it.
+func onConsoleHost(hosts []string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !hostListed(r.Host, hosts) {
+				writeError(w, http.StatusMisdirectedRequest, "misdirected_request",
+					"the admin console is not served on this host name; the operator lists its own in CONSOLE_HOSTS")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func hostListed(hostport string, hosts []string) bool {
+	hostport = strings.ToLower(hostport)
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	for _, want := range hosts {
+		if want == hostport || strings.Trim(want, "[]") == host {
+			return true
+		}
+	}
+	return false
 }
 
 // instrument records each request's latency by route template, method and status. Every
