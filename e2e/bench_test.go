@@ -34,12 +34,17 @@ func TestBench(t *testing.T) {
 	full := os.Getenv("SENTINEL_BENCH") == "full"
 	// SENTINEL_BENCH=routes: the full route comparison alone, for tuning the hot path.
 	routesOnly := os.Getenv("SENTINEL_BENCH") == "routes"
-	rounds, dur, stormKeys, hotDur, soak, bulk := 1, time.Second, 500, time.Second, time.Duration(0), 10000
+	rounds, dur, stormKeys, hotDur, soak, bulk, logRows := 1, time.Second, 500, time.Second, time.Duration(0), 10000, 100000
 	if full || routesOnly {
 		rounds, dur = 5, 6*time.Second
 	}
 	if full {
-		stormKeys, hotDur, soak, bulk = 10000, 10*time.Second, 10*time.Minute, 1000000
+		stormKeys, hotDur, soak, bulk, logRows = 10000, 10*time.Second, 10*time.Minute, 1000000, 10000000
+	}
+	if v := os.Getenv("SENTINEL_BENCH_LOG_ROWS"); v != "" { // the retention measurement alone at scale
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			logRows = n
+		}
 	}
 	if v := os.Getenv("SENTINEL_BENCH_SOAK"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
@@ -136,7 +141,8 @@ end
 	mem := s.memory(t, bulk, soak, wrk, script)
 	time.Sleep(2 * time.Second) // let the last connections close
 	after := s.resources(t)
-	report := benchReport(results, routes, storm, rounds, dur) + hot.String() + mem.String() + resourcesReport(before, after)
+	retention := s.logRetention(t, logRows)
+	report := benchReport(results, routes, storm, rounds, dur) + hot.String() + mem.String() + retention.String() + resourcesReport(before, after)
 	if full {
 		report += yaegiHotPath(t)
 	}
@@ -157,6 +163,9 @@ end
 	}
 	if len(after.keysWithoutTTL) > 0 || after.duplicateBindings > 0 {
 		t.Errorf("after the run: Redis keys without a TTL %v, %d duplicate bindings", after.keysWithoutTTL, after.duplicateBindings)
+	}
+	if retention.kept != retention.young {
+		t.Errorf("log retention: %d rows kept, want the %d younger than LOG_RETENTION_DAYS", retention.kept, retention.young)
 	}
 	if storm.errors > 0 || storm.rows != stormKeys {
 		t.Errorf("first-use storm: %d errors (%v), %d binding rows for %d keys", storm.errors, storm.failures, storm.rows, stormKeys)
@@ -539,6 +548,84 @@ func (s *stack) hotKey(t *testing.T, d time.Duration) hotResult {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	return r
+}
+
+type retentionResult struct {
+	rows, young, kept int
+	took              time.Duration
+	decideP50, p99    time.Duration // admind decisions (first uses) while the deletion ran
+	decides           int
+}
+
+func (r retentionResult) String() string {
+	return fmt.Sprintf("Log retention: %d intercept rows, %d of them older than LOG_RETENTION_DAYS (90), deleted in %s by admind's retention job (batches of 10 000); %d rows kept; "+
+		"%d first-use decisions meanwhile: p50 %s, p99 %s.\n", r.rows, r.rows-r.young, r.took.Round(time.Millisecond), r.kept, r.decides, ms(r.decideP50), ms(r.p99))
+}
+
+// logRetention loads rows intercept rows straight into PostgreSQL, half of them older than
+// the retention, restarts admind with its maintenance every second, and measures how long
+// the old half takes to go while first uses keep being decided.
+func (s *stack) logRetention(t *testing.T, rows int) retentionResult {
+	r := retentionResult{rows: rows, young: rows / 2}
+	conn := s.pg(t)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `TRUNCATE intercept_logs`); err != nil {
+		t.Fatal(err)
+	}
+	// g ≤ young: within the last 89 days; the rest: 91 to 180 days old.
+	_, err := conn.Exec(ctx, `
+		INSERT INTO intercept_logs (key_hash, key_hint, ip, reason, method, path, user_agent, created_at)
+		SELECT encode(sha256(('log' || (g % 1000))::bytea), 'hex'), 'sk-logs…', '127.0.0.9', 'ip_not_allowed', 'POST', '/v1/chat/completions', 'bench',
+			CASE WHEN g <= $2 THEN now() - make_interval(secs => (g % 89) * 86400 + 60)
+			     ELSE now() - make_interval(days => 91 + g % 90) END
+		FROM generate_series(1, $1) g`, rows, r.young)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `ANALYZE intercept_logs`); err != nil {
+		t.Fatal(err)
+	}
+	s.stopProc(t, "admind")
+	env := s.admindEnv
+	s.admindEnv = append(append([]string(nil), env...), "ARCHIVE_INTERVAL=1s", "LOG_RETENTION_DAYS=90")
+	defer func() { s.admindEnv = env }()
+	start := time.Now()
+	s.startAdmind(t)
+	client := &http.Client{Timeout: 10 * time.Second}
+	var took []time.Duration
+	for i := 0; ; i++ {
+		body := fmt.Sprintf(`{"key_hash":"%x","key_hint":"sk-ret…","ip":"127.0.0.1","method":"POST","path":"/v1","user_agent":"bench"}`,
+			sha256.Sum256([]byte("retention"+strconv.Itoa(i))))
+		req, _ := http.NewRequest(http.MethodPost, s.admindURL+"/internal/v1/decide", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+internalToken)
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("decide during retention: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		took = append(took, time.Since(t0))
+		if i%20 == 0 {
+			var old int
+			if err := conn.QueryRow(ctx, `SELECT count(*) FROM intercept_logs WHERE created_at < now() - interval '90 days'`).Scan(&old); err != nil {
+				t.Fatal(err)
+			}
+			if old == 0 {
+				break
+			}
+			if time.Since(start) > 10*time.Minute {
+				t.Fatalf("log retention: %d old rows left after 10 minutes", old)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.took = time.Since(start)
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM intercept_logs`).Scan(&r.kept); err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(took, func(a, b int) bool { return took[a] < took[b] })
+	r.decides, r.decideP50, r.p99 = len(took), took[len(took)/2], took[len(took)*99/100]
 	return r
 }
 
