@@ -2,8 +2,10 @@
 package httpapi
 
 import (
+	"fmt"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +18,7 @@ import (
 // admin API. Only /health and /admin/ are meant to be routed by Traefik.
 func NewPublicHandler(d Deps) http.Handler {
 	r := mux.NewRouter()
-	r.Use(instrument(d))
+	r.Use(instrument(d), recoverPanics(d))
 	r.Handle("/health", handleHealth()).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/ready", handleReady(d)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.HandlerFor(d.Metrics.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
@@ -52,7 +54,7 @@ func NewPublicHandler(d Deps) http.Handler {
 // behind the internal bearer token.
 func NewInternalHandler(d Deps) http.Handler {
 	r := mux.NewRouter()
-	r.Use(instrument(d))
+	r.Use(instrument(d), recoverPanics(d))
 	api := r.PathPrefix("/internal/v1").Subrouter()
 	api.Use(requireInternalToken(d.InternalToken))
 	api.Handle("/decide", handleDecide(d)).Methods(http.MethodPost)
@@ -61,6 +63,27 @@ func NewInternalHandler(d Deps) http.Handler {
 	r.NotFoundHandler = handleNotFound()
 	r.MethodNotAllowedHandler = handleMethodNotAllowed()
 	return r
+}
+
+// recoverPanics answers 500 for a handler that panicked, instead of net/http's closing the
+// connection: to the plugin a closed connection means "admind could not decide", which in
+// failsafe open forwards the request, so a request that crashes a handler must get an answer
+// (a refusal) instead.
+func recoverPanics(d Deps) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					d.Log.Error("handler panicked", "route", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+					writeError(w, http.StatusInternalServerError, "internal_error", "internal error")
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // onConsoleHost answers 421 to a request whose Host is not one of hosts. A host listed
