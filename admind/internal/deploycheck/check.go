@@ -162,13 +162,20 @@ func (c *checker) services(p *types.Project) {
 	for _, s := range t.Secrets {
 		c.traefikSecrets[s.Source] = true
 	}
+	// The plugin's manifest, go.mod and package, mounted one by one: Traefik faces the
+	// internet, and a mount of the whole directory would hand it ./secrets/ as well.
 	mounted := map[string]string{}
 	for _, v := range t.Volumes {
 		mounted[v.Target] = v.Source
+		if rel, err := filepath.Rel(c.root, v.Source); err == nil && (rel == "." || rel == "secrets" || strings.HasPrefix(rel, "secrets"+string(filepath.Separator))) {
+			c.fail("traefik mounts %s: that holds the secrets; mount the plugin's files one by one", v.Source)
+		}
 	}
 	pluginDir := "/plugins-local/src/" + ModulePath
-	if src, ok := mounted[pluginDir]; !ok || filepath.Clean(src) != filepath.Clean(c.root) {
-		c.fail("traefik must mount this repository at %s (got %q)", pluginDir, src)
+	for _, f := range []string{".traefik.yml", "go.mod", "plugin"} {
+		if src, ok := mounted[pluginDir+"/"+f]; !ok || filepath.Clean(src) != filepath.Join(c.root, f) {
+			c.fail("traefik must mount ./%s at %s/%s (got %q)", f, pluginDir, f, src)
+		}
 	}
 }
 

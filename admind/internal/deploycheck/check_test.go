@@ -33,6 +33,8 @@ func TestCheckCatchesMistakes(t *testing.T) {
 		{"traefik/examples/newapi-docker-run.sh", "sentinel.failsafeMode=closed", "sentinel.failsafeMode=maybe", "the plugin refuses these options"},
 		{"traefik/dynamic/sentinel.yml", "hmacSecretFile: /run/secrets/sentinel_hmac_secret", "hmacSecretFile: /run/secrets/hmac", "not a secret mounted into the Traefik container"},
 		{"traefik/static.yml", "abortOnPluginFailure: true", "abortOnPluginFailure: false", "abortOnPluginFailure must be true"},
+		{"docker-compose.yml", "- ./plugin:/plugins-local", "- .:/plugins-local", "that holds the secrets"},
+		{"docker-compose.yml", "- ./go.mod:/plugins-local", "- ./secrets:/plugins-local", "that holds the secrets"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
