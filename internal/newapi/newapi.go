@@ -51,7 +51,6 @@ func Start(t *testing.T, o Options) *Instance {
 		o.Keys = 1
 	}
 	dir := t.TempDir()
-	port := testenv.FreePort(t)
 	env := []string{}
 	for _, kv := range os.Environ() {
 		switch strings.SplitN(kv, "=", 2)[0] {
@@ -60,7 +59,7 @@ func Start(t *testing.T, o Options) *Instance {
 		}
 		env = append(env, kv)
 	}
-	env = append(env, "PORT="+strconv.Itoa(port), "CRITICAL_RATE_LIMIT_ENABLE=false",
+	env = append(env, "CRITICAL_RATE_LIMIT_ENABLE=false",
 		"GLOBAL_API_RATE_LIMIT_ENABLE=false", "GLOBAL_WEB_RATE_LIMIT_ENABLE=false", "SHUTDOWN_TIMEOUT_SECONDS=5")
 	switch o.DB {
 	case "", "sqlite":
@@ -71,22 +70,44 @@ func Start(t *testing.T, o Options) *Instance {
 	default:
 		t.Fatalf("newapi: unknown database %q", o.DB)
 	}
-	cmd := exec.Command(bin, "--log-dir", filepath.Join(dir, "logs"))
-	cmd.Dir, cmd.Env = dir, env
-	proc := testenv.StartProcess(t, "newapi ("+o.DB+")", cmd, filepath.Join(dir, "newapi.log"))
-	in := &Instance{URL: "http://127.0.0.1:" + strconv.Itoa(port), DB: o.DB, Model: o.Model}
+	// New API listens on every interface, on a port picked free a moment before; its own
+	// database connections may take that port as their local port first. Then it exits with
+	// "address already in use", and another port is tried.
+	var in *Instance
+	for attempt := 1; in == nil; attempt++ {
+		port := testenv.FreePort(t)
+		cmd := exec.Command(bin, "--log-dir", filepath.Join(dir, "logs"))
+		cmd.Dir, cmd.Env = dir, append(env[:len(env):len(env)], "PORT="+strconv.Itoa(port))
+		proc := testenv.StartProcess(t, "newapi ("+o.DB+")", cmd, filepath.Join(dir, "newapi-"+strconv.Itoa(attempt)+".log"))
+		in = waitReady(t, proc, "http://127.0.0.1:"+strconv.Itoa(port), attempt < 3)
+		if in != nil {
+			in.DB, in.Model = o.DB, o.Model
+		}
+	}
+	in.bootstrap(t, o)
+	return in
+}
+
+// waitReady waits for New API's /api/status. It returns nil when the process exited because
+// its port was taken and retry allows another try; any other exit, or 120 s, fails the test.
+func waitReady(t *testing.T, proc *testenv.Process, url string, retry bool) *Instance {
 	deadline := time.Now().Add(120 * time.Second)
 	for {
-		resp, err := http.Get(in.URL + "/api/status")
+		resp, err := http.Get(url + "/api/status")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				break
+				return &Instance{URL: url}
 			}
 		}
 		select {
 		case <-proc.Exited:
-			t.Fatalf("newapi exited:\n%s", testenv.Tail(proc.Log, 40))
+			log := testenv.Tail(proc.Log, 40)
+			if retry && strings.Contains(log, "address already in use") {
+				t.Logf("newapi: its port was taken before it could listen; trying another")
+				return nil
+			}
+			t.Fatalf("newapi exited:\n%s", log)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -94,8 +115,6 @@ func Start(t *testing.T, o Options) *Instance {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	in.bootstrap(t, o)
-	return in
 }
 
 func (in *Instance) bootstrap(t *testing.T, o Options) {
