@@ -120,10 +120,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	consumer := &intercepts.Consumer{
 		RDB: rdb, Store: db, Log: log, Name: hostname + "-" + strconv.Itoa(os.Getpid()),
 		Batch: 500, Block: time.Second, MinIdle: time.Minute, Interval: time.Second,
-		OnFailsafe: evaluator.Failsafe,
-		OnRejected: func(n int64) { m.PluginRejected.Add(float64(n)) },
-		BadRow:     store.RefusedByServer,
-		OnDropped:  func(n int) { m.EventsDropped.Add(float64(n)) },
+		OnFailsafe:     evaluator.Failsafe,
+		OnRejected:     func(n int64) { m.PluginRejected.Add(float64(n)) },
+		OnHiddenClient: func(n int64) { m.HiddenClients.Add(float64(n)) },
+		BadRow:         store.RefusedByServer,
+		OnDropped:      func(n int) { m.EventsDropped.Add(float64(n)) },
 	}
 	syncer := &lastuse.Syncer{Redis: rdb, Store: db, Name: consumer.Name}
 	archiver := &archive.Archiver{

@@ -12,21 +12,31 @@ import (
 const maxForwardedHops = 32
 
 var (
-	errBadPeer    = errors.New("unparseable peer address")
-	errBadHop     = errors.New("malformed X-Forwarded-For hop")
-	errLongChain  = errors.New("X-Forwarded-For chain too long")
-	headerXFFName = http.CanonicalHeaderKey("X-Forwarded-For")
+	errBadPeer   = errors.New("unparseable peer address")
+	errBadHop    = errors.New("malformed X-Forwarded-For hop")
+	errLongChain = errors.New("X-Forwarded-For chain too long")
+	// errUnnamedClient: the peer is a trusted proxy that sent no X-Forwarded-For, so the only
+	// address known is the proxy's own.
+	errUnnamedClient = errors.New("a trusted proxy sent no X-Forwarded-For")
+	headerXFFName    = http.CanonicalHeaderKey("X-Forwarded-For")
 )
 
-// ClientIP is clientIP for admind, which resolves admin clients behind Traefik the same way.
+// ClientIP is clientIP for admind, which resolves admin clients behind Traefik the same way;
+// a trusted peer that names no client is taken as the client there (health checks, tools on
+// the sentinel network), since admind binds nothing to it.
 func ClientIP(req *http.Request, trusted []netip.Prefix) (netip.Addr, error) {
-	return clientIP(req, trusted)
+	a, err := clientIP(req, trusted)
+	if err == errUnnamedClient {
+		return a, nil
+	}
+	return a, err
 }
 
 // clientIP returns the client's address: the peer itself unless the peer is a trusted proxy,
 // in which case X-Forwarded-For (every header line, joined) is walked right to left and the
 // first address outside trustedProxies is the client. X-Real-IP is never read: Traefik passes
-// a client-sent one through unchanged from trusted peers.
+// a client-sent one through unchanged from trusted peers. A trusted peer without
+// X-Forwarded-For gives its own address and errUnnamedClient.
 func clientIP(req *http.Request, trusted []netip.Prefix) (netip.Addr, error) {
 	peer, err := parsePeer(req.RemoteAddr)
 	if err != nil {
@@ -36,6 +46,9 @@ func clientIP(req *http.Request, trusted []netip.Prefix) (netip.Addr, error) {
 		return peer, nil
 	}
 	lines := req.Header[headerXFFName]
+	if len(lines) == 0 {
+		return peer, errUnnamedClient
+	}
 	hops := 0
 	for _, line := range lines {
 		hops += strings.Count(line, ",") + 1
@@ -68,10 +81,7 @@ func clientIP(req *http.Request, trusted []netip.Prefix) (netip.Addr, error) {
 			}
 		}
 	}
-	if leftmost.IsValid() {
-		return leftmost, nil // every hop is a trusted proxy: the leftmost is the client
-	}
-	return peer, nil
+	return leftmost, nil // every hop is a trusted proxy: the leftmost is the client
 }
 
 // parsePeer parses req.RemoteAddr ("ip:port"); tests and some servers give a bare address.

@@ -9,7 +9,7 @@ import (
 
 func mustPrefixes(t *testing.T, list ...string) []netip.Prefix {
 	t.Helper()
-	p, err := parseTrustedProxies(list)
+	p, err := parseAddressList("trustedProxies", list)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,9 +41,9 @@ func TestClientIP(t *testing.T) {
 			headers: map[string][]string{"X-Forwarded-For": {"192.0.2.1", "198.51.100.5, 10.9.9.9", "10.8.8.8"}}, want: "198.51.100.5"},
 		{desc: "all hops trusted: leftmost", remote: "10.0.0.1:1", trusted: trusted,
 			headers: map[string][]string{"X-Forwarded-For": {"10.3.3.3, 10.2.2.2"}}, want: "10.3.3.3"},
-		{desc: "trusted peer without header", remote: "10.0.0.1:1", trusted: trusted, want: "10.0.0.1"},
+		{desc: "trusted peer without header names no client", remote: "10.0.0.1:1", trusted: trusted, wantErr: true},
 		{desc: "X-Real-IP never trusted", remote: "10.0.0.1:1", trusted: trusted,
-			headers: map[string][]string{"X-Real-Ip": {"198.51.100.1"}}, want: "10.0.0.1"},
+			headers: map[string][]string{"X-Real-Ip": {"198.51.100.1"}, "X-Forwarded-For": {"10.0.0.9"}}, want: "10.0.0.9"},
 		{desc: "mapped IPv4 peer is unmapped", remote: "[::ffff:203.0.113.7]:443", want: "203.0.113.7"},
 		{desc: "mapped IPv4 hop is unmapped", remote: "10.0.0.1:1", trusted: trusted,
 			headers: map[string][]string{"X-Forwarded-For": {"::ffff:203.0.113.7"}}, want: "203.0.113.7"},
@@ -106,7 +106,7 @@ func TestParseTrustedProxies(t *testing.T) {
 		{in: "fe80::1%eth0", wantErr: "not an IP address or CIDR"},
 	}
 	for _, tt := range tests {
-		got, err := parseTrustedProxies([]string{tt.in})
+		got, err := parseAddressList("trustedProxies", []string{tt.in})
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("%q: want error containing %q, got %v", tt.in, tt.wantErr, err)
@@ -116,5 +116,19 @@ func TestParseTrustedProxies(t *testing.T) {
 		if err != nil || len(got) != 1 || got[0].String() != tt.want {
 			t.Errorf("%q: got %v %v, want %s", tt.in, got, err, tt.want)
 		}
+	}
+}
+
+// admind resolves admin clients with ClientIP: there a trusted peer without X-Forwarded-For
+// (a health check inside the network) is the client, while the gate refuses it (fromRelay).
+func TestClientIPUnnamedClient(t *testing.T) {
+	trusted := mustPrefixes(t, "10.0.0.0/8")
+	req, _ := http.NewRequest(http.MethodGet, "http://sentinel.test/v1/models", nil)
+	req.RemoteAddr = "10.0.0.1:1"
+	if a, err := clientIP(req, trusted); err != errUnnamedClient || a.String() != "10.0.0.1" {
+		t.Fatalf("clientIP: %v %v, want 10.0.0.1 errUnnamedClient", a, err)
+	}
+	if a, err := ClientIP(req, trusted); err != nil || a.String() != "10.0.0.1" {
+		t.Fatalf("ClientIP: %v %v, want 10.0.0.1 <nil>", a, err)
 	}
 }

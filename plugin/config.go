@@ -47,6 +47,16 @@ type Config struct {
 
 	// TrustedProxies are CIDRs (or single addresses) whose X-Forwarded-For is believed.
 	TrustedProxies []string
+	// RelayAddresses are CIDRs (or single addresses) that relay connections without naming
+	// the client: a NAT or port-forwarding gateway, a userland proxy. A keyed request whose
+	// client address is one of them is refused (403 client_address_hidden), never bound: a
+	// binding to a relay would let through everyone behind it. A trusted proxy that sends no
+	// X-Forwarded-For is treated the same way.
+	RelayAddresses []string
+	// DetectGateways adds the default gateways of the network Traefik runs in (from
+	// /proc/net/route and /proc/net/ipv6_route) to RelayAddresses: in a Docker container,
+	// the address the engine's userland proxy connects from. Default true.
+	DetectGateways bool
 
 	// FailsafeMode decides what happens when neither cache nor admind can decide:
 	// "closed" answers 503, "open" forwards the request unbound.
@@ -86,6 +96,7 @@ func CreateConfig() *Config {
 		Mode:               "enforce",
 		CacheTTL:           "2s",
 		CacheSize:          100000,
+		DetectGateways:     true,
 	}
 }
 
@@ -100,6 +111,7 @@ type settings struct {
 	redis redisOptions
 
 	trustedProxies []netip.Prefix
+	relays         []netip.Prefix // RelayAddresses and, when detected, the default gateways
 	failOpen       bool
 	monitor        bool
 	cacheTTL       time.Duration
@@ -172,9 +184,16 @@ func parseConfig(c *Config) (*settings, error) {
 	}
 	s.redis.poolSize = c.RedisPoolSize
 
-	s.trustedProxies, err = parseTrustedProxies(c.TrustedProxies)
+	s.trustedProxies, err = parseAddressList("trustedProxies", c.TrustedProxies)
 	if err != nil {
 		errs = append(errs, err)
+	}
+	s.relays, err = parseAddressList("relayAddresses", c.RelayAddresses)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if c.DetectGateways {
+		s.relays = append(s.relays, defaultGateways()...)
 	}
 
 	switch c.FailsafeMode {
@@ -255,13 +274,15 @@ func readSecret(name, file, env string, required bool, bad func(string, ...inter
 	return ""
 }
 
-// parseTrustedProxies accepts CIDRs and single addresses. Non-canonical CIDRs such as
+// ParseTrustedProxies parses admind's ADMIN_TRUSTED_PROXIES as the plugin's trustedProxies.
+func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	return parseAddressList("trustedProxies", list)
+}
+
+// parseAddressList accepts CIDRs and single addresses. Non-canonical CIDRs such as
 // 10.0.0.5/24 are refused rather than silently widened or narrowed: the operator meant
 // something and should say it exactly.
-// ParseTrustedProxies is parseTrustedProxies for admind's ADMIN_TRUSTED_PROXIES.
-func ParseTrustedProxies(list []string) ([]netip.Prefix, error) { return parseTrustedProxies(list) }
-
-func parseTrustedProxies(list []string) ([]netip.Prefix, error) {
+func parseAddressList(option string, list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	var errs []error
 	for _, raw := range list {
@@ -272,7 +293,7 @@ func parseTrustedProxies(list []string) ([]netip.Prefix, error) {
 		if !strings.Contains(v, "/") {
 			a, err := netip.ParseAddr(v)
 			if err != nil || a.Zone() != "" {
-				errs = append(errs, fmt.Errorf("trustedProxies: %q is not an IP address or CIDR", raw))
+				errs = append(errs, fmt.Errorf("%s: %q is not an IP address or CIDR", option, raw))
 				continue
 			}
 			a = a.Unmap()
@@ -281,17 +302,17 @@ func parseTrustedProxies(list []string) ([]netip.Prefix, error) {
 		}
 		p, err := netip.ParsePrefix(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("trustedProxies: %q is not a valid CIDR", raw))
+			errs = append(errs, fmt.Errorf("%s: %q is not a valid CIDR", option, raw))
 			continue
 		}
 		if p.Masked() != p {
-			errs = append(errs, fmt.Errorf("trustedProxies: %q has host bits set; did you mean %s?", raw, p.Masked()))
+			errs = append(errs, fmt.Errorf("%s: %q has host bits set; did you mean %s?", option, raw, p.Masked()))
 			continue
 		}
 		if p.Addr().Is4In6() {
 			bits := p.Bits() - 96
 			if bits < 0 {
-				errs = append(errs, fmt.Errorf("trustedProxies: %q mixes IPv4-mapped and IPv6 ranges", raw))
+				errs = append(errs, fmt.Errorf("%s: %q mixes IPv4-mapped and IPv6 ranges", option, raw))
 				continue
 			}
 			p = netip.PrefixFrom(p.Addr().Unmap(), bits)

@@ -10,6 +10,7 @@ const (
 	codeMalformedKey   = "malformed_api_key"
 	codeEncodedSlash   = "encoded_path_separator"
 	codeBadClientIP    = "invalid_client_ip"
+	codeClientHidden   = "client_address_hidden"
 	codeMissingKey     = "missing_api_key"
 	codeUnavailable    = "sentinel_unavailable"
 	codeUndecided      = "request_not_decided"
@@ -25,6 +26,7 @@ var refusalBodies = map[string][]byte{
 	codeMalformedKey: refusalBody(codeMalformedKey, "the API key is not in the form New API issues keys in"),
 	codeEncodedSlash: refusalBody(codeEncodedSlash, "the path spells a separator as %2F or %5C"),
 	codeBadClientIP:  refusalBody(codeBadClientIP, "the client IP address could not be determined"),
+	codeClientHidden: refusalBody(codeClientHidden, "the request came through a relay that hides the client address; connect so that the client address is seen"),
 	codeMissingKey:   refusalBody(codeMissingKey, "an API key is required"),
 	codeUnavailable:  refusalBody(codeUnavailable, "the key check is temporarily unavailable, retry later"),
 	codeUndecided:    refusalBody(codeUndecided, "the key check could not decide this request"),

@@ -32,6 +32,7 @@ type Sentinel struct {
 	name  string
 
 	rejectLog logLimiter // decides admind refused
+	relayLog  logLimiter // keyed requests from a relay's address
 }
 
 // Traefik rebuilds every middleware on each dynamic-config change and never closes the old
@@ -73,9 +74,9 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 	m.admin = &admindClient{http: hc, decideURL: s.decideURL, interceptURL: s.interceptURL, token: s.internalToken}
 	// Cached bindings carry hashes made with the secret, so the secret is part of the key; a
 	// cache is kept fresh by the Redis it is filled from, so that Redis is too; the hot path's
-	// entries hold for the trusted proxies they were recorded under, so those are too.
+	// entries hold for the trusted proxies and relays they were recorded under, so those are too.
 	ck := name + "|" + fingerprint(string(s.hmacSecret)) + "|" + strconv.Itoa(s.cacheSize) + "|" +
-		s.cacheTTL.String() + "|" + rk + "|" + fmt.Sprint(s.trustedProxies)
+		s.cacheTTL.String() + "|" + rk + "|" + fmt.Sprint(s.trustedProxies) + "|" + fmt.Sprint(s.relays)
 	m.cache = bindingCaches[ck]
 	if m.cache == nil {
 		m.cache = newBindingCache(s.cacheSize, s.cacheTTL)
@@ -187,6 +188,10 @@ func (m *Sentinel) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	ip, err := clientIP(req, m.s.trustedProxies)
+	if err == errUnnamedClient || (err == nil && inPrefixes(ip, m.s.relays)) {
+		m.fromRelay(rw, req, ip, err)
+		return
+	}
 	if err != nil {
 		refuse(rw, http.StatusBadRequest, codeBadClientIP)
 		return
@@ -305,6 +310,29 @@ func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip net
 		return b, codeKeyBanned, true
 	}
 	return b, codeIPNotAllowed, true
+}
+
+// fromRelay answers a keyed request whose only known address is a relay's (a gateway, a
+// userland proxy, a trusted proxy that named no client): binding the key to it, or checking
+// it against a binding, would decide for everyone behind the relay. Refused (forwarded in
+// monitor mode), never sent to admind, counted, and said on Traefik's log at most once a
+// second.
+func (m *Sentinel) fromRelay(rw http.ResponseWriter, req *http.Request, ip netip.Addr, err error) {
+	if m.redis != nil {
+		m.redis.usage.hidden.Add(1)
+	}
+	if m.relayLog.allow(time.Now()) {
+		why := "relayAddresses or a detected gateway"
+		if err == errUnnamedClient {
+			why = "a trusted proxy that sent no X-Forwarded-For"
+		}
+		fmt.Fprintf(os.Stderr, "sentinel[%s]: refused a keyed request from %s, a relay's address (%s), not a client's: see README, client addresses\n", m.name, ip, why)
+	}
+	if m.s.monitor {
+		m.next.ServeHTTP(rw, req)
+		return
+	}
+	refuse(rw, http.StatusForbidden, codeClientHidden)
 }
 
 // rejectedByAdmind counts a decide admind refused, and says so on Traefik's log at most once

@@ -401,3 +401,46 @@ func TestReportedField(t *testing.T) {
 		}
 	}
 }
+
+// A keyed request whose only known address is a relay's (relayAddresses, or a trusted proxy
+// that sent no X-Forwarded-For) is refused without asking admind, so no binding is made to
+// it; the same key from the client's own address still binds, and keyless requests from the
+// relay pass.
+func TestRelayAddressesAreNeverBound(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.RelayAddresses = []string{"127.0.9.1", "fd00:9::/64"}
+		c.TrustedProxies = []string{"127.0.8.0/24"}
+	})
+	key := map[string]string{"Authorization": "Bearer relayedkey123456789"}
+	for _, remote := range []string{"127.0.9.1:1", "[fd00:9::5]:1", "127.0.8.1:1"} {
+		rw := h.do(remote, key)
+		if rw.Code != http.StatusForbidden || !strings.Contains(rw.Body.String(), codeClientHidden) {
+			t.Fatalf("%s: %d %s, want 403 %s", remote, rw.Code, rw.Body, codeClientHidden)
+		}
+	}
+	if h.admind.decides != 0 || h.nexts != 0 {
+		t.Fatalf("a relay's request reached admind (%d) or the upstream (%d)", h.admind.decides, h.nexts)
+	}
+	if rw := h.do("127.0.8.1:1", map[string]string{"Authorization": key["Authorization"], "X-Forwarded-For": "127.0.9.1"}); rw.Code != http.StatusForbidden {
+		t.Fatalf("a trusted proxy naming a relay: %d", rw.Code)
+	}
+	if rw := h.do("127.0.9.1:1", nil); rw.Code != http.StatusOK {
+		t.Fatalf("keyless request from a relay: %d", rw.Code)
+	}
+	if rw := h.do("127.0.8.1:1", map[string]string{"Authorization": key["Authorization"], "X-Forwarded-For": "127.0.0.7"}); rw.Code != http.StatusOK {
+		t.Fatalf("the client named by a trusted proxy: %d %s", rw.Code, rw.Body)
+	}
+	if len(h.admind.bound) != 1 || h.admind.decides != 1 {
+		t.Fatalf("bindings %v after %d decides, want one, to 127.0.0.7", h.admind.bound, h.admind.decides)
+	}
+	for _, ip := range h.admind.bound {
+		if ip != "127.0.0.7" {
+			t.Fatalf("bound to %s, want 127.0.0.7", ip)
+		}
+	}
+
+	m := newHarness(t, func(c *Config) { c.RelayAddresses = []string{"127.0.9.1"}; c.Mode = "monitor" })
+	if rw := m.do("127.0.9.1:1", key); rw.Code != http.StatusOK || m.admind.decides != 0 {
+		t.Fatalf("monitor mode: %d, decides %d; want forwarded, unbound", rw.Code, m.admind.decides)
+	}
+}

@@ -15,7 +15,8 @@ import (
 //   - sentinel:stats:allowed:<UTC day> (allowed requests), for the dashboard;
 //   - one failsafe event on sentinel:events per flush when requests were forwarded or refused
 //     because neither Redis nor admind could decide, so admind can alert, or when admind
-//     refused decide requests (rejected: never a failsafe case, but worth a metric).
+//     refused decide requests (rejected: never a failsafe case, but worth a metric), or when
+//     keyed requests came from a relay's address (hidden).
 //
 // The hot path pays one atomic add per allowed request; a key joins the flush list (under a
 // mutex) only on its first hit since the last flush. The Redis client's background loop
@@ -37,6 +38,7 @@ type usage struct {
 	failsafeOpen   atomic.Int64 // requests forwarded unbound
 	failsafeClosed atomic.Int64 // requests answered 503
 	rejected       atomic.Int64 // decide requests admind refused (errAdmindRejected)
+	hidden         atomic.Int64 // keyed requests refused as coming from a relay (fromRelay)
 }
 
 // allowed counts one allowed request for b.
@@ -79,8 +81,8 @@ func (u *usage) flush(c *redisClient, now time.Time) {
 			counts[b.hash] += n
 		}
 	}
-	open, closed, rejected := u.failsafeOpen.Swap(0), u.failsafeClosed.Swap(0), u.rejected.Swap(0)
-	if len(counts) == 0 && open == 0 && closed == 0 && rejected == 0 {
+	open, closed, rejected, hidden := u.failsafeOpen.Swap(0), u.failsafeClosed.Swap(0), u.rejected.Swap(0), u.hidden.Swap(0)
+	if len(counts) == 0 && open == 0 && closed == 0 && rejected == 0 && hidden == 0 {
 		return
 	}
 	ms := strconv.FormatInt(now.UnixMilli(), 10)
@@ -97,10 +99,10 @@ func (u *usage) flush(c *redisClient, now time.Time) {
 		cmds = append(cmds, hset, []string{"PEXPIRE", lastUseKey, lastUseTTL},
 			[]string{"INCRBY", day, strconv.FormatInt(total, 10)}, []string{"EXPIRE", day, statsTTL})
 	}
-	if open > 0 || closed > 0 || rejected > 0 {
+	if open > 0 || closed > 0 || rejected > 0 || hidden > 0 {
 		cmds = append(cmds, []string{"XADD", eventsStream, "MAXLEN", "~", eventsStreamMax, "*",
 			"type", "failsafe", "open", strconv.FormatInt(open, 10), "closed", strconv.FormatInt(closed, 10),
-			"rejected", strconv.FormatInt(rejected, 10), "at", ms})
+			"rejected", strconv.FormatInt(rejected, 10), "hidden", strconv.FormatInt(hidden, 10), "at", ms})
 	}
 	// One transaction: nobody sees sentinel:lastuse or the day's counter between its write
 	// and its TTL (every sentinel:* counter carries one), and a refused EXEC keeps the counts.
@@ -112,6 +114,7 @@ func (u *usage) flush(c *redisClient, now time.Time) {
 	u.failsafeOpen.Add(open)
 	u.failsafeClosed.Add(closed)
 	u.rejected.Add(rejected)
+	u.hidden.Add(hidden)
 	u.mu.Lock()
 	if u.pending == nil {
 		u.pending = make(map[string]int64, len(counts))

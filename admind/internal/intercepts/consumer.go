@@ -42,6 +42,9 @@ type Consumer struct {
 	OnFailsafe func(ctx context.Context, forwarded, refused int64)
 	// OnRejected sees the plugin's count of decide requests admind refused.
 	OnRejected func(n int64)
+	// OnHiddenClient sees the plugin's count of keyed requests it refused because they came
+	// from a relay's address (a network gateway, a trusted proxy that named no client).
+	OnHiddenClient func(n int64)
 	// BadRow reports whether a failed insert was PostgreSQL refusing the rows (rather than
 	// being unreachable); nil: never. A batch so refused is written row by row, and the rows
 	// refused alone are dropped like malformed entries.
@@ -128,13 +131,12 @@ func (c *Consumer) store(ctx context.Context, msgs []redis.XMessage) error {
 	}
 	list := make([]bindings.Intercept, 0, len(msgs))
 	ids := make([]string, 0, len(msgs))
-	var forwarded, refused, rejected int64
+	var counts pluginCounts
 	dropped := 0
 	for _, m := range msgs {
 		ids = append(ids, m.ID)
 		if m.Values["type"] == "failsafe" {
-			f, r, x := parseFailsafe(m.Values)
-			forwarded, refused, rejected = forwarded+f, refused+r, rejected+x
+			counts.add(parsePluginCounts(m.Values))
 			continue
 		}
 		ic, ok := parseEvent(m.Values, time.Now())
@@ -153,13 +155,19 @@ func (c *Consumer) store(ctx context.Context, msgs []redis.XMessage) error {
 	if dropped > 0 && c.OnDropped != nil {
 		c.OnDropped(dropped)
 	}
-	if (forwarded > 0 || refused > 0) && c.OnFailsafe != nil {
-		c.OnFailsafe(ctx, forwarded, refused)
+	if (counts.forwarded > 0 || counts.refused > 0) && c.OnFailsafe != nil {
+		c.OnFailsafe(ctx, counts.forwarded, counts.refused)
 	}
-	if rejected > 0 {
-		c.Log.Warn("the plugin reports decide requests admind refused", "count", rejected)
+	if counts.rejected > 0 {
+		c.Log.Warn("the plugin reports decide requests admind refused", "count", counts.rejected)
 		if c.OnRejected != nil {
-			c.OnRejected(rejected)
+			c.OnRejected(counts.rejected)
+		}
+	}
+	if counts.hidden > 0 {
+		c.Log.Warn("the plugin refused keyed requests from a relay's address (a gateway or a proxy that named no client); see README, client addresses", "count", counts.hidden)
+		if c.OnHiddenClient != nil {
+			c.OnHiddenClient(counts.hidden)
 		}
 	}
 	if err := c.RDB.XAck(ctx, Stream, Group, ids...).Err(); err != nil {
@@ -188,7 +196,21 @@ func (c *Consumer) insert(ctx context.Context, list []bindings.Intercept) (dropp
 	return dropped, nil
 }
 
-func parseFailsafe(v map[string]any) (forwarded, refused, rejected int64) {
+// pluginCounts are the tallies in the plugin's periodic counter event (type "failsafe").
+type pluginCounts struct {
+	forwarded, refused int64 // failsafe mode: forwarded unbound / answered 503
+	rejected           int64 // decide requests admind refused
+	hidden             int64 // keyed requests refused as coming from a relay's address
+}
+
+func (p *pluginCounts) add(q pluginCounts) {
+	p.forwarded += q.forwarded
+	p.refused += q.refused
+	p.rejected += q.rejected
+	p.hidden += q.hidden
+}
+
+func parsePluginCounts(v map[string]any) pluginCounts {
 	num := func(k string) int64 {
 		s, _ := v[k].(string)
 		n, err := strconv.ParseInt(s, 10, 64)
@@ -197,7 +219,7 @@ func parseFailsafe(v map[string]any) (forwarded, refused, rejected int64) {
 		}
 		return n
 	}
-	return num("open"), num("closed"), num("rejected")
+	return pluginCounts{forwarded: num("open"), refused: num("closed"), rejected: num("rejected"), hidden: num("hidden")}
 }
 
 // earliestEvent is older than any event this project's plugin wrote; an `at` before it, or

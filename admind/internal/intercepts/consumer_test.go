@@ -115,19 +115,20 @@ func TestDeadConsumersEventsAreClaimed(t *testing.T) {
 func TestFailsafeReports(t *testing.T) {
 	rdb := testenv.Redis(t).Client(t)
 	ctx := context.Background()
-	for _, v := range [][]string{{"type", "failsafe", "open", "3", "closed", "0"}, {"type", "failsafe", "open", "1", "closed", "2", "rejected", "5"}} {
+	for _, v := range [][]string{{"type", "failsafe", "open", "3", "closed", "0"}, {"type", "failsafe", "open", "1", "closed", "2", "rejected", "5", "hidden", "7"}} {
 		rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: v})
 	}
 	w := &memWriter{rows: map[string]int{}}
 	c := consumer(rdb, w, "one")
 	var mu sync.Mutex
-	var fwd, ref, rej int64
+	var fwd, ref, rej, hid int64
 	c.OnFailsafe = func(_ context.Context, f, r int64) { mu.Lock(); fwd += f; ref += r; mu.Unlock() }
 	c.OnRejected = func(n int64) { mu.Lock(); rej += n; mu.Unlock() }
+	c.OnHiddenClient = func(n int64) { mu.Lock(); hid += n; mu.Unlock() }
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { c.Run(runCtx); close(done) }()
-	testenv.WaitFor(t, 10*time.Second, "failsafe reports", func() bool { mu.Lock(); defer mu.Unlock(); return fwd == 4 && ref == 2 && rej == 5 })
+	testenv.WaitFor(t, 10*time.Second, "failsafe reports", func() bool { mu.Lock(); defer mu.Unlock(); return fwd == 4 && ref == 2 && rej == 5 && hid == 7 })
 	cancel()
 	<-done
 	if d, _ := w.count(); d != 0 {

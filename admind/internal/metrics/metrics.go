@@ -22,6 +22,7 @@ type Metrics struct {
 	EventsDropped     prometheus.Counter     // sentinel:events entries dropped as malformed or unstorable
 	InterceptsDeleted prometheus.Counter     // intercept rows deleted past log_retention_days
 	PluginRejected    prometheus.Counter     // decide requests the plugin reports admind refused
+	HiddenClients     prometheus.Counter     // keyed requests the plugin refused from a relay's address
 	LoginFailures     *prometheus.CounterVec // reason: bad_credentials | locked | unavailable
 	WebhookDeliveries *prometheus.CounterVec // outcome: delivered | retried | failed | dropped
 	DependencyErrors  *prometheus.CounterVec // dependency: postgres | redis
@@ -54,6 +55,9 @@ func New() *Metrics {
 		PluginRejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_plugin_decides_rejected_total", Help: "Decide requests the plugin reports admind refused (a bug or an attack).",
 		}),
+		HiddenClients: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sentinel_hidden_client_requests_total", Help: "Keyed requests the plugin refused because they came from a relay's address (a network gateway, a trusted proxy that named no client), never bound.",
+		}),
 		LoginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_admin_login_failures_total", Help: "Refused admin logins, by reason.",
 		}, []string{"reason"}),
@@ -68,7 +72,7 @@ func New() *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "method", "code"}),
 	}
-	r.MustRegister(m.Decisions, m.BindingsCreated, m.BindingsArchived, m.Intercepts, m.InterceptsDeleted, m.EventsDropped, m.PluginRejected, m.LoginFailures, m.WebhookDeliveries,
+	r.MustRegister(m.Decisions, m.BindingsCreated, m.BindingsArchived, m.Intercepts, m.InterceptsDeleted, m.EventsDropped, m.PluginRejected, m.HiddenClients, m.LoginFailures, m.WebhookDeliveries,
 		m.DependencyErrors, m.RequestDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{"allowed", "ip_not_allowed", "key_banned", "error"} {
