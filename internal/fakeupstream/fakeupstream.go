@@ -1,8 +1,10 @@
-// Package fakeupstream is a stand-in for New API in tests and the demo: an OpenAI-compatible
-// endpoint that answers JSON, or streams SSE when the query has stream=true.
+// Package fakeupstream is a stand-in for New API in tests and the demo, and for New API's
+// upstream channel: an OpenAI-compatible endpoint that answers JSON, or streams SSE when the
+// query has stream=true or the JSON body asks for a stream (as New API relays one).
 package fakeupstream
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,7 +16,10 @@ import (
 // for Hold to close before the rest: a test can prove chunks are not buffered on the way.
 type Server struct {
 	Hold chan struct{}
-	hits atomic.Int64
+	// Lookahead is how many more chunks ("ahead") go before the hold: New API relays a chunk
+	// only once the next one arrived, so a test through it needs 1.
+	Lookahead int
+	hits      atomic.Int64
 }
 
 // Hits is the number of requests that reached the upstream.
@@ -25,8 +30,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Read the request first, as New API does: a server that answers before reading the
 	// body leaves net/http to drain it and watch the connection, which can cancel the
 	// request context mid-stream.
-	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
-	if r.URL.Query().Get("stream") != "true" {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	var req struct {
+		Stream bool `json:"stream"`
+	}
+	_ = json.Unmarshal(body, &req)
+	if r.URL.Query().Get("stream") != "true" && !req.Stream {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"id":"chatcmpl-1","object":"chat.completion","choices":[{"message":{"role":"assistant","content":"hello from the fake upstream"}}]}`+"\n")
 		return
@@ -34,7 +43,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	fl, _ := w.(http.Flusher)
-	fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"first\"}}]}\n\n")
+	fmt.Fprint(w, chunk("first"))
+	for i := 0; i < s.Lookahead; i++ {
+		fmt.Fprint(w, chunk("ahead"))
+	}
 	if fl != nil {
 		fl.Flush()
 	}
@@ -44,9 +56,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(20 * time.Second):
 		}
 	}
-	fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\":\"second\"}}]}\n\n")
+	fmt.Fprint(w, chunk("second"))
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	if fl != nil {
 		fl.Flush()
 	}
+}
+
+// chunk is one SSE event of an OpenAI chat completion stream, complete enough for New API to
+// relay it.
+func chunk(content string) string {
+	return `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",` +
+		`"choices":[{"index":0,"delta":{"content":"` + content + `"},"finish_reason":null}]}` + "\n\n"
 }

@@ -44,12 +44,7 @@ type Options struct {
 func Start(t *testing.T, o Options) *Instance {
 	t.Helper()
 	bin := Binary(t)
-	if o.Model == "" {
-		o.Model = "gpt-4o-mini"
-	}
-	if o.Keys == 0 {
-		o.Keys = 1
-	}
+	o = o.withDefaults()
 	dir := t.TempDir()
 	env := []string{}
 	for _, kv := range os.Environ() {
@@ -86,6 +81,26 @@ func Start(t *testing.T, o Options) *Instance {
 	}
 	in.bootstrap(t, o)
 	return in
+}
+
+// Attach bootstraps, as Start does, a fresh New API someone else runs (a container), reached
+// at url; db names its database for the record.
+func Attach(t *testing.T, url, db string, o Options) *Instance {
+	t.Helper()
+	o = o.withDefaults()
+	in := &Instance{URL: url, DB: db, Model: o.Model}
+	in.bootstrap(t, o)
+	return in
+}
+
+func (o Options) withDefaults() Options {
+	if o.Model == "" {
+		o.Model = "gpt-4o-mini"
+	}
+	if o.Keys == 0 {
+		o.Keys = 1
+	}
+	return o
 }
 
 // waitReady waits for New API's /api/status. It returns nil when the process exited because
