@@ -12,7 +12,7 @@ help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: test
-test: lint web unit yaegi fuzz-brief e2e ## everything CI checks: lint, unit + integration (-race), yaegi, console build, each fuzz target briefly, end-to-end + browser
+test: lint web unit yaegi fuzz-brief e2e compose-if-docker ## everything CI checks: lint, unit + integration (-race), yaegi, console build, each fuzz target briefly, end-to-end + browser, the compose deployment when a Docker engine can run
 
 .PHONY: unit
 unit: web ## unit and integration tests (real PostgreSQL and redis-server), with -race
@@ -60,6 +60,18 @@ fuzz: ## run every fuzz target (plugin and admind) for FUZZTIME each (30s)
 .PHONY: demo
 demo: web ## run the whole stack locally (no Docker); DEMO_HTTP_PORT (8016), DEMO_UPSTREAM; Ctrl-C stops it
 	$(GO) run ./internal/demo
+
+.PHONY: compose-test
+compose-test: traefik ## the compose deployment for real: Docker engine, Compose v2, stand-in images, New API attached by labels (e2e/compose_test.go)
+	scripts/docker-engine.sh
+	mkdir -p $(HOME)/.docker/cli-plugins && ln -sf $$(scripts/compose-bin.sh) $(HOME)/.docker/cli-plugins/docker-compose
+	scripts/standin-images.sh
+	SENTINEL_COMPOSE=1 $(GO) test -count=1 -timeout 40m -run '^TestCompose$$' -v ./e2e
+
+.PHONY: compose-if-docker
+compose-if-docker:
+	@if docker info >/dev/null 2>&1 || command -v dockerd >/dev/null; then $(MAKE) --no-print-directory compose-test; \
+	else echo "compose-test: skipped, no Docker engine here and no dockerd to start (apt-get install docker.io debootstrap)"; fi
 
 .PHONY: bench
 bench: traefik ## benchmarks through the real stack (wrk): bare vs no-op plugin vs sentinel; rewrites BENCHMARKS.md
