@@ -10,15 +10,27 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
 // Main runs the package's tests and stops the servers started for them.
 func Main(m *testing.M) {
+	closeInheritedOnExec()
 	code := m.Run()
 	stopPostgres()
 	os.Exit(code)
+}
+
+// closeInheritedOnExec marks every inherited descriptor above stderr close-on-exec. A fuzz
+// worker talks to its coordinator over two inherited pipes that are not; a PostgreSQL or
+// Redis server the worker starts would inherit them, keep them open after the worker exits,
+// and the coordinator would wait on them forever (seen: make fuzz-brief hung in .ci/run).
+func closeInheritedOnExec() {
+	for fd := 3; fd < 256; fd++ {
+		syscall.CloseOnExec(fd)
+	}
 }
 
 // FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
