@@ -165,18 +165,9 @@ func (a *admindUnderTest) bindings(t testing.TB, token, query string) bindingPag
 func (a *admindUnderTest) decideKey(t testing.TB, normalised, ip string) decideReply {
 	t.Helper()
 	hint := "sk-" + normalised[:4] + "…" + normalised[len(normalised)-4:]
-	body := fmt.Sprintf(`{"key_hash":%q,"key_hint":%q,"ip":%q,"method":"POST","path":"/v1/chat/completions","user_agent":"test"}`,
-		hashKey(normalised), hint, ip)
-	req, _ := http.NewRequest(http.MethodPost, a.internalURL+"/internal/v1/decide", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+testInternalToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var d decideReply
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&d) != nil {
-		t.Fatalf("decide %s from %s: %d", normalised, ip, resp.StatusCode)
+	d, st := a.decideHinted(t, http.DefaultClient, hashKey(normalised), hint, ip)
+	if st != http.StatusOK {
+		t.Fatalf("decide %s from %s: %d", normalised, ip, st)
 	}
 	return d
 }

@@ -30,7 +30,8 @@ func FuzzBoundKeyNeverPasses(f *testing.F) {
 		f.Fatal(err)
 	}
 	var forwarded bool
-	next := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { forwarded = true })
+	// New API serving the request: a first use is confirmed by this answer.
+	next := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { forwarded = true; w.WriteHeader(http.StatusOK) })
 	gate := map[string]http.Handler{}
 	for _, mode := range []string{"open", "closed"} {
 		cfg := plugin.CreateConfig()

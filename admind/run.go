@@ -63,7 +63,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 		log.Warn("runtime settings not loaded yet", "err", err)
 	}
 	decider := &bindings.Service{
-		Store: db, Cache: rcache, Log: log,
+		Store: db, Cache: rcache, Claims: rcache, Log: log,
+		ObserveClaim: func(outcome string) {
+			m.Claims.WithLabelValues(outcome).Inc()
+			if outcome == "confirmed" {
+				m.BindingsCreated.Inc()
+			}
+		},
 		BindPrefixes: func() (int, int) {
 			s := live.Current()
 			return s.BindPrefixV4, s.BindPrefixV6
@@ -75,9 +81,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 				outcome = "allowed"
 			}
 			m.Decisions.WithLabelValues(outcome).Inc()
-			if d.Created {
-				m.BindingsCreated.Inc()
-			}
 		},
 	}
 	admin := &bindings.Admin{Store: db, Cache: rcache, Log: log, CacheTTL: cfg.BindingCacheTTL, Now: time.Now}

@@ -119,16 +119,33 @@ type decideReply struct {
 		Mode   string   `json:"mode"`
 		CIDRs  []string `json:"cidrs"`
 	} `json:"binding"`
-	CacheTTLS int `json:"cache_ttl_s"`
+	CacheTTLS   int    `json:"cache_ttl_s"`
+	Provisional bool   `json:"provisional"`
+	Claim       string `json:"claim"`
 }
 
+// decide asks as the plugin does for a request New API then serves: an allowed provisional
+// answer (a first use) is confirmed, and the confirmation's answer returned.
 func (a *admindUnderTest) decide(t testing.TB, client *http.Client, hash, ip string) (decideReply, int) {
-	body := fmt.Sprintf(`{"key_hash":%q,"key_hint":"sk-…","ip":%q,"method":"POST","path":"/v1/chat/completions","user_agent":"test"}`, hash, ip)
-	req, _ := http.NewRequest(http.MethodPost, a.internalURL+"/internal/v1/decide", strings.NewReader(body))
+	return a.decideHinted(t, client, hash, "sk-…", ip)
+}
+
+func (a *admindUnderTest) decideHinted(t testing.TB, client *http.Client, hash, hint, ip string) (decideReply, int) {
+	d, st := a.internal(t, client, "decide", hash, hint, ip, "")
+	if st == http.StatusOK && d.Allow && d.Provisional {
+		return a.internal(t, client, "confirm", hash, hint, ip, d.Claim)
+	}
+	return d, st
+}
+
+// internal posts an event to /internal/v1/<path> as the plugin does.
+func (a *admindUnderTest) internal(t testing.TB, client *http.Client, path, hash, hint, ip, claim string) (decideReply, int) {
+	body := fmt.Sprintf(`{"key_hash":%q,"key_hint":%q,"ip":%q,"method":"POST","path":"/v1/chat/completions","user_agent":"test","claim":%q}`, hash, hint, ip, claim)
+	req, _ := http.NewRequest(http.MethodPost, a.internalURL+"/internal/v1/"+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+testInternalToken)
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Errorf("decide: %v", err)
+		t.Errorf("%s: %v", path, err)
 		return decideReply{}, 0
 	}
 	defer resp.Body.Close()
@@ -262,9 +279,11 @@ func TestDecideBindsAndRefuses(t *testing.T) {
 	}
 }
 
-// TestFirstUseRace is TESTING.md D: 50 goroutines from 50 addresses hit a new key at once,
-// 100 rounds. Each round: exactly one binding row, exactly one address allowed, 49 refused
-// with 49 intercept rows, and Redis holds the same rule as PostgreSQL.
+// TestFirstUseRace: 50 goroutines from 50 addresses hit a new key at once, 100 rounds. Each
+// round: exactly one address is allowed (its claim), 49 are refused without intercept rows
+// (the key is not proven yet); the winner's confirmation (New API served it) writes exactly
+// one binding row, Redis holds the same rule as PostgreSQL, and then the 49 are refused and
+// logged.
 func TestFirstUseRace(t *testing.T) {
 	a := startAdmind(t, nil)
 	conn := a.db(t)
@@ -277,6 +296,7 @@ func TestFirstUseRace(t *testing.T) {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		var allowed []string
+		var claim string
 		refused := 0
 		for i := 0; i < racers; i++ {
 			ip := "127.0.1." + strconv.Itoa(i+1)
@@ -284,12 +304,13 @@ func TestFirstUseRace(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				d, st := a.decide(t, client, hash, ip)
+				d, st := a.internal(t, client, "decide", hash, "sk-…", ip, "")
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
-				case st == 200 && d.Allow:
+				case st == 200 && d.Allow && d.Provisional:
 					allowed = append(allowed, ip)
+					claim = d.Claim
 				case st == 200 && d.Reason == "ip_not_allowed":
 					refused++
 				default:
@@ -301,6 +322,19 @@ func TestFirstUseRace(t *testing.T) {
 		wg.Wait()
 		if len(allowed) != 1 || refused != racers-1 {
 			t.Fatalf("round %d: %d allowed %v, %d refused", round, len(allowed), allowed, refused)
+		}
+		if n := count(t, conn, `SELECT count(*) FROM token_bindings WHERE key_hash = $1`, hash) + count(t, conn, `SELECT count(*) FROM intercept_logs WHERE key_hash = $1`, hash); n != 0 {
+			t.Fatalf("round %d: %d rows written for a claim", round, n)
+		}
+		if d, st := a.internal(t, client, "confirm", hash, "sk-…", allowed[0], claim); st != 200 || !d.Allow {
+			t.Fatalf("round %d: confirm %d %+v", round, st, d)
+		}
+		for i := 0; i < racers; i++ {
+			if ip := "127.0.1." + strconv.Itoa(i+1); ip != allowed[0] {
+				if d, _ := a.decide(t, client, hash, ip); d.Allow {
+					t.Fatalf("round %d: %s allowed after the binding", round, ip)
+				}
+			}
 		}
 		var firstIP string
 		if err := conn.QueryRow(context.Background(),
@@ -379,5 +413,44 @@ func TestHealthcheckCommand(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"admind", "healthcheck"}, getenv, io.Discard, io.Discard); err == nil {
 		t.Fatal("healthcheck passed with nothing listening")
+	}
+}
+
+// A claim New API refused (the plugin releases it) leaves no binding row, no intercept row
+// and no Redis entry, and the key is free at once for its next user; a confirmation that
+// does not quote the holding claim, or comes from outside its prefix, binds nothing.
+func TestReleasedClaimLeavesNothing(t *testing.T) {
+	a := startAdmind(t, nil)
+	conn := a.db(t)
+	rc := a.redis.Client(t)
+	ctx := context.Background()
+	hash := hashKey("notAKeyOfNewAPIs0123")
+	d, st := a.internal(t, http.DefaultClient, "decide", hash, "sk-…", "127.0.0.2", "")
+	if st != 200 || !d.Allow || !d.Provisional || d.Claim == "" {
+		t.Fatalf("first use: %d %+v", st, d)
+	}
+	if d, _ := a.internal(t, http.DefaultClient, "decide", hash, "sk-…", "127.0.0.3", ""); d.Allow || d.Reason != "ip_not_allowed" || d.Claim != "" {
+		t.Fatalf("another address during the claim: %+v", d)
+	}
+	if _, st := a.internal(t, http.DefaultClient, "confirm", hash, "sk-…", "127.0.0.2", ""); st != http.StatusBadRequest {
+		t.Fatalf("confirm without the claim: %d", st)
+	}
+	if _, st := a.internal(t, http.DefaultClient, "confirm", hash, "sk-…", "127.0.0.3", "ffffffffffffffffffffffffffffffff"); st != http.StatusConflict {
+		t.Fatalf("confirm quoting another claim: %d", st)
+	}
+	if _, st := a.internal(t, http.DefaultClient, "confirm", hash, "sk-…", "127.0.0.3", d.Claim); st != http.StatusConflict {
+		t.Fatalf("the claim confirmed from outside its prefix: %d", st)
+	}
+	if _, st := a.internal(t, http.DefaultClient, "release", hash, "sk-…", "127.0.0.2", d.Claim); st != 200 {
+		t.Fatalf("release: %d", st)
+	}
+	if n := rc.Exists(ctx, "sentinel:claim:"+hash, "sentinel:b:"+hash).Val(); n != 0 {
+		t.Fatalf("%d Redis keys left by a released claim", n)
+	}
+	if n := count(t, conn, `SELECT count(*) FROM token_bindings WHERE key_hash = $1`, hash) + count(t, conn, `SELECT count(*) FROM intercept_logs WHERE key_hash = $1`, hash); n != 0 {
+		t.Fatalf("%d rows left by a released claim", n)
+	}
+	if d, _ := a.decide(t, http.DefaultClient, hash, "127.0.0.3"); !d.Allow || d.Binding.CIDRs[0] != "127.0.0.3/32" {
+		t.Fatalf("the next user after the release: %+v", d)
 	}
 }

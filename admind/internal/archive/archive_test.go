@@ -59,7 +59,7 @@ func setup(t *testing.T) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c := cache.New(rdb)
 	e := &env{db: db, dsn: dsn, rdb: rdb, now: time.Now(), created: map[string]bindings.Binding{}}
-	e.svc = &bindings.Service{Store: db, Cache: c, Log: log, BindPrefixes: func() (int, int) { return 32, 64 }, CacheTTL: time.Hour, Now: time.Now}
+	e.svc = &bindings.Service{Store: db, Cache: c, Claims: c, Log: log, BindPrefixes: func() (int, int) { return 32, 64 }, CacheTTL: time.Hour, Now: time.Now}
 	admin := &bindings.Admin{Store: db, Cache: c, Log: log, CacheTTL: time.Hour, Now: time.Now}
 	e.syncer = &lastuse.Syncer{Redis: rdb, Store: db, Name: "test"}
 	e.arch = &archive.Archiver{Store: db, SyncLastUse: e.syncer.Sync, DropCached: admin.DropCached,
@@ -76,13 +76,26 @@ func (e *env) conn(t *testing.T) *pgx.Conn {
 	return c
 }
 
+// bindFirstUse is a first use New API served: decide's claim, then its confirmation.
+func (e *env) bindFirstUse(t *testing.T, r bindings.DecideRequest) bindings.Decision {
+	t.Helper()
+	ctx := context.Background()
+	d, err := e.svc.Decide(ctx, r)
+	if err != nil || !d.Allow || !d.Provisional {
+		t.Fatalf("first use: %+v %v", d, err)
+	}
+	d, err = e.svc.Confirm(ctx, bindings.ConfirmRequest{KeyHash: r.KeyHash, KeyHint: r.KeyHint, ClaimID: d.ClaimID, IP: r.IP})
+	if err != nil || !d.Allow || !d.Created {
+		t.Fatalf("confirm: %+v %v", d, err)
+	}
+	return d
+}
+
 // bind creates a binding through the decide path and backdates its last use.
 func (e *env) bind(t *testing.T, conn *pgx.Conn, name, ip string, idle time.Duration) string {
 	t.Helper()
 	h := hashOf(name)
-	if _, err := e.svc.Decide(context.Background(), bindings.DecideRequest{KeyHash: h, KeyHint: "sk-" + name, IP: netip.MustParseAddr(ip)}); err != nil {
-		t.Fatal(err)
-	}
+	e.bindFirstUse(t, bindings.DecideRequest{KeyHash: h, KeyHint: "sk-" + name, IP: netip.MustParseAddr(ip)})
 	if _, err := conn.Exec(context.Background(), `UPDATE token_bindings SET last_used_at = $2 WHERE key_hash = $1`, h, e.now.Add(-idle)); err != nil {
 		t.Fatal(err)
 	}
@@ -133,9 +146,8 @@ func TestArchive(t *testing.T) {
 		t.Fatal("a kept binding left Redis")
 	}
 	// The archived key binds again, to whoever uses it next.
-	d, err := e.svc.Decide(ctx, bindings.DecideRequest{KeyHash: idle, IP: netip.MustParseAddr("127.0.0.9")})
-	if err != nil || !d.Allow || !d.Created || d.Binding.CIDRs[0].String() != "127.0.0.9/32" {
-		t.Fatalf("rebind after archive: %+v %v", d, err)
+	if d := e.bindFirstUse(t, bindings.DecideRequest{KeyHash: idle, IP: netip.MustParseAddr("127.0.0.9")}); d.Binding.CIDRs[0].String() != "127.0.0.9/32" {
+		t.Fatalf("rebind after archive: %+v", d)
 	}
 }
 

@@ -44,13 +44,18 @@ type Decision struct {
 	Reason  string // "" when allowed
 	Binding Binding
 	Created bool // this request created the binding
+	// Provisional: the key is unbound and claimed (claims.go); nothing is to be cached, and
+	// when allowed the plugin confirms or releases ClaimID once New API has answered.
+	Provisional bool
+	ClaimID     string
 }
 
 // Service decides requests and binds keys on first use.
 type Service struct {
-	Store Store
-	Cache Cache
-	Log   *slog.Logger
+	Store  Store
+	Cache  Cache
+	Claims Claims
+	Log    *slog.Logger
 	// BindPrefixes gives the IPv4 and IPv6 prefix lengths a first use binds (runtime settings).
 	BindPrefixes func() (v4, v6 int)
 	CacheTTL     time.Duration // lifetime of a binding entry in Redis
@@ -59,10 +64,16 @@ type Service struct {
 	Now         func() time.Time
 	// Observe, when set, sees every decision (metrics).
 	Observe func(Decision)
+	// ClaimTTL bounds a claim's wait for confirmation (DefaultClaimTTL when 0).
+	ClaimTTL time.Duration
+	// ObserveClaim, when set, sees each claim outcome: claimed, joined (the claimant again),
+	// contended (another address), confirmed (a binding written), released, lost (metrics).
+	ObserveClaim func(outcome string)
 }
 
-// Decide looks the key up in PostgreSQL, binds it to ip on first use (race-safe: exactly one
-// concurrent first use wins), refreshes Redis and records a denial as an intercept.
+// Decide looks the key up in PostgreSQL; an unbound key is claimed for ip (race-safe: exactly
+// one concurrent first use wins; claims.go), a bound one decided, Redis refreshed and a
+// denial recorded as an intercept.
 func (s *Service) Decide(ctx context.Context, r DecideRequest) (Decision, error) {
 	b, err := s.Store.BindingByHash(ctx, r.KeyHash)
 	if err == ErrNotFound && r.LegacyKeyHash != "" {
@@ -76,27 +87,17 @@ func (s *Service) Decide(ctx context.Context, r DecideRequest) (Decision, error)
 			}
 		}
 	}
-	created := false
 	if err == ErrNotFound {
-		now := s.Now()
-		v4, v6 := s.BindPrefixes()
-		b, created, err = s.Store.BindFirstUse(ctx, Binding{
-			KeyHash:    r.KeyHash,
-			KeyHint:    r.KeyHint,
-			Mode:       ModeSingle,
-			CIDRs:      []netip.Prefix{FirstUsePrefix(r.IP, v4, v6)},
-			Status:     StatusActive,
-			FirstIP:    r.IP,
-			LastIP:     r.IP,
-			CreatedAt:  now,
-			LastUsedAt: now,
-			UpdatedAt:  now,
-		})
+		d, err := s.claim(ctx, r)
+		if err == nil && s.Observe != nil {
+			s.Observe(d)
+		}
+		return d, err
 	}
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide: %w", err)
 	}
-	d := Decision{Allow: true, Binding: b, Created: created}
+	d := Decision{Allow: true, Binding: b}
 	switch {
 	case b.Status == StatusBanned:
 		d.Allow, d.Reason = false, ReasonKeyBanned
@@ -118,9 +119,6 @@ func (s *Service) Decide(ctx context.Context, r DecideRequest) (Decision, error)
 	}
 	if s.Observe != nil {
 		s.Observe(d)
-	}
-	if created {
-		s.Log.Info("key bound on first use", "key_hint", b.KeyHint, "ip", r.IP.String(), "rule", b.CIDRStrings())
 	}
 	return d, nil
 }

@@ -22,6 +22,8 @@ type Event struct {
 	Path          string `json:"path"`
 	UserAgent     string `json:"user_agent"`
 	Reason        string `json:"reason,omitempty"`
+	// Claim (confirm and release only) is the claim id decide answered with.
+	Claim string `json:"claim,omitempty"`
 }
 
 // MaxEventField bounds method, path and user agent in bytes. The plugin makes every field
@@ -52,6 +54,9 @@ func (e Event) Check(needReason bool) (netip.Addr, error) {
 		if !utf8.ValidString(f) || strings.IndexByte(f, 0) >= 0 {
 			return netip.Addr{}, errors.New("a field is not valid UTF-8 text")
 		}
+	}
+	if e.Claim != "" && !ValidClaimID(e.Claim) {
+		return netip.Addr{}, errors.New("claim must be 32 lowercase hex characters")
 	}
 	if needReason && e.Reason != ReasonIPNotAllowed && e.Reason != ReasonKeyBanned {
 		return netip.Addr{}, errors.New("reason must be ip_not_allowed or key_banned")

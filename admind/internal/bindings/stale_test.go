@@ -108,15 +108,13 @@ func TestStaleFillLosesToAdminChange(t *testing.T) {
 			c := cache.New(rdb)
 			st := &pausingStore{rows: map[string]bindings.Binding{}}
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			svc := &bindings.Service{Store: st, Cache: c, Log: log, BindPrefixes: func() (int, int) { return 32, 64 },
+			svc := &bindings.Service{Store: st, Cache: c, Claims: c, Log: log, BindPrefixes: func() (int, int) { return 32, 64 },
 				CacheTTL: time.Hour, Now: time.Now}
 			admin := &bindings.Admin{Store: st, Cache: c, Log: log, CacheTTL: time.Hour, Now: time.Now}
 			ctx := context.Background()
 			const hash = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 			ip := netip.MustParseAddr("127.0.0.2")
-			if _, err := svc.Decide(ctx, bindings.DecideRequest{KeyHash: hash, IP: ip}); err != nil {
-				t.Fatal(err)
-			}
+			bindFirstUse(t, svc, bindings.DecideRequest{KeyHash: hash, IP: ip})
 
 			st.mu.Lock()
 			st.readHit, st.release = make(chan struct{}), make(chan struct{})
@@ -165,15 +163,13 @@ func TestStaleFillLosesToAdminChange(t *testing.T) {
 func TestDecideAdoptsLegacyBinding(t *testing.T) {
 	c := cache.New(testenv.Redis(t).Client(t))
 	st := &pausingStore{rows: map[string]bindings.Binding{}}
-	svc := &bindings.Service{Store: st, Cache: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	svc := &bindings.Service{Store: st, Cache: c, Claims: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		BindPrefixes: func() (int, int) { return 32, 64 }, CacheTTL: time.Hour, Now: time.Now}
 	ctx := context.Background()
 	const legacy = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 	const canonical = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
 	owner, other := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")
-	if _, err := svc.Decide(ctx, bindings.DecideRequest{KeyHash: legacy, IP: owner}); err != nil {
-		t.Fatal(err)
-	}
+	bindFirstUse(t, svc, bindings.DecideRequest{KeyHash: legacy, IP: owner})
 	d, err := svc.Decide(ctx, bindings.DecideRequest{KeyHash: canonical, LegacyKeyHash: legacy, IP: other})
 	if err != nil || d.Allow || d.Created {
 		t.Fatalf("other address after the upgrade: %+v, %v", d, err)
@@ -185,4 +181,19 @@ func TestDecideAdoptsLegacyBinding(t *testing.T) {
 	if _, ok := st.rows[legacy]; ok {
 		t.Fatal("the legacy row stayed")
 	}
+}
+
+// bindFirstUse is a first use New API served: the claim decide answers, then its confirmation.
+func bindFirstUse(t *testing.T, svc *bindings.Service, r bindings.DecideRequest) bindings.Decision {
+	t.Helper()
+	ctx := context.Background()
+	d, err := svc.Decide(ctx, r)
+	if err != nil || !d.Allow || !d.Provisional {
+		t.Fatalf("first use of %s: %+v, %v", r.KeyHash, d, err)
+	}
+	d, err = svc.Confirm(ctx, bindings.ConfirmRequest{KeyHash: r.KeyHash, KeyHint: r.KeyHint, ClaimID: d.ClaimID, IP: r.IP})
+	if err != nil || !d.Created {
+		t.Fatalf("confirming the first use of %s: %+v, %v", r.KeyHash, d, err)
+	}
+	return d
 }

@@ -43,12 +43,13 @@ redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 if ARGV[4] == '1' then redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3]) end
 return 1`)
 
-// dropIfNewer deletes the entry, remembers the deletion's version and sets the generation.
-// KEYS as setIfNewer. ARGV: version, ttl ms.
+// dropIfNewer deletes the entry and any claim on the key (claims.go: a confirmed claim
+// outlives its binding briefly), remembers the deletion's version and sets the generation.
+// KEYS as setIfNewer, then the claim. ARGV: version, ttl ms.
 var dropIfNewer = redis.NewScript(`
 local seen = tonumber(redis.call('GET', KEYS[2]) or '0')
 if seen > tonumber(ARGV[1]) then return 0 end
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[4])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
 return 1`)
@@ -79,7 +80,8 @@ func (c *Cache) ChangeBinding(ctx context.Context, keyHash, entry string, versio
 // DropBinding removes a binding's entry (unbind, archive), again ordered by version, and
 // moves the generation.
 func (c *Cache) DropBinding(ctx context.Context, keyHash string, version int64, ttl time.Duration) error {
-	if err := dropIfNewer.Run(ctx, c.rdb, bindingKeys(keyHash), version, ttl.Milliseconds()).Err(); err != nil {
+	keys := append(bindingKeys(keyHash), ClaimKey(keyHash))
+	if err := dropIfNewer.Run(ctx, c.rdb, keys, version, ttl.Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("cache: drop binding: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -113,10 +114,24 @@ type bindingJSON struct {
 }
 
 type decideResponse struct {
-	Allow     bool        `json:"allow"`
-	Reason    string      `json:"reason"`
-	Binding   bindingJSON `json:"binding"`
-	CacheTTLS int         `json:"cache_ttl_s"`
+	Allow  bool   `json:"allow"`
+	Reason string `json:"reason"`
+	// Binding is what the plugin may cache; null for a provisional answer.
+	Binding   *bindingJSON `json:"binding"`
+	CacheTTLS int          `json:"cache_ttl_s"`
+	// Provisional: the key is unbound; when allowed, the plugin reports New API's answer
+	// to /confirm or /release quoting Claim.
+	Provisional bool   `json:"provisional,omitempty"`
+	Claim       string `json:"claim,omitempty"`
+}
+
+func newDecideResponse(dec bindings.Decision, cacheTTL time.Duration) decideResponse {
+	out := decideResponse{Allow: dec.Allow, Reason: dec.Reason, CacheTTLS: int(cacheTTL / time.Second),
+		Provisional: dec.Provisional, Claim: dec.ClaimID}
+	if !dec.Provisional {
+		out.Binding = &bindingJSON{Status: string(dec.Binding.Status), Mode: string(dec.Binding.Mode), CIDRs: dec.Binding.CIDRStrings()}
+	}
+	return out
 }
 
 func handleDecide(d Deps) http.Handler {
@@ -134,18 +149,56 @@ func handleDecide(d Deps) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot decide now")
 			return
 		}
-		if !dec.Allow {
+		if !dec.Allow && !dec.Provisional {
 			d.Log.Info("intercepted", "key_hint", ev.KeyHint, "ip", ip.String(), "reason", dec.Reason,
 				"path", ev.Path, "user_agent", escapeControls(ev.UserAgent))
 		}
-		encode(w, http.StatusOK, decideResponse{
-			Allow:  dec.Allow,
-			Reason: dec.Reason,
-			Binding: bindingJSON{
-				Status: string(dec.Binding.Status), Mode: string(dec.Binding.Mode), CIDRs: dec.Binding.CIDRStrings(),
-			},
-			CacheTTLS: int(d.CacheTTL / time.Second),
-		})
+		encode(w, http.StatusOK, newDecideResponse(dec, d.CacheTTL))
+	})
+}
+
+// handleConfirm binds a claimed key: New API served the claimant's request.
+func handleConfirm(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ev, ip, ok := decodeEvent(w, r, false)
+		if !ok {
+			return
+		}
+		if ev.Claim == "" {
+			writeError(w, http.StatusBadRequest, "bad_request", "claim is required")
+			return
+		}
+		dec, err := d.Decider.Confirm(r.Context(), bindings.ConfirmRequest{KeyHash: ev.KeyHash, KeyHint: ev.KeyHint, ClaimID: ev.Claim, IP: ip})
+		if errors.Is(err, bindings.ErrClaimLost) {
+			writeError(w, http.StatusConflict, "claim_lost", "the claim no longer holds the key")
+			return
+		}
+		if err != nil {
+			d.Log.Error("confirm failed", "key_hint", ev.KeyHint, "err", err)
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot confirm now")
+			return
+		}
+		encode(w, http.StatusOK, newDecideResponse(dec, d.CacheTTL))
+	})
+}
+
+// handleRelease forgets a claimed key: New API did not serve the claimant's request.
+func handleRelease(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ev, _, ok := decodeEvent(w, r, false)
+		if !ok {
+			return
+		}
+		if ev.Claim == "" {
+			writeError(w, http.StatusBadRequest, "bad_request", "claim is required")
+			return
+		}
+		if err := d.Decider.Release(r.Context(), ev.KeyHash, ev.Claim); err != nil {
+			d.Log.Error("release failed", "key_hint", ev.KeyHint, "err", err)
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot release now")
+			return
+		}
+		encode(w, http.StatusOK, map[string]string{"status": "released"})
 	})
 }
 

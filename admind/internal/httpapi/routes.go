@@ -59,6 +59,8 @@ func NewInternalHandler(d Deps) http.Handler {
 	api.Use(requireInternalToken(d.InternalToken))
 	api.Handle("/decide", handleDecide(d)).Methods(http.MethodPost)
 	api.Handle("/intercepts", handleIntercept(d)).Methods(http.MethodPost)
+	api.Handle("/confirm", handleConfirm(d)).Methods(http.MethodPost)
+	api.Handle("/release", handleRelease(d)).Methods(http.MethodPost)
 	r.Handle("/health", handleHealth()).Methods(http.MethodGet, http.MethodHead)
 	r.NotFoundHandler = handleNotFound()
 	r.MethodNotAllowedHandler = handleMethodNotAllowed()

@@ -23,6 +23,7 @@ type Metrics struct {
 	InterceptsDeleted prometheus.Counter     // intercept rows deleted past log_retention_days
 	PluginRejected    prometheus.Counter     // decide requests the plugin reports admind refused
 	HiddenClients     prometheus.Counter     // keyed requests the plugin refused from a relay's address
+	Claims            *prometheus.CounterVec // first-use claims, by outcome (bindings/claims.go)
 	LoginFailures     *prometheus.CounterVec // reason: bad_credentials | locked | unavailable
 	WebhookDeliveries *prometheus.CounterVec // outcome: delivered | retried | failed | dropped
 	DependencyErrors  *prometheus.CounterVec // dependency: postgres | redis
@@ -58,6 +59,9 @@ func New() *Metrics {
 		HiddenClients: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_hidden_client_requests_total", Help: "Keyed requests the plugin refused because they came from a relay's address (a network gateway, a trusted proxy that named no client), never bound.",
 		}),
+		Claims: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_claims_total", Help: "First-use claims by outcome: claimed, joined (the claimant again), contended (another address, refused), confirmed (bound), released (New API refused or never answered), lost.",
+		}, []string{"outcome"}),
 		LoginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_admin_login_failures_total", Help: "Refused admin logins, by reason.",
 		}, []string{"reason"}),
@@ -72,7 +76,7 @@ func New() *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "method", "code"}),
 	}
-	r.MustRegister(m.Decisions, m.BindingsCreated, m.BindingsArchived, m.Intercepts, m.InterceptsDeleted, m.EventsDropped, m.PluginRejected, m.HiddenClients, m.LoginFailures, m.WebhookDeliveries,
+	r.MustRegister(m.Decisions, m.BindingsCreated, m.BindingsArchived, m.Intercepts, m.InterceptsDeleted, m.EventsDropped, m.PluginRejected, m.HiddenClients, m.Claims, m.LoginFailures, m.WebhookDeliveries,
 		m.DependencyErrors, m.RequestDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{"allowed", "ip_not_allowed", "key_banned", "error"} {
@@ -83,6 +87,9 @@ func New() *Metrics {
 	}
 	for _, d := range []string{"postgres", "redis"} {
 		m.DependencyErrors.WithLabelValues(d)
+	}
+	for _, o := range []string{"claimed", "joined", "contended", "confirmed", "released", "lost"} {
+		m.Claims.WithLabelValues(o)
 	}
 	return m
 }

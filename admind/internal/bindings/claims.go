@@ -1,0 +1,177 @@
+package bindings
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// A first use is a claim before it is a binding. Decide holds the unbound key for the
+// client's bind prefix in Redis (SET NX: exactly one concurrent first use wins) and answers
+// "allowed, provisional"; the plugin forwards the request and reports New API's answer:
+// a success confirms the claim (the binding row is written then), anything else releases it.
+// So a string New API does not accept leaves no binding row, no intercept row and no alert,
+// and its claim is gone as soon as New API has answered (at the latest after ClaimTTL).
+
+// Claim is a provisional first use of a key.
+type Claim struct {
+	ID     string       // random, 32 hex characters; the plugin quotes it to confirm
+	Prefix netip.Prefix // the claimant's bind prefix: only it may use the key meanwhile
+}
+
+// Claims holds claims (Redis: cache.Cache).
+type Claims interface {
+	// Claim holds keyHash for c unless a claim is held; it returns the claim holding after
+	// and whether it is c.
+	Claim(ctx context.Context, keyHash string, c Claim, ttl time.Duration) (Claim, bool, error)
+	HeldClaim(ctx context.Context, keyHash string) (Claim, bool, error)
+	ReleaseClaim(ctx context.Context, keyHash, id string) error
+	// ExpireClaim leaves the claim, if id holds it, ttl more to live.
+	ExpireClaim(ctx context.Context, keyHash, id string, ttl time.Duration) error
+}
+
+// settledClaimTTL is how long a confirmed claim outlives its binding row. A decide that read
+// "unbound" just before the row was written then finds the claim still held, by someone else,
+// and refuses; with the claim deleted it would claim the key afresh and be served once. Short,
+// so that after an unbind the key is soon free for anyone again.
+const settledClaimTTL = 10 * time.Second
+
+// DefaultClaimTTL bounds how long a claim waits for New API's answer: the answer to a
+// non-streamed completion can take minutes. A refused claim is released at once.
+const DefaultClaimTTL = 5 * time.Minute
+
+// ErrClaimLost: the confirmation quotes a claim that no longer holds the key (another
+// claimant holds it now).
+var ErrClaimLost = errors.New("the claim no longer holds the key")
+
+// ValidClaimID reports whether id has the form newClaimID gives.
+func ValidClaimID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func newClaimID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// claim answers a decide for an unbound key.
+func (s *Service) claim(ctx context.Context, r DecideRequest) (Decision, error) {
+	v4, v6 := s.BindPrefixes()
+	id, err := newClaimID()
+	if err != nil {
+		return Decision{}, fmt.Errorf("decide: claim id: %w", err)
+	}
+	mine := Claim{ID: id, Prefix: FirstUsePrefix(r.IP, v4, v6)}
+	held, won, err := s.Claims.Claim(ctx, r.KeyHash, mine, s.claimTTL())
+	if err != nil {
+		return Decision{}, fmt.Errorf("decide: %w", err)
+	}
+	d := Decision{Provisional: true, ClaimID: held.ID, Binding: Binding{
+		KeyHash: r.KeyHash, KeyHint: r.KeyHint, Mode: ModeSingle, Status: StatusActive, CIDRs: []netip.Prefix{held.Prefix}}}
+	switch {
+	case won:
+		d.Allow = true
+		s.observeClaim("claimed")
+	case held.Prefix.Contains(r.IP):
+		d.Allow = true // the claimant again, before New API answered its first request
+		s.observeClaim("joined")
+	default:
+		// Someone else's pending first use. No intercept row: the key may yet prove to be
+		// no key at all.
+		d.Reason, d.ClaimID = ReasonIPNotAllowed, ""
+		s.observeClaim("contended")
+	}
+	return d, nil
+}
+
+// ConfirmRequest is the plugin's report that New API served a provisional request.
+type ConfirmRequest struct {
+	KeyHash, KeyHint, ClaimID string
+	IP                        netip.Addr
+}
+
+// Confirm turns the claim into a binding (race-safe: the first binding written wins, as
+// before claims), fills Redis and forgets the claim. A claim that expired meanwhile still
+// confirms unless another claim holds the key now.
+func (s *Service) Confirm(ctx context.Context, r ConfirmRequest) (Decision, error) {
+	held, ok, err := s.Claims.HeldClaim(ctx, r.KeyHash)
+	if err != nil {
+		return Decision{}, fmt.Errorf("confirm: %w", err)
+	}
+	if ok && held.ID != r.ClaimID {
+		s.observeClaim("lost")
+		return Decision{}, ErrClaimLost
+	}
+	prefix := held.Prefix
+	if !ok {
+		v4, v6 := s.BindPrefixes()
+		prefix = FirstUsePrefix(r.IP, v4, v6)
+	}
+	if !prefix.Contains(r.IP) {
+		return Decision{}, ErrClaimLost // a confirmation from outside the claimant's prefix
+	}
+	now := s.Now()
+	b, created, err := s.Store.BindFirstUse(ctx, Binding{
+		KeyHash: r.KeyHash, KeyHint: r.KeyHint, Mode: ModeSingle, CIDRs: []netip.Prefix{prefix},
+		Status: StatusActive, FirstIP: r.IP, LastIP: r.IP, CreatedAt: now, LastUsedAt: now, UpdatedAt: now,
+	})
+	if err != nil {
+		return Decision{}, fmt.Errorf("confirm: %w", err)
+	}
+	if err := s.fill(ctx, b); err != nil {
+		s.Log.Warn("binding cache fill failed", "key_hint", b.KeyHint, "err", err)
+	}
+	if err := s.Claims.ExpireClaim(ctx, r.KeyHash, r.ClaimID, settledClaimTTL); err != nil {
+		// Harmless: the claim expires anyway, and the binding decides from now on.
+		s.Log.Warn("claim not settled after confirmation", "key_hint", r.KeyHint, "err", err)
+	}
+	d := Decision{Allow: b.Status != StatusBanned && b.Allows(r.IP), Binding: b, Created: created}
+	if !d.Allow {
+		d.Reason = ReasonIPNotAllowed
+		if b.Status == StatusBanned {
+			d.Reason = ReasonKeyBanned
+		}
+	}
+	if created {
+		s.observeClaim("confirmed")
+		s.Log.Info("key bound on first use", "key_hint", b.KeyHint, "ip", r.IP.String(), "rule", b.CIDRStrings())
+	}
+	return d, nil
+}
+
+// Release forgets a claim New API refused (or never answered).
+func (s *Service) Release(ctx context.Context, keyHash, claimID string) error {
+	if err := s.Claims.ReleaseClaim(ctx, keyHash, claimID); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	s.observeClaim("released")
+	return nil
+}
+
+func (s *Service) claimTTL() time.Duration {
+	if s.ClaimTTL > 0 {
+		return s.ClaimTTL
+	}
+	return DefaultClaimTTL
+}
+
+func (s *Service) observeClaim(outcome string) {
+	if s.ObserveClaim != nil {
+		s.ObserveClaim(outcome)
+	}
+}
