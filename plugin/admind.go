@@ -27,13 +27,20 @@ type decideRequest struct {
 	Path          string `json:"path"`
 	UserAgent     string `json:"user_agent"`
 	Reason        string `json:"reason,omitempty"`
+	// Claim (confirm and release only) quotes the claim of a provisional answer.
+	Claim string `json:"claim,omitempty"`
 }
 
 type decideResponse struct {
-	Allow     bool          `json:"allow"`
-	Reason    string        `json:"reason"`
+	Allow  bool   `json:"allow"`
+	Reason string `json:"reason"`
+	// Binding is what may be cached; nil when Provisional.
 	Binding   *bindingReply `json:"binding"`
 	CacheTTLS int           `json:"cache_ttl_s"`
+	// Provisional: the key is unbound and, when allowed, claimed for this client until New
+	// API's answer confirms the claim (claim.go).
+	Provisional bool   `json:"provisional"`
+	Claim       string `json:"claim"`
 }
 
 type bindingReply struct {
@@ -90,6 +97,8 @@ type admindClient struct {
 	http         *http.Client
 	decideURL    string
 	interceptURL string
+	confirmURL   string
+	releaseURL   string
 	token        string
 }
 
@@ -120,6 +129,20 @@ func (a *admindClient) decide(dr decideRequest) (*decideResponse, error) {
 	}
 	return &out, nil
 }
+
+// confirm tells admind New API served a claimed key's request: admind binds the key and
+// answers with the binding (which refuses the request if, meanwhile, the key was bound to
+// someone else).
+func (a *admindClient) confirm(dr decideRequest) (*decideResponse, error) {
+	var out decideResponse
+	if err := a.post(a.confirmURL, dr, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// release tells admind New API did not serve it: admind forgets the claim.
+func (a *admindClient) release(dr decideRequest) error { return a.post(a.releaseURL, dr, nil) }
 
 // reportIntercept is the fallback when the event cannot go to the Redis stream.
 func (a *admindClient) reportIntercept(dr decideRequest) error {

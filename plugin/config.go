@@ -104,6 +104,8 @@ func CreateConfig() *Config {
 type settings struct {
 	decideURL     string
 	interceptURL  string
+	confirmURL    string
+	releaseURL    string
 	admindTimeout time.Duration
 	internalToken string
 	hmacSecret    []byte
@@ -140,6 +142,8 @@ func parseConfig(c *Config) (*settings, error) {
 		base := strings.TrimRight(c.AdmindURL, "/")
 		s.decideURL = base + "/internal/v1/decide"
 		s.interceptURL = base + "/internal/v1/intercepts"
+		s.confirmURL = base + "/internal/v1/confirm"
+		s.releaseURL = base + "/internal/v1/release"
 	}
 	s.admindTimeout = parsePositiveDuration("admindTimeout", c.AdmindTimeout, bad)
 

@@ -33,6 +33,7 @@ type Sentinel struct {
 
 	rejectLog logLimiter // decides admind refused
 	relayLog  logLimiter // keyed requests from a relay's address
+	claimLog  logLimiter // claims admind could not confirm or release
 }
 
 // Traefik rebuilds every middleware on each dynamic-config change and never closes the old
@@ -71,7 +72,8 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 		hc = newAdmindHTTPClient(s.admindTimeout)
 		admindClients[s.admindTimeout.String()] = hc
 	}
-	m.admin = &admindClient{http: hc, decideURL: s.decideURL, interceptURL: s.interceptURL, token: s.internalToken}
+	m.admin = &admindClient{http: hc, decideURL: s.decideURL, interceptURL: s.interceptURL,
+		confirmURL: s.confirmURL, releaseURL: s.releaseURL, token: s.internalToken}
 	// Cached bindings carry hashes made with the secret, so the secret is part of the key; a
 	// cache is kept fresh by the Redis it is filled from, so that Redis is too; the hot path's
 	// entries hold for the trusted proxies and relays they were recorded under, so those are too.
@@ -198,7 +200,7 @@ func (m *Sentinel) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 	}
 
 	b := m.cache.get(key, cacheClock())
-	code := ""
+	code, claim := "", ""
 	if b != nil {
 		code = b.check(ip)
 		if code != "" {
@@ -206,7 +208,7 @@ func (m *Sentinel) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		}
 	} else {
 		var ok bool
-		b, code, ok = m.decideUncached(req, key, spelled, ip)
+		b, code, claim, ok = m.decideUncached(req, key, spelled, ip)
 		if !ok {
 			// Neither Redis nor admind could decide. Open mode forwards without binding
 			// (a binding is never created from a cache-only view); closed mode refuses.
@@ -224,6 +226,10 @@ func (m *Sentinel) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 	}
 	if code != "" && !m.s.monitor {
 		refuse(rw, http.StatusForbidden, code)
+		return
+	}
+	if claim != "" {
+		m.serveClaimed(rw, req, key, decideRequest{KeyHash: m.hashKey(key), KeyHint: reportedField(keyHint(spelled)), IP: ip.String(), Claim: claim})
 		return
 	}
 	if code == "" && b != nil {
@@ -253,10 +259,11 @@ func (m *Sentinel) rememberHot(req *http.Request, b *binding) {
 	m.cache.putHot(auth[0], &hotEntry{b: b, peer: peer})
 }
 
-// decideUncached looks the binding up in Redis, then asks admind (which binds on first use).
-// It returns the binding it cached (nil if admind sent none); ok is false when no source
-// could decide.
-func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip netip.Addr) (b *binding, code string, ok bool) {
+// decideUncached looks the binding up in Redis, then asks admind (which claims an unbound key
+// for its first user). It returns the binding it cached (nil if admind sent none), and the
+// claim when the key is unbound and claimed for this client; ok is false when no source could
+// decide.
+func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip netip.Addr) (b *binding, code, claim string, ok bool) {
 	epoch := m.cache.currentEpoch()
 	hash := m.hashKey(key)
 	hint := keyHint(spelled)
@@ -267,7 +274,7 @@ func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip net
 		if code != "" {
 			m.reportIntercept(req, hash, hint, ip, code)
 		}
-		return b, code, true
+		return b, code, "", true
 	}
 	dr := newDecideRequest(req, hash, hint, ip)
 	if spelled != key {
@@ -284,11 +291,11 @@ func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip net
 		dr.Method, dr.Path, dr.UserAgent = "", "", ""
 		resp, err = m.admin.decide(dr)
 		if errors.Is(err, errAdmindRejected) {
-			return nil, codeUndecided, true
+			return nil, codeUndecided, "", true
 		}
 	}
 	if err != nil {
-		return nil, "", false
+		return nil, "", "", false
 	}
 	if rb, err := bindingFromReply(resp.Binding); err == nil && rb != nil {
 		b = rb
@@ -303,13 +310,19 @@ func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip net
 		m.remember(key, b, ttl, maxAge, epoch)
 	}
 	if resp.Allow {
-		return b, "", true
+		if resp.Provisional && b == nil {
+			if !validClaim(resp.Claim) {
+				return nil, codeUndecided, "", true
+			}
+			return nil, "", resp.Claim, true
+		}
+		return b, "", "", true
 	}
 	// admind recorded the intercept itself.
 	if resp.Reason == codeKeyBanned {
-		return b, codeKeyBanned, true
+		return b, codeKeyBanned, "", true
 	}
-	return b, codeIPNotAllowed, true
+	return b, codeIPNotAllowed, "", true
 }
 
 // fromRelay answers a keyed request whose only known address is a relay's (a gateway, a

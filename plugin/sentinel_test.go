@@ -26,7 +26,14 @@ type fakeAdmind struct {
 	// from the server's goroutine panics.)
 	status          int
 	refuseUserAgent bool
+	// claims: an unbound key is claimed (a provisional answer) and bound only by /confirm,
+	// as admind does; claimed maps key_hash -> claimant ip, confirms and releases count.
+	claims             bool
+	claimed            map[string]string
+	confirms, releases int
 }
+
+const testClaimID = "0123456789abcdef0123456789abcdef"
 
 func (f *fakeAdmind) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	f.mu.Lock()
@@ -38,8 +45,28 @@ func (f *fakeAdmind) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		rw.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	if req.URL.Path == "/internal/v1/intercepts" {
+	switch req.URL.Path {
+	case "/internal/v1/intercepts":
 		f.intercepts = append(f.intercepts, dr)
+		return
+	case "/internal/v1/confirm":
+		f.confirms++
+		if f.bound[dr.KeyHash] != dr.IP { // not confirmed already (by a concurrent request)
+			if dr.Claim != testClaimID || f.claimed[dr.KeyHash] != dr.IP {
+				rw.WriteHeader(http.StatusConflict)
+				return
+			}
+			delete(f.claimed, dr.KeyHash)
+			f.bound[dr.KeyHash] = dr.IP
+		}
+		_ = json.NewEncoder(rw).Encode(decideResponse{Allow: true, CacheTTLS: 60,
+			Binding: &bindingReply{Status: "active", Mode: "single", CIDRs: []string{dr.IP + "/32"}}})
+		return
+	case "/internal/v1/release":
+		f.releases++
+		if dr.Claim == testClaimID {
+			delete(f.claimed, dr.KeyHash)
+		}
 		return
 	}
 	f.decides++
@@ -52,6 +79,20 @@ func (f *fakeAdmind) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	ip, ok := f.bound[dr.KeyHash]
+	if !ok && f.claims {
+		holder, held := f.claimed[dr.KeyHash]
+		if !held {
+			f.claimed[dr.KeyHash], holder = dr.IP, dr.IP
+		}
+		resp := decideResponse{Allow: holder == dr.IP, Provisional: true}
+		if resp.Allow {
+			resp.Claim = testClaimID
+		} else {
+			resp.Reason = codeIPNotAllowed
+		}
+		_ = json.NewEncoder(rw).Encode(resp)
+		return
+	}
 	if !ok {
 		ip = dr.IP
 		f.bound[dr.KeyHash] = ip
@@ -81,7 +122,7 @@ var harnessSeq int
 
 func newHarness(t testing.TB, tweak func(c *Config)) *harness {
 	t.Helper()
-	h := &harness{admind: &fakeAdmind{bound: map[string]string{}}}
+	h := &harness{admind: &fakeAdmind{bound: map[string]string{}, claimed: map[string]string{}}}
 	h.server = httptest.NewServer(h.admind)
 	t.Cleanup(func() { h.server.Close() })
 	dir := t.TempDir()

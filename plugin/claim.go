@@ -1,0 +1,154 @@
+package plugin
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// A key admind has no binding for is claimed for its first client (admind's bindings/
+// claims.go): the request goes to New API, and New API's answer decides whether the key binds.
+// A success (2xx, or 101 for an upgrade) means New API authenticated the key: the claim is
+// confirmed and the key bound before the client sees the answer's header. Anything else (New
+// API's 401 for a string that is no key of its, an error of its own, Traefik's 502 when it is
+// down) releases the claim: no binding, and nothing to log. Only first uses take this path.
+//
+// If admind's answer to the confirmation refuses the client (the claim had expired and the
+// key was bound to someone else meanwhile), the client gets that refusal instead of New API's
+// answer, whose header has not gone out yet.
+
+// serveClaimed forwards a request under a claim and reports New API's answer.
+func (m *Sentinel) serveClaimed(rw http.ResponseWriter, req *http.Request, key string, dr decideRequest) {
+	w := &claimWriter{ResponseWriter: rw, m: m, key: key, dr: dr, epoch: m.cache.currentEpoch()}
+	m.next.ServeHTTP(w, req)
+	if !w.reported {
+		w.report(0) // no answer at all (the client went away): release
+	}
+}
+
+// claimWriter sees the status of the answer to a claimed request. Under Yaegi, compiled code
+// sees an interpreted ResponseWriter through a wrapper that offers http.Hijacker but never
+// http.Flusher (traefik/yaegi#1600), so Write flushes each chunk itself: a first use's
+// stream arrives as it is written.
+type claimWriter struct {
+	http.ResponseWriter
+	m        *Sentinel
+	key      string
+	dr       decideRequest
+	epoch    int64
+	reported bool
+	refused  bool // admind refused the confirmation: New API's answer is dropped
+}
+
+func (w *claimWriter) WriteHeader(code int) {
+	if !w.reported && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.report(code)
+	}
+	if !w.refused {
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (w *claimWriter) Write(p []byte) (int, error) {
+	if !w.reported {
+		w.report(http.StatusOK)
+	}
+	if w.refused {
+		return len(p), nil
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.Flush()
+	return n, err
+}
+
+func (w *claimWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Hijack is how Traefik's proxy takes over a connection New API upgraded (it answered 101).
+func (w *claimWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("sentinel: the connection cannot be hijacked")
+	}
+	if !w.reported {
+		w.report(http.StatusSwitchingProtocols)
+	}
+	if w.refused {
+		return nil, nil, errors.New("sentinel: the key is bound to another client")
+	}
+	return h.Hijack()
+}
+
+// report confirms the claim on a success, releases it otherwise.
+func (w *claimWriter) report(code int) {
+	w.reported = true
+	if code != http.StatusSwitchingProtocols && (code < 200 || code >= 300) {
+		if err := w.m.admin.release(w.dr); err != nil {
+			w.logFailure("release", err) // an unreleased claim expires
+		}
+		return
+	}
+	resp, err := w.m.admin.confirm(w.dr)
+	switch {
+	case errors.Is(err, errAdmindRejected):
+		w.refuse(codeIPNotAllowed) // the claim no longer holds the key: someone else's now
+	case err != nil:
+		// admind is away: the claim still holds the key for this client alone, so its
+		// answer goes out; the client's next request claims and confirms again.
+		w.logFailure("confirm", err)
+	case !resp.Allow:
+		code := codeIPNotAllowed
+		if resp.Reason == codeKeyBanned {
+			code = codeKeyBanned
+		}
+		w.refuse(code)
+	default:
+		if b, err := bindingFromReply(resp.Binding); err == nil && b != nil {
+			b.hash, b.hint = w.dr.KeyHash, w.dr.KeyHint
+			w.m.remember(w.key, b, w.m.s.cacheTTL, cacheMaxAge, w.epoch)
+			if w.m.redis != nil {
+				w.m.redis.usage.allowed(b)
+			}
+		}
+	}
+}
+
+// refuse answers the client in place of New API (monitor mode lets New API's answer through).
+func (w *claimWriter) refuse(code string) {
+	if w.m.s.monitor {
+		return
+	}
+	w.refused = true
+	h := w.ResponseWriter.Header()
+	for k := range h {
+		delete(h, k) // New API's header, set by Traefik's proxy before WriteHeader
+	}
+	refuse(w.ResponseWriter, http.StatusForbidden, code)
+}
+
+func (w *claimWriter) logFailure(what string, err error) {
+	if w.m.claimLog.allow(time.Now()) {
+		fmt.Fprintf(os.Stderr, "sentinel[%s]: could not %s a first-use claim: %v\n", w.m.name, what, err)
+	}
+}
+
+// validClaim reports whether id has the form admind's claim ids have (32 lowercase hex).
+func validClaim(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
