@@ -142,9 +142,11 @@ func TestFaults(t *testing.T) {
 				stop()
 				s.expect(t, "127.0.0.2", "faultBound0123456789", 200)
 				s.expect(t, "127.0.0.3", "faultBound0123456789", 403)
-				s.expect(t, "127.0.0.4", "faultNew0123456789ab", 200) // binds once, via admind
-				s.expect(t, "127.0.0.5", "faultNew0123456789ab", 403)
-				if n := s.bindings(t, "faultNew0123456789ab"); n != 1 {
+				// A first use needs a claim, and claims live in Redis: it follows the failsafe
+				// mode (503, or forwarded unbound) and binds nothing.
+				s.expect(t, "127.0.0.4", "faultNew0123456789ab", failsafe)
+				s.expect(t, "127.0.0.5", "faultNew0123456789ab", failsafe)
+				if n := s.bindings(t, "faultNew0123456789ab"); n != 0 {
 					t.Errorf("%d bindings for the key first used while Redis was down", n)
 				}
 				// The intercept reached PostgreSQL through admind.
@@ -153,6 +155,11 @@ func TestFaults(t *testing.T) {
 					t.Fatal(err)
 				}
 				s.expect(t, "127.0.0.2", "faultBound0123456789", 200)
+				s.expect(t, "127.0.0.4", "faultNew0123456789ab", 200) // binds once Redis is back
+				s.expect(t, "127.0.0.5", "faultNew0123456789ab", 403)
+				if n := s.bindings(t, "faultNew0123456789ab"); n != 1 {
+					t.Errorf("%d bindings for the key first used after Redis came back", n)
+				}
 			})
 
 			t.Run("redis hung", func(t *testing.T) {
@@ -174,15 +181,16 @@ func TestFaults(t *testing.T) {
 					}(i)
 				}
 				wg.Wait()
-				s.expect(t, "127.0.0.4", "faultNew0123456789ab", 200)
+				s.expect(t, "127.0.0.4", "faultNew0123456789ab", failsafe) // no claim without Redis
 				if err := s.redis.Signal(syscall.SIGCONT); err != nil {
 					t.Fatal(err)
 				}
 				settle()
 				s.expect(t, "127.0.0.2", "faultBound0123456789", 200)
+				s.expect(t, "127.0.0.4", "faultNew0123456789ab", 200)
 				s.expect(t, "127.0.0.5", "faultNew0123456789ab", 403)
 				if n := s.bindings(t, "faultNew0123456789ab"); n != 1 {
-					t.Errorf("%d bindings for the key first used while Redis hung", n)
+					t.Errorf("%d bindings for the key first used after Redis resumed", n)
 				}
 				s.backToBaseline(t, baseline)
 			})
