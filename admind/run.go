@@ -64,6 +64,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	}
 	decider := &bindings.Service{
 		Store: db, Cache: rcache, Claims: rcache, Log: log,
+		ClaimLimits: func() bindings.ClaimLimit {
+			s := live.Current()
+			return bindings.ClaimLimit{Limit: s.ClaimLimit, Window: time.Duration(s.ClaimWindowSeconds) * time.Second,
+				PrefixV4: s.ClaimPrefixV4, PrefixV6: s.ClaimPrefixV6}
+		},
 		ObserveClaim: func(outcome string) {
 			m.Claims.WithLabelValues(outcome).Inc()
 			if outcome == "confirmed" {

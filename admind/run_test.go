@@ -122,6 +122,7 @@ type decideReply struct {
 	CacheTTLS   int    `json:"cache_ttl_s"`
 	Provisional bool   `json:"provisional"`
 	Claim       string `json:"claim"`
+	RetryAfterS int    `json:"retry_after_s"`
 }
 
 // decide asks as the plugin does for a request New API then serves: an allowed provisional
@@ -452,5 +453,54 @@ func TestReleasedClaimLeavesNothing(t *testing.T) {
 	}
 	if d, _ := a.decide(t, http.DefaultClient, hash, "127.0.0.3"); !d.Allow || d.Binding.CIDRs[0] != "127.0.0.3/32" {
 		t.Fatalf("the next user after the release: %+v", d)
+	}
+}
+
+// Each source may make CLAIM_LIMIT new claims per window: the next gets claim_rate_limited
+// with the seconds left, writes nothing, and is counted; bound keys, the claimant's repeats
+// and other sources are not limited; IPv6 addresses in one /64 are one source.
+func TestClaimLimitPerSource(t *testing.T) {
+	a := startAdmind(t, map[string]string{"CLAIM_LIMIT": "3", "CLAIM_WINDOW_SECONDS": "60"})
+	conn := a.db(t)
+	bound := hashKey("limitBoundKey0123456")
+	if d, _ := a.decide(t, http.DefaultClient, bound, "127.0.0.2"); !d.Allow {
+		t.Fatalf("binding a key: %+v", d) // the source's first claim
+	}
+	for i := 0; i < 2; i++ {
+		d, _ := a.internal(t, http.DefaultClient, "decide", hashKey("limitNew"+strconv.Itoa(i)+"0123456789"), "sk-…", "127.0.0.2", "")
+		if !d.Allow || !d.Provisional {
+			t.Fatalf("claim %d: %+v", i+2, d)
+		}
+		// The claimant again on the same key: no new claim.
+		if d, _ := a.internal(t, http.DefaultClient, "decide", hashKey("limitNew"+strconv.Itoa(i)+"0123456789"), "sk-…", "127.0.0.2", ""); !d.Allow {
+			t.Fatalf("claimant's repeat %d: %+v", i, d)
+		}
+	}
+	over := hashKey("limitOver0123456789")
+	d, st := a.internal(t, http.DefaultClient, "decide", over, "sk-…", "127.0.0.2", "")
+	if st != 200 || d.Allow || d.Reason != "claim_rate_limited" || d.RetryAfterS < 1 || d.RetryAfterS > 60 || d.Claim != "" {
+		t.Fatalf("over the limit: %d %+v", st, d)
+	}
+	if n := count(t, conn, `SELECT count(*) FROM token_bindings WHERE key_hash = $1`, over) + count(t, conn, `SELECT count(*) FROM intercept_logs`); n != 0 {
+		t.Fatalf("over the limit: %d rows written", n)
+	}
+	if d, _ := a.decide(t, http.DefaultClient, bound, "127.0.0.2"); !d.Allow {
+		t.Fatalf("a bound key over the limit: %+v", d)
+	}
+	if d, _ := a.internal(t, http.DefaultClient, "decide", over, "sk-…", "127.0.0.3", ""); !d.Allow || !d.Provisional {
+		t.Fatalf("another source: %+v", d)
+	}
+	for i := 0; i < 3; i++ {
+		ip := "2001:db8:7:7::" + strconv.Itoa(i+1)
+		if d, _ := a.internal(t, http.DefaultClient, "decide", hashKey("limitV6"+strconv.Itoa(i)+"0123456789"), "sk-…", ip, ""); !d.Allow {
+			t.Fatalf("IPv6 claim %d: %+v", i+1, d)
+		}
+	}
+	if d, _ := a.internal(t, http.DefaultClient, "decide", hashKey("limitV6x0123456789"), "sk-…", "2001:db8:7:7:ffff::9", ""); d.Reason != "claim_rate_limited" {
+		t.Fatalf("a fourth address in the same /64: %+v", d)
+	}
+	st, body := a.call(t, "", http.MethodGet, "/metrics", nil)
+	if st != 200 || !strings.Contains(string(body), `sentinel_claims_total{outcome="limited"} 2`) {
+		t.Fatalf("metrics:\n%s", grepLines(string(body), "claims"))
 	}
 }

@@ -22,6 +22,10 @@ type settingsJSON struct {
 	FailsafeMode          string `json:"failsafe_mode"`
 	BindPrefixV4          int    `json:"bind_prefix_v4"`
 	BindPrefixV6          int    `json:"bind_prefix_v6"`
+	ClaimLimit            int    `json:"claim_limit"`
+	ClaimWindowSeconds    int    `json:"claim_window_seconds"`
+	ClaimPrefixV4         int    `json:"claim_prefix_v4"`
+	ClaimPrefixV6         int    `json:"claim_prefix_v6"`
 }
 
 func TestAdminSettings(t *testing.T) {
@@ -36,7 +40,8 @@ func TestAdminSettings(t *testing.T) {
 	if st != 200 || json.Unmarshal(body, &cur) != nil {
 		t.Fatalf("get: %d %s", st, body)
 	}
-	want := settingsJSON{AlertWebhookFormat: "json", AlertThresholdCount: 7, AlertThresholdSeconds: 300, ArchiveDays: 30, LogRetentionDays: 90, FailsafeMode: "closed", BindPrefixV4: 32, BindPrefixV6: 64}
+	want := settingsJSON{AlertWebhookFormat: "json", AlertThresholdCount: 7, AlertThresholdSeconds: 300, ArchiveDays: 30, LogRetentionDays: 90, FailsafeMode: "closed", BindPrefixV4: 32, BindPrefixV6: 64,
+		ClaimLimit: 30, ClaimWindowSeconds: 60, ClaimPrefixV4: 32, ClaimPrefixV6: 64}
 	if cur != want {
 		t.Fatalf("defaults from the environment: %+v, want %+v", cur, want)
 	}
@@ -49,8 +54,9 @@ func TestAdminSettings(t *testing.T) {
 	// Invalid: 400 naming every bad field; nothing saved.
 	bad := want
 	bad.AlertWebhookURL, bad.FailsafeMode, bad.BindPrefixV4, bad.AlertThresholdCount = "javascript:alert(1)", "sometimes", 33, 0
+	bad.ClaimLimit, bad.ClaimWindowSeconds, bad.ClaimPrefixV6 = -1, 0, 129
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", bad)
-	for _, field := range []string{"alert_webhook_url", "failsafe_mode", "bind_prefix_v4", "alert_threshold_count"} {
+	for _, field := range []string{"alert_webhook_url", "failsafe_mode", "bind_prefix_v4", "alert_threshold_count", "claim_limit", "claim_window_seconds", "claim_prefix_v6"} {
 		if st != http.StatusBadRequest || !strings.Contains(string(body), field) {
 			t.Fatalf("invalid settings: %d %s (want %s named)", st, body, field)
 		}
@@ -58,8 +64,8 @@ func TestAdminSettings(t *testing.T) {
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open"}`+"x")
 	wantError(t, st, body, http.StatusBadRequest, "bad_request", "invalid JSON")
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open"}`)
-	wantError(t, st, body, http.StatusBadRequest, "bad_request", "missing: alert_webhook_url, alert_webhook_format, alert_threshold_count, alert_threshold_seconds, archive_days, log_retention_days, bind_prefix_v4, bind_prefix_v6")
-	withUnknown := `{"alert_webhook_url":"","alert_webhook_format":"json","alert_threshold_count":5,"alert_threshold_seconds":300,"archive_days":30,"log_retention_days":90,"failsafe_mode":"open","bind_prefix_v4":32,"bind_prefix_v6":64,"unknown":1}`
+	wantError(t, st, body, http.StatusBadRequest, "bad_request", "missing: alert_webhook_url, alert_webhook_format, alert_threshold_count, alert_threshold_seconds, archive_days, log_retention_days, bind_prefix_v4, bind_prefix_v6, claim_limit, claim_window_seconds, claim_prefix_v4, claim_prefix_v6")
+	withUnknown := `{"alert_webhook_url":"","alert_webhook_format":"json","alert_threshold_count":5,"alert_threshold_seconds":300,"archive_days":30,"log_retention_days":90,"failsafe_mode":"open","bind_prefix_v4":32,"bind_prefix_v6":64,"claim_limit":30,"claim_window_seconds":60,"claim_prefix_v4":32,"claim_prefix_v6":64,"unknown":1}`
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", withUnknown)
 	wantError(t, st, body, http.StatusBadRequest, "bad_request", "unknown field")
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", strings.Replace(withUnknown, `"archive_days":30`, `"archive_days":"30"`, 1))

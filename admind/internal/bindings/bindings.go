@@ -91,6 +91,9 @@ type Intercept struct {
 const (
 	ReasonIPNotAllowed = "ip_not_allowed"
 	ReasonKeyBanned    = "key_banned"
+	// ReasonClaimLimited: the source made its limit of new first-use claims this window
+	// (claims.go); never an intercept, the plugin answers 429.
+	ReasonClaimLimited = "claim_rate_limited"
 )
 
 // ErrNotFound is returned by a Store when no binding exists.

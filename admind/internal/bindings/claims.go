@@ -32,6 +32,18 @@ type Claims interface {
 	ReleaseClaim(ctx context.Context, keyHash, id string) error
 	// ExpireClaim leaves the claim, if id holds it, ttl more to live.
 	ExpireClaim(ctx context.Context, keyHash, id string, ttl time.Duration) error
+	// CountClaim counts a new claim by source; it returns the window's count and the time
+	// until the window ends.
+	CountClaim(ctx context.Context, source netip.Prefix, window time.Duration) (int64, time.Duration, error)
+}
+
+// ClaimLimit is how many new claims one source may make per window; Limit 0: no limit. A
+// source is the client address widened to PrefixV4 / PrefixV6 (one /64 holds one IPv6 host's
+// addresses, so a smaller prefix would let one host through as many sources).
+type ClaimLimit struct {
+	Limit              int
+	Window             time.Duration
+	PrefixV4, PrefixV6 int
 }
 
 // settledClaimTTL is how long a confirmed claim outlives its binding row. A decide that read
@@ -84,6 +96,12 @@ func (s *Service) claim(ctx context.Context, r DecideRequest) (Decision, error) 
 	d := Decision{Provisional: true, ClaimID: held.ID, Binding: Binding{
 		KeyHash: r.KeyHash, KeyHint: r.KeyHint, Mode: ModeSingle, Status: StatusActive, CIDRs: []netip.Prefix{held.Prefix}}}
 	switch {
+	case won && s.overLimit(ctx, r, &d):
+		// The claim is dropped again: a source over its limit claims nothing.
+		if err := s.Claims.ReleaseClaim(ctx, r.KeyHash, mine.ID); err != nil {
+			return Decision{}, fmt.Errorf("decide: %w", err)
+		}
+		s.observeClaim("limited")
 	case won:
 		d.Allow = true
 		s.observeClaim("claimed")
@@ -97,6 +115,29 @@ func (s *Service) claim(ctx context.Context, r DecideRequest) (Decision, error) 
 		s.observeClaim("contended")
 	}
 	return d, nil
+}
+
+// overLimit counts the source's new claim and, when that is one too many, fills d with the
+// refusal. A Redis failure here is not a refusal: the claim itself was just written, so Redis
+// answers; if it stopped meanwhile, the count is skipped once.
+func (s *Service) overLimit(ctx context.Context, r DecideRequest, d *Decision) bool {
+	if s.ClaimLimits == nil {
+		return false
+	}
+	l := s.ClaimLimits()
+	if l.Limit <= 0 {
+		return false
+	}
+	n, left, err := s.Claims.CountClaim(ctx, FirstUsePrefix(r.IP, l.PrefixV4, l.PrefixV6), l.Window)
+	if err != nil {
+		s.Log.Warn("claim count failed", "err", err)
+		return false
+	}
+	if n <= int64(l.Limit) {
+		return false
+	}
+	d.Reason, d.ClaimID, d.RetryAfter = ReasonClaimLimited, "", left
+	return true
 }
 
 // ConfirmRequest is the plugin's report that New API served a provisional request.

@@ -48,6 +48,8 @@ type Decision struct {
 	// when allowed the plugin confirms or releases ClaimID once New API has answered.
 	Provisional bool
 	ClaimID     string
+	// RetryAfter, with ReasonClaimLimited: when the source may claim again.
+	RetryAfter time.Duration
 }
 
 // Service decides requests and binds keys on first use.
@@ -66,8 +68,11 @@ type Service struct {
 	Observe func(Decision)
 	// ClaimTTL bounds a claim's wait for confirmation (DefaultClaimTTL when 0).
 	ClaimTTL time.Duration
+	// ClaimLimits gives the per-source limit on new claims (runtime settings); nil: none.
+	ClaimLimits func() ClaimLimit
 	// ObserveClaim, when set, sees each claim outcome: claimed, joined (the claimant again),
-	// contended (another address), confirmed (a binding written), released, lost (metrics).
+	// contended (another address), limited (over the source's limit), confirmed (a binding
+	// written), released, lost (metrics).
 	ObserveClaim func(outcome string)
 }
 

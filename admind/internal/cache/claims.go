@@ -31,6 +31,27 @@ if not v or string.sub(v, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. ' ' then ret
 if ARGV[2] == '0' then return redis.call('DEL', KEYS[1]) end
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])`)
 
+// ClaimSourceKey counts the new claims one source (a client address widened to the claim
+// prefix) made in the current window; every admind replica counts in the same key.
+func ClaimSourceKey(source netip.Prefix) string { return "sentinel:claimsrc:" + source.String() }
+
+// countInWindow adds one to the window's counter, starting the window on the first, and
+// returns {count, ms left}. KEYS: counter. ARGV: window ms.
+var countInWindow = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('PTTL', KEYS[1])}`)
+
+// CountClaim counts one new claim by source and returns the window's count so far and the
+// time until the window ends.
+func (c *Cache) CountClaim(ctx context.Context, source netip.Prefix, window time.Duration) (int64, time.Duration, error) {
+	res, err := countInWindow.Run(ctx, c.rdb, []string{ClaimSourceKey(source)}, window.Milliseconds()).Int64Slice()
+	if err != nil || len(res) != 2 {
+		return 0, 0, fmt.Errorf("cache: count claim: %v", err)
+	}
+	return res[0], time.Duration(res[1]) * time.Millisecond, nil
+}
+
 // A claim's value is "<id> <prefix>".
 func claimValue(c bindings.Claim) string { return c.ID + " " + c.Prefix.String() }
 

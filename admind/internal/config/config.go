@@ -59,7 +59,13 @@ type Config struct {
 
 	BindPrefixV4    int
 	BindPrefixV6    int
-	BindingCacheTTL time.Duration
+	// New first-use claims one source may make per window (0: no limit); a source is the
+	// client address widened to ClaimPrefixV4 / ClaimPrefixV6.
+	ClaimLimit         int
+	ClaimWindowSeconds int
+	ClaimPrefixV4      int
+	ClaimPrefixV6      int
+	BindingCacheTTL    time.Duration
 	DBMaxConns      int
 	LogLevel        slog.Level
 }
@@ -81,6 +87,10 @@ func Load(getenv func(string) string) (Config, error) {
 		InternalPort:    r.intIn("INTERNAL_PORT", 9090, 1, 65535),
 		BindPrefixV4:    r.intIn("BIND_PREFIX_V4", 32, 8, 32),
 		BindPrefixV6:    r.intIn("BIND_PREFIX_V6", 64, 16, 128),
+		ClaimLimit:         r.intIn("CLAIM_LIMIT", 30, 0, 1_000_000),
+		ClaimWindowSeconds: r.intIn("CLAIM_WINDOW_SECONDS", 60, 1, 86_400),
+		ClaimPrefixV4:      r.intIn("CLAIM_PREFIX_V4", 32, 8, 32),
+		ClaimPrefixV6:      r.intIn("CLAIM_PREFIX_V6", 64, 16, 128),
 		BindingCacheTTL: r.duration("BINDING_CACHE_TTL", time.Hour),
 		DBMaxConns:      r.intIn("DB_MAX_CONNS", 20, 1, 1000),
 
@@ -175,6 +185,10 @@ func (c Config) Settings() settings.Settings {
 		FailsafeMode:          c.FailsafeMode,
 		BindPrefixV4:          c.BindPrefixV4,
 		BindPrefixV6:          c.BindPrefixV6,
+		ClaimLimit:            c.ClaimLimit,
+		ClaimWindowSeconds:    c.ClaimWindowSeconds,
+		ClaimPrefixV4:         c.ClaimPrefixV4,
+		ClaimPrefixV6:         c.ClaimPrefixV6,
 	}
 }
 
@@ -193,6 +207,10 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("internal_port", c.InternalPort),
 		slog.Int("bind_prefix_v4", c.BindPrefixV4),
 		slog.Int("bind_prefix_v6", c.BindPrefixV6),
+		slog.Int("claim_limit", c.ClaimLimit),
+		slog.Int("claim_window_seconds", c.ClaimWindowSeconds),
+		slog.Int("claim_prefix_v4", c.ClaimPrefixV4),
+		slog.Int("claim_prefix_v6", c.ClaimPrefixV6),
 		slog.Duration("binding_cache_ttl", c.BindingCacheTTL),
 		slog.Int("db_max_conns", c.DBMaxConns),
 		slog.String("admin_username", c.AdminUsername),

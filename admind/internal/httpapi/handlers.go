@@ -123,11 +123,19 @@ type decideResponse struct {
 	// to /confirm or /release quoting Claim.
 	Provisional bool   `json:"provisional,omitempty"`
 	Claim       string `json:"claim,omitempty"`
+	// RetryAfterS, with reason claim_rate_limited: seconds until the source may claim again.
+	RetryAfterS int `json:"retry_after_s,omitempty"`
 }
 
 func newDecideResponse(dec bindings.Decision, cacheTTL time.Duration) decideResponse {
 	out := decideResponse{Allow: dec.Allow, Reason: dec.Reason, CacheTTLS: int(cacheTTL / time.Second),
 		Provisional: dec.Provisional, Claim: dec.ClaimID}
+	if dec.Reason == bindings.ReasonClaimLimited {
+		out.RetryAfterS = int((dec.RetryAfter + time.Second - 1) / time.Second)
+		if out.RetryAfterS < 1 {
+			out.RetryAfterS = 1
+		}
+	}
 	if !dec.Provisional {
 		out.Binding = &bindingJSON{Status: string(dec.Binding.Status), Mode: string(dec.Binding.Mode), CIDRs: dec.Binding.CIDRStrings()}
 	}

@@ -31,6 +31,10 @@ type Settings struct {
 	FailsafeMode          string `json:"failsafe_mode"`
 	BindPrefixV4          int    `json:"bind_prefix_v4"`
 	BindPrefixV6          int    `json:"bind_prefix_v6"`
+	ClaimLimit            int    `json:"claim_limit"` // new first-use claims per source per window; 0: no limit
+	ClaimWindowSeconds    int    `json:"claim_window_seconds"`
+	ClaimPrefixV4         int    `json:"claim_prefix_v4"` // a source: the client address widened to these
+	ClaimPrefixV6         int    `json:"claim_prefix_v6"`
 }
 
 // Fields are the settings' JSON names, in order.
@@ -87,6 +91,18 @@ func (s Settings) Validate() error {
 	}
 	if s.BindPrefixV6 < 16 || s.BindPrefixV6 > 128 {
 		bad("bind_prefix_v6 must be in 16-128, got %d", s.BindPrefixV6)
+	}
+	if s.ClaimLimit < 0 || s.ClaimLimit > 1_000_000 {
+		bad("claim_limit must be in 0-1000000 (0: no limit), got %d", s.ClaimLimit)
+	}
+	if s.ClaimWindowSeconds < 1 || s.ClaimWindowSeconds > 86_400 {
+		bad("claim_window_seconds must be in 1-86400, got %d", s.ClaimWindowSeconds)
+	}
+	if s.ClaimPrefixV4 < 8 || s.ClaimPrefixV4 > 32 {
+		bad("claim_prefix_v4 must be in 8-32, got %d", s.ClaimPrefixV4)
+	}
+	if s.ClaimPrefixV6 < 16 || s.ClaimPrefixV6 > 128 {
+		bad("claim_prefix_v6 must be in 16-128, got %d", s.ClaimPrefixV6)
 	}
 	if len(problems) > 0 {
 		return &ValidationError{Problems: problems}
