@@ -41,6 +41,8 @@ type decideResponse struct {
 	// API's answer confirms the claim (claim.go).
 	Provisional bool   `json:"provisional"`
 	Claim       string `json:"claim"`
+	// RetryAfterS, with reason claim_rate_limited: seconds until this address may claim again.
+	RetryAfterS int `json:"retry_after_s"`
 }
 
 type bindingReply struct {

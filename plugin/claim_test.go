@@ -143,3 +143,16 @@ func TestRefusedConfirmationDropsNewAPIsAnswer(t *testing.T) {
 		t.Fatalf("%d %v %q, want 403 without New API's answer", rw.Code, rw.Header(), rw.Body)
 	}
 }
+
+// An address over its limit of new claims gets 429 with admind's Retry-After, in New API's
+// error shape, and the request goes nowhere.
+func TestClaimLimitedIs429(t *testing.T) {
+	nexts := 0
+	f, h := claimHarness(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { nexts++ }))
+	f.limited = 17
+	rw := claimRequest(h, "127.0.0.2")
+	if rw.Code != http.StatusTooManyRequests || rw.Header().Get("Retry-After") != "17" ||
+		!strings.Contains(rw.Body.String(), `"code":"claim_rate_limited"`) || nexts != 0 {
+		t.Fatalf("%d Retry-After=%q %s (forwarded %d)", rw.Code, rw.Header().Get("Retry-After"), rw.Body, nexts)
+	}
+}

@@ -1,6 +1,9 @@
 package plugin
 
-import "net/http"
+import (
+	"net/http"
+	"strconv"
+)
 
 // Refusal codes, in New API's error "code" field.
 const (
@@ -14,6 +17,7 @@ const (
 	codeMissingKey     = "missing_api_key"
 	codeUnavailable    = "sentinel_unavailable"
 	codeUndecided      = "request_not_decided"
+	codeClaimLimited   = "claim_rate_limited" // admind's bindings.ReasonClaimLimited
 	refusalContentType = "application/json; charset=utf-8"
 )
 
@@ -30,10 +34,21 @@ var refusalBodies = map[string][]byte{
 	codeMissingKey:   refusalBody(codeMissingKey, "an API key is required"),
 	codeUnavailable:  refusalBody(codeUnavailable, "the key check is temporarily unavailable, retry later"),
 	codeUndecided:    refusalBody(codeUndecided, "the key check could not decide this request"),
+	codeClaimLimited: refusalBody(codeClaimLimited, "too many new API keys from this address, retry later"),
 }
 
 func refusalBody(code, message string) []byte {
 	return []byte(`{"error":{"message":"` + message + `","type":"sentinel_error","code":"` + code + `"}}`)
+}
+
+// refuseClaimLimited answers 429 with Retry-After: the client's address made its limit of
+// new first-use claims (a flood of strings that are no keys looks like this).
+func refuseClaimLimited(rw http.ResponseWriter, retryAfter int) {
+	if retryAfter < 1 {
+		retryAfter = 1
+	}
+	rw.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	refuse(rw, http.StatusTooManyRequests, codeClaimLimited)
 }
 
 // refuse answers in New API's error shape so SDKs show a readable message.

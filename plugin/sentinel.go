@@ -200,16 +200,16 @@ func (m *Sentinel) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 	}
 
 	b := m.cache.get(key, cacheClock())
-	code, claim := "", ""
+	code, claim, retryAfter := "", "", 0
 	if b != nil {
 		code = b.check(ip)
 		if code != "" {
 			m.reportIntercept(req, b.hash, b.hint, ip, code)
 		}
 	} else {
-		var ok bool
-		b, code, claim, ok = m.decideUncached(req, key, spelled, ip)
-		if !ok {
+		v := m.decideUncached(req, key, spelled, ip)
+		b, code, claim, retryAfter = v.b, v.code, v.claim, v.retryAfter
+		if !v.ok {
 			// Neither Redis nor admind could decide. Open mode forwards without binding
 			// (a binding is never created from a cache-only view); closed mode refuses.
 			open := m.failOpen() || m.s.monitor
@@ -223,6 +223,10 @@ func (m *Sentinel) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 			refuse(rw, http.StatusServiceUnavailable, codeUnavailable)
 			return
 		}
+	}
+	if code == codeClaimLimited && !m.s.monitor {
+		refuseClaimLimited(rw, retryAfter)
+		return
 	}
 	if code != "" && !m.s.monitor {
 		refuse(rw, http.StatusForbidden, code)
@@ -259,22 +263,29 @@ func (m *Sentinel) rememberHot(req *http.Request, b *binding) {
 	m.cache.putHot(auth[0], &hotEntry{b: b, peer: peer})
 }
 
+// verdict is what decideUncached found.
+type verdict struct {
+	b          *binding // the binding it cached; nil if admind sent none
+	code       string   // the refusal code; "" when allowed
+	claim      string   // the claim of a provisional allow (the key is unbound)
+	retryAfter int      // seconds, with codeClaimLimited
+	ok         bool     // false: no source could decide
+}
+
 // decideUncached looks the binding up in Redis, then asks admind (which claims an unbound key
-// for its first user). It returns the binding it cached (nil if admind sent none), and the
-// claim when the key is unbound and claimed for this client; ok is false when no source could
-// decide.
-func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip netip.Addr) (b *binding, code, claim string, ok bool) {
+// for its first user).
+func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip netip.Addr) verdict {
 	epoch := m.cache.currentEpoch()
 	hash := m.hashKey(key)
 	hint := keyHint(spelled)
-	if b = m.redisBinding(hash); b != nil {
+	if b := m.redisBinding(hash); b != nil {
 		b.hash, b.hint = hash, hint
 		m.remember(key, b, m.s.cacheTTL, cacheMaxAge, epoch)
-		code = b.check(ip)
+		code := b.check(ip)
 		if code != "" {
 			m.reportIntercept(req, hash, hint, ip, code)
 		}
-		return b, code, "", true
+		return verdict{b: b, code: code, ok: true}
 	}
 	dr := newDecideRequest(req, hash, hint, ip)
 	if spelled != key {
@@ -291,12 +302,13 @@ func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip net
 		dr.Method, dr.Path, dr.UserAgent = "", "", ""
 		resp, err = m.admin.decide(dr)
 		if errors.Is(err, errAdmindRejected) {
-			return nil, codeUndecided, "", true
+			return verdict{code: codeUndecided, ok: true}
 		}
 	}
 	if err != nil {
-		return nil, "", "", false
+		return verdict{}
 	}
+	var b *binding
 	if rb, err := bindingFromReply(resp.Binding); err == nil && rb != nil {
 		b = rb
 		b.hash, b.hint = hash, hint
@@ -312,17 +324,20 @@ func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip net
 	if resp.Allow {
 		if resp.Provisional && b == nil {
 			if !validClaim(resp.Claim) {
-				return nil, codeUndecided, "", true
+				return verdict{code: codeUndecided, ok: true}
 			}
-			return nil, "", resp.Claim, true
+			return verdict{claim: resp.Claim, ok: true}
 		}
-		return b, "", "", true
+		return verdict{b: b, ok: true}
+	}
+	if resp.Reason == codeClaimLimited {
+		return verdict{code: codeClaimLimited, retryAfter: resp.RetryAfterS, ok: true}
 	}
 	// admind recorded the intercept itself.
 	if resp.Reason == codeKeyBanned {
-		return b, codeKeyBanned, "", true
+		return verdict{b: b, code: codeKeyBanned, ok: true}
 	}
-	return b, codeIPNotAllowed, "", true
+	return verdict{b: b, code: codeIPNotAllowed, ok: true}
 }
 
 // fromRelay answers a keyed request whose only known address is a relay's (a gateway, a

@@ -31,6 +31,7 @@ type fakeAdmind struct {
 	claims             bool
 	claimed            map[string]string
 	confirms, releases int
+	limited            int // when set, every new claim is over the limit: retry after this
 }
 
 const testClaimID = "0123456789abcdef0123456789abcdef"
@@ -79,6 +80,10 @@ func (f *fakeAdmind) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	ip, ok := f.bound[dr.KeyHash]
+	if !ok && f.limited > 0 {
+		_ = json.NewEncoder(rw).Encode(decideResponse{Reason: codeClaimLimited, Provisional: true, RetryAfterS: f.limited})
+		return
+	}
 	if !ok && f.claims {
 		holder, held := f.claimed[dr.KeyHash]
 		if !held {
