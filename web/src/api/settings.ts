@@ -12,6 +12,10 @@ export interface Settings {
   failsafe_mode: 'closed' | 'open'
   bind_prefix_v4: number
   bind_prefix_v6: number
+  claim_limit: number
+  claim_window_seconds: number
+  claim_prefix_v4: number
+  claim_prefix_v6: number
 }
 
 export const getSettings = () => request<Settings>('GET', '/settings')
