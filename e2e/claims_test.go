@@ -3,13 +3,16 @@ package e2e
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/key-ip-sentinel/sentinel/internal/newapi"
+	"github.com/key-ip-sentinel/sentinel/internal/testenv"
 )
 
 // TestFirstUseBindsOnlyKeysNewAPIAccepts runs through Traefik, the plugin and admind in front
@@ -34,6 +37,31 @@ func TestFirstUseBindsOnlyKeysNewAPIAccepts(t *testing.T) {
 	}
 	if keys := rdb.Keys(ctx, "sentinel:claim:*").Val(); len(keys) != 0 {
 		t.Fatalf("claims left in Redis: %v", keys)
+	}
+
+	// One address sending strings that are no keys: 30 claims a minute (the default limit),
+	// then 429 with Retry-After, and still nothing written.
+	limited := 0
+	for i := 0; i < 35; i++ {
+		req, _ := http.NewRequest(http.MethodPost, s.webURL+"/v1/chat/completions", strings.NewReader("{}"))
+		req.Header.Set("Authorization", "Bearer sk-"+randomKey(t))
+		resp, err := clientFrom("127.0.3.99").Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		switch {
+		case i < 30 && resp.StatusCode != http.StatusUnauthorized:
+			t.Fatalf("string %d: %d, want New API's 401", i, resp.StatusCode)
+		case i >= 30 && (resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == ""):
+			t.Fatalf("string %d over the limit: %d Retry-After %q", i, resp.StatusCode, resp.Header.Get("Retry-After"))
+		case i >= 30:
+			limited++
+		}
+	}
+	if n := countRows(t, s, `SELECT count(*) FROM token_bindings`) + countRows(t, s, `SELECT count(*) FROM intercept_logs`); n != 0 {
+		t.Fatalf("a flood of strings left %d rows", n)
 	}
 
 	if st, err := chatFrom(s.webURL, "127.0.3.20", "Bearer sk-"+na.Keys[0]); err != nil || st != 200 {
@@ -81,7 +109,7 @@ func TestFirstUseBindsOnlyKeysNewAPIAccepts(t *testing.T) {
 	if n := countRows(t, s, `SELECT count(*) FROM token_bindings`); n != len(na.Keys) {
 		t.Fatalf("%d bindings for %d real keys", n, len(na.Keys))
 	}
-	t.Logf("10 refused strings: 0 rows; %d real keys: %d bindings; %d races of 50 addresses: one served each", len(na.Keys), len(na.Keys), len(na.Keys)-1)
+	t.Logf("10 refused strings from 10 addresses and 35 from one (%d of them 429): 0 rows; %d real keys: %d bindings; %d races of 50 addresses: one served each", limited, len(na.Keys), len(na.Keys), len(na.Keys)-1)
 }
 
 // chatFrom sends a chat completion New API can serve (its channel's model) from the address.
@@ -97,4 +125,98 @@ func chatFrom(base, from, auth string) (int, error) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// TestClaimFaults: New API down, New API hanging until the client gives up, and admind
+// restarted between a claim and its confirmation. No fault leaves a binding the answer did
+// not earn, or a claim stuck on the key.
+func TestClaimFaults(t *testing.T) {
+	hold := make(chan struct{})
+	var mu sync.Mutex
+	mode := "down"
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		m := mode
+		mu.Unlock()
+		switch m {
+		case "hang":
+			select {
+			case <-r.Context().Done():
+			case <-time.After(30 * time.Second):
+			}
+			return
+		case "held":
+			<-hold
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstreamURL := "http://" + ln.Addr().String()
+	ln.Close() // "down": nothing listens there yet
+	s := startStack(t, stackOptions{UpstreamURL: upstreamURL})
+	rdb := s.redisClient(t)
+	ctx := context.Background()
+	noClaims := func(what string) {
+		t.Helper()
+		testenv.WaitFor(t, 5*time.Second, what+": no claim left", func() bool { return len(rdb.Keys(ctx, "sentinel:claim:*").Val()) == 0 })
+		if n := countRows(t, s, `SELECT count(*) FROM token_bindings`); n != 0 {
+			t.Fatalf("%s: %d bindings", what, n)
+		}
+	}
+
+	// New API down: Traefik's 502 reaches the client, the claim is released.
+	if st, body := s.call(t, "127.0.5.2", "/v1/chat/completions", map[string]string{"Authorization": "Bearer sk-faultClaimKey0123456789"}); st != http.StatusBadGateway {
+		t.Fatalf("New API down: %d %s", st, body)
+	}
+	noClaims("New API down")
+
+	ln, err = net.Listen("tcp", strings.TrimPrefix(upstreamURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: upstream}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	// New API hanging: the client gives up, and its claim goes with it.
+	mu.Lock()
+	mode = "hang"
+	mu.Unlock()
+	client := clientFrom("127.0.5.3")
+	client.Timeout = 2 * time.Second
+	req, _ := http.NewRequest(http.MethodPost, s.webURL+"/v1/chat/completions", strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer sk-faultClaimKey0123456789")
+	if resp, err := client.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("New API hanging: answered %d", resp.StatusCode)
+	}
+	noClaims("New API hanging")
+
+	// admind restarted while New API works on the claimed request: the confirmation reaches
+	// the new admind, and the key binds to its claimant.
+	mu.Lock()
+	mode = "held"
+	mu.Unlock()
+	done := make(chan int, 1)
+	go func() {
+		st, _ := postFrom(s.webURL, "127.0.5.4", "Bearer sk-faultClaimKey0123456789")
+		done <- st
+	}()
+	testenv.WaitFor(t, 5*time.Second, "the claim", func() bool { return len(rdb.Keys(ctx, "sentinel:claim:*").Val()) == 1 })
+	s.stopProc(t, "admind")
+	s.startAdmind(t)
+	close(hold)
+	if st := <-done; st != 200 {
+		t.Fatalf("the claimed request across the restart: %d", st)
+	}
+	if n := countRows(t, s, `SELECT count(*) FROM token_bindings WHERE host(first_ip) = '127.0.5.4'`); n != 1 {
+		t.Fatalf("%d bindings to the claimant after the restart", n)
+	}
+	if st, _ := postFrom(s.webURL, "127.0.5.5", "Bearer sk-faultClaimKey0123456789"); st != http.StatusForbidden {
+		t.Fatalf("another address after the binding: %d", st)
+	}
 }
