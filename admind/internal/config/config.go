@@ -57,8 +57,8 @@ type Config struct {
 	LogRetentionDays         int
 	ArchiveInterval          time.Duration // how often the archive job (one replica at a time) and intercept-log retention run
 
-	BindPrefixV4    int
-	BindPrefixV6    int
+	BindPrefixV4 int
+	BindPrefixV6 int
 	// New first-use claims one source may make per window (0: no limit); a source is the
 	// client address widened to ClaimPrefixV4 / ClaimPrefixV6.
 	ClaimLimit         int
@@ -66,33 +66,33 @@ type Config struct {
 	ClaimPrefixV4      int
 	ClaimPrefixV6      int
 	BindingCacheTTL    time.Duration
-	DBMaxConns      int
-	LogLevel        slog.Level
+	DBMaxConns         int
+	LogLevel           slog.Level
 }
 
 // Load reads the configuration. Every secret may also come from <NAME>_FILE.
 func Load(getenv func(string) string) (Config, error) {
 	r := reader{getenv: getenv}
 	c := Config{
-		DatabaseURL:     r.secret("DATABASE_URL"),
-		RedisAddr:       r.str("REDIS_ADDR", "127.0.0.1:6379"),
-		RedisMasterName: r.str("REDIS_MASTER_NAME", ""),
-		RedisPassword:   r.secret("REDIS_PASSWORD"),
-		RedisDB:         r.intIn("REDIS_DB", 0, 0, 15),
-		HMACSecret:      r.secret("SENTINEL_HMAC_SECRET"),
-		InternalToken:   r.secret("SENTINEL_INTERNAL_TOKEN"),
-		FailsafeMode:    r.str("SENTINEL_FAILSAFE_MODE", "closed"),
-		ListenHost:      r.str("LISTEN_HOST", ""),
-		AppPort:         r.intIn("APP_PORT", 8080, 1, 65535),
-		InternalPort:    r.intIn("INTERNAL_PORT", 9090, 1, 65535),
-		BindPrefixV4:    r.intIn("BIND_PREFIX_V4", 32, 8, 32),
-		BindPrefixV6:    r.intIn("BIND_PREFIX_V6", 64, 16, 128),
+		DatabaseURL:        r.secret("DATABASE_URL"),
+		RedisAddr:          r.str("REDIS_ADDR", "127.0.0.1:6379"),
+		RedisMasterName:    r.str("REDIS_MASTER_NAME", ""),
+		RedisPassword:      r.secret("REDIS_PASSWORD"),
+		RedisDB:            r.intIn("REDIS_DB", 0, 0, 15),
+		HMACSecret:         r.secret("SENTINEL_HMAC_SECRET"),
+		InternalToken:      r.secret("SENTINEL_INTERNAL_TOKEN"),
+		FailsafeMode:       r.str("SENTINEL_FAILSAFE_MODE", "closed"),
+		ListenHost:         r.str("LISTEN_HOST", ""),
+		AppPort:            r.intIn("APP_PORT", 8080, 1, 65535),
+		InternalPort:       r.intIn("INTERNAL_PORT", 9090, 1, 65535),
+		BindPrefixV4:       r.intIn("BIND_PREFIX_V4", 32, 8, 32),
+		BindPrefixV6:       r.intIn("BIND_PREFIX_V6", 64, 16, 128),
 		ClaimLimit:         r.intIn("CLAIM_LIMIT", 30, 0, 1_000_000),
 		ClaimWindowSeconds: r.intIn("CLAIM_WINDOW_SECONDS", 60, 1, 86_400),
 		ClaimPrefixV4:      r.intIn("CLAIM_PREFIX_V4", 32, 8, 32),
 		ClaimPrefixV6:      r.intIn("CLAIM_PREFIX_V6", 64, 16, 128),
-		BindingCacheTTL: r.duration("BINDING_CACHE_TTL", time.Hour),
-		DBMaxConns:      r.intIn("DB_MAX_CONNS", 20, 1, 1000),
+		BindingCacheTTL:    r.duration("BINDING_CACHE_TTL", time.Hour),
+		DBMaxConns:         r.intIn("DB_MAX_CONNS", 20, 1, 1000),
 
 		AdminUsername:  r.str("ADMIN_USERNAME", "admin"),
 		AdminPassword:  r.secret("ADMIN_PASSWORD"),
