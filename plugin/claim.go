@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 )
@@ -23,7 +24,7 @@ import (
 
 // serveClaimed forwards a request under a claim and reports New API's answer.
 func (m *Sentinel) serveClaimed(rw http.ResponseWriter, req *http.Request, key string, dr decideRequest) {
-	w := &claimWriter{ResponseWriter: rw, m: m, key: key, dr: dr, epoch: m.cache.currentEpoch()}
+	w := &claimWriter{ResponseWriter: rw, m: m, req: req, key: key, dr: dr, epoch: m.cache.currentEpoch()}
 	m.next.ServeHTTP(w, req)
 	if !w.reported {
 		w.report(0) // no answer at all (the client went away): release
@@ -37,6 +38,7 @@ func (m *Sentinel) serveClaimed(rw http.ResponseWriter, req *http.Request, key s
 type claimWriter struct {
 	http.ResponseWriter
 	m        *Sentinel
+	req      *http.Request
 	key      string
 	dr       decideRequest
 	epoch    int64
@@ -112,7 +114,7 @@ func (w *claimWriter) report(code int) {
 	default:
 		if b, err := bindingFromReply(resp.Binding); err == nil && b != nil {
 			b.hash, b.hint = w.dr.KeyHash, w.dr.KeyHint
-			w.m.remember(w.key, b, w.m.s.cacheTTL, cacheMaxAge, w.epoch)
+			w.m.rememberFromAdmind(w.key, b, resp.CacheTTLS, w.epoch)
 			if w.m.redis != nil {
 				w.m.redis.usage.allowed(b)
 			}
@@ -120,8 +122,12 @@ func (w *claimWriter) report(code int) {
 	}
 }
 
-// refuse answers the client in place of New API (monitor mode lets New API's answer through).
+// refuse answers the client in place of New API (monitor mode lets New API's answer
+// through), and records the intercept: the key is bound to another client.
 func (w *claimWriter) refuse(code string) {
+	if ip, err := netip.ParseAddr(w.dr.IP); err == nil {
+		w.m.reportIntercept(w.req, w.dr.KeyHash, w.dr.KeyHint, ip, code)
+	}
 	if w.m.s.monitor {
 		return
 	}

@@ -142,6 +142,9 @@ func TestRefusedConfirmationDropsNewAPIsAnswer(t *testing.T) {
 	if rw.Code != http.StatusForbidden || strings.Contains(rw.Body.String(), "the answer") || rw.Header().Get("X-New-Api-Version") != "" {
 		t.Fatalf("%d %v %q, want 403 without New API's answer", rw.Code, rw.Header(), rw.Body)
 	}
+	if len(f.intercepts) != 1 || f.intercepts[0].Reason != codeIPNotAllowed || f.intercepts[0].IP != "127.0.0.2" {
+		t.Fatalf("intercepts %+v, want the refusal recorded", f.intercepts)
+	}
 }
 
 // An address over its limit of new claims gets 429 with admind's Retry-After, in New API's

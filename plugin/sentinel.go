@@ -272,6 +272,18 @@ type verdict struct {
 	ok         bool     // false: no source could decide
 }
 
+// rememberFromAdmind caches a binding admind sent, for no longer than admind allows.
+func (m *Sentinel) rememberFromAdmind(key string, b *binding, cacheTTLS int, epoch int64) {
+	ttl, maxAge := m.s.cacheTTL, cacheMaxAge
+	if limit := time.Duration(cacheTTLS) * time.Second; limit > 0 && limit < maxAge {
+		maxAge = limit
+		if limit < ttl {
+			ttl = limit
+		}
+	}
+	m.remember(key, b, ttl, maxAge, epoch)
+}
+
 // decideUncached looks the binding up in Redis, then asks admind (which claims an unbound key
 // for its first user).
 func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip netip.Addr) verdict {
@@ -312,14 +324,7 @@ func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip net
 	if rb, err := bindingFromReply(resp.Binding); err == nil && rb != nil {
 		b = rb
 		b.hash, b.hint = hash, hint
-		ttl, maxAge := m.s.cacheTTL, cacheMaxAge
-		if limit := time.Duration(resp.CacheTTLS) * time.Second; limit > 0 && limit < maxAge {
-			maxAge = limit
-			if limit < ttl {
-				ttl = limit
-			}
-		}
-		m.remember(key, b, ttl, maxAge, epoch)
+		m.rememberFromAdmind(key, b, resp.CacheTTLS, epoch)
 	}
 	if resp.Allow {
 		if resp.Provisional && b == nil {
