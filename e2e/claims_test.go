@@ -114,17 +114,7 @@ func TestFirstUseBindsOnlyKeysNewAPIAccepts(t *testing.T) {
 
 // chatFrom sends a chat completion New API can serve (its channel's model) from the address.
 func chatFrom(base, from, auth string) (int, error) {
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions",
-		strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
-	req.Header.Set("Authorization", auth)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := clientFrom(from).Do(req)
-	if err != nil {
-		return 0, err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	return postBodyFrom(base, from, auth, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
 }
 
 // TestClaimFaults: New API down, New API hanging until the client gives up, and admind

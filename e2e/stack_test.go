@@ -364,9 +364,13 @@ func clientFrom(ip string) *http.Client {
 
 // postFrom sends a chat completion carrying the Authorization value auth from the address
 // to the Traefik at base, and returns the status (the body is read and dropped).
-func postFrom(base, from, auth string) (int, error) {
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader("{}"))
+func postFrom(base, from, auth string) (int, error) { return postBodyFrom(base, from, auth, "{}") }
+
+// postBodyFrom is postFrom with a JSON body of the caller's.
+func postBodyFrom(base, from, auth, body string) (int, error) {
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Authorization", auth)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := clientFrom(from).Do(req)
 	if err != nil {
 		return 0, err

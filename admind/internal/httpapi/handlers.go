@@ -165,15 +165,21 @@ func handleDecide(d Deps) http.Handler {
 	})
 }
 
+// decodeClaimEvent is decodeEvent for /confirm and /release, which must quote a claim.
+func decodeClaimEvent(w http.ResponseWriter, r *http.Request) (bindings.Event, netip.Addr, bool) {
+	ev, ip, ok := decodeEvent(w, r, false)
+	if ok && ev.Claim == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", "claim is required")
+		return ev, ip, false
+	}
+	return ev, ip, ok
+}
+
 // handleConfirm binds a claimed key: New API served the claimant's request.
 func handleConfirm(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ev, ip, ok := decodeEvent(w, r, false)
+		ev, ip, ok := decodeClaimEvent(w, r)
 		if !ok {
-			return
-		}
-		if ev.Claim == "" {
-			writeError(w, http.StatusBadRequest, "bad_request", "claim is required")
 			return
 		}
 		dec, err := d.Decider.Confirm(r.Context(), bindings.ConfirmRequest{KeyHash: ev.KeyHash, KeyHint: ev.KeyHint, ClaimID: ev.Claim, IP: ip})
@@ -193,12 +199,8 @@ func handleConfirm(d Deps) http.Handler {
 // handleRelease forgets a claimed key: New API did not serve the claimant's request.
 func handleRelease(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ev, _, ok := decodeEvent(w, r, false)
+		ev, _, ok := decodeClaimEvent(w, r)
 		if !ok {
-			return
-		}
-		if ev.Claim == "" {
-			writeError(w, http.StatusBadRequest, "bad_request", "claim is required")
 			return
 		}
 		if err := d.Decider.Release(r.Context(), ev.KeyHash, ev.Claim); err != nil {
