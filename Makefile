@@ -68,10 +68,12 @@ compose-test: traefik ## the compose deployment for real: Docker engine, Compose
 	scripts/standin-images.sh
 	SENTINEL_COMPOSE=1 $(GO) test -count=1 -timeout 40m -run '^TestCompose$$' -v ./e2e
 
+# make test runs compose-test when a Docker engine answers or can be started, and says loudly
+# when it cannot (scripts/docker-engine.sh prints why).
 .PHONY: compose-if-docker
 compose-if-docker:
-	@if docker info >/dev/null 2>&1 || command -v dockerd >/dev/null; then $(MAKE) --no-print-directory compose-test; \
-	else echo "compose-test: skipped, no Docker engine here and no dockerd to start (apt-get install docker.io debootstrap)"; fi
+	@if scripts/docker-engine.sh; then $(MAKE) --no-print-directory compose-test; \
+	else echo "compose-test: SKIPPED: no Docker engine could be started here (apt-get install docker.io debootstrap)"; fi
 
 .PHONY: bench
 bench: traefik ## benchmarks through the real stack (wrk): bare vs no-op plugin vs sentinel; rewrites BENCHMARKS.md
