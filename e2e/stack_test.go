@@ -142,11 +142,27 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		s.dsn = testenv.PG(t)
 	}
 
-	// admind, built and run as a process.
-	appPort, internalPort := testenv.FreePort(t), testenv.FreePort(t)
-	s.admindURL = "http://127.0.0.1:" + strconv.Itoa(internalPort)
-	s.publicURL = "http://127.0.0.1:" + strconv.Itoa(appPort)
-	s.admindEnv = append([]string{
+	// admind, built and run as a process; its ports, like Traefik's, are tried again when
+	// taken before it listened.
+	for attempt := 1; ; attempt++ {
+		appPort, internalPort := testenv.FreePort(t), testenv.FreePort(t)
+		s.admindURL = "http://127.0.0.1:" + strconv.Itoa(internalPort)
+		s.publicURL = "http://127.0.0.1:" + strconv.Itoa(appPort)
+		s.admindEnv = s.newAdmindEnv(o, appPort, internalPort)
+		s.start(t, s.dir, "admind", s.admindEnv, buildAdmind(t))
+		if s.waitListening(t, "admind", s.publicURL+"/health", attempt < 3) {
+			break
+		}
+	}
+
+	s.opts = o
+	s.webURL, s.apiURL = s.startTraefik(t, "traefik", dir, s.admindURL, s.publicURL)
+	return s
+}
+
+// newAdmindEnv is admind's environment for the stack, listening on the given ports.
+func (s *stack) newAdmindEnv(o stackOptions, appPort, internalPort int) []string {
+	env := append([]string{
 		"DATABASE_URL=" + s.dsn,
 		"REDIS_ADDR=" + s.redis.Addr,
 		"REDIS_DB=" + strconv.Itoa(s.redis.DB),
@@ -164,13 +180,9 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		"ALERT_WEBHOOK_ALLOW_PRIVATE=true",
 	}, o.AdmindEnv...)
 	if s.failover != nil {
-		s.admindEnv = append(s.admindEnv, "REDIS_SENTINELS="+s.failover.SentinelAddr, "REDIS_MASTER_NAME="+s.failover.Name)
+		env = append(env, "REDIS_SENTINELS="+s.failover.SentinelAddr, "REDIS_MASTER_NAME="+s.failover.Name)
 	}
-	s.startAdmind(t)
-
-	s.opts = o
-	s.webURL, s.apiURL = s.startTraefik(t, "traefik", dir, s.admindURL, s.publicURL)
-	return s
+	return env
 }
 
 // startTraefik runs Traefik with the plugin from this repository, named name (its log is
@@ -183,10 +195,7 @@ func (s *stack) startTraefik(t *testing.T, name, dir, admindURL, publicURL strin
 	tokenFile, secretFile := filepath.Join(dir, "internal-token"), filepath.Join(dir, "hmac-secret")
 	mustWrite(t, tokenFile, internalToken)
 	mustWrite(t, secretFile, hmacSecret)
-	webPort, adminPort := testenv.FreePort(t), testenv.FreePort(t)
 	vars := map[string]any{
-		"WebAddr":              "127.0.0.1:" + strconv.Itoa(webPort),
-		"AdminAddr":            "127.0.0.1:" + strconv.Itoa(adminPort),
 		"DynamicFile":          filepath.Join(dir, "dynamic.yml"),
 		"AdmindURL":            admindURL,
 		"AdmindPublicURL":      publicURL,
@@ -206,9 +215,6 @@ func (s *stack) startTraefik(t *testing.T, name, dir, admindURL, publicURL strin
 	if s.failover != nil {
 		vars["RedisSentinel"], vars["RedisMasterName"] = s.failover.SentinelAddr, s.failover.Name
 	}
-	if err := testenv.WriteTraefikConfig(dir, vars); err != nil {
-		t.Fatal(err)
-	}
 	if err := testenv.InstallLocalPlugin(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -217,10 +223,21 @@ func (s *stack) startTraefik(t *testing.T, name, dir, admindURL, publicURL strin
 			t.Fatal(err)
 		}
 	}
-	s.start(t, dir, name, nil, testenv.TraefikBin(t), "--configFile="+filepath.Join(dir, "traefik.yml"))
-	webURL = "http://127.0.0.1:" + strconv.Itoa(webPort)
-	apiURL = "http://127.0.0.1:" + strconv.Itoa(adminPort)
-	waitHTTP(t, apiURL+"/ping")
+	// Its ports are picked free a moment before it listens; when something took one meanwhile
+	// (seen in .ci/run), Traefik exits and another pair is tried.
+	for attempt := 1; ; attempt++ {
+		webPort, adminPort := testenv.FreePort(t), testenv.FreePort(t)
+		vars["WebAddr"], vars["AdminAddr"] = "127.0.0.1:"+strconv.Itoa(webPort), "127.0.0.1:"+strconv.Itoa(adminPort)
+		if err := testenv.WriteTraefikConfig(dir, vars); err != nil {
+			t.Fatal(err)
+		}
+		s.start(t, dir, name, nil, testenv.TraefikBin(t), "--configFile="+filepath.Join(dir, "traefik.yml"))
+		webURL = "http://127.0.0.1:" + strconv.Itoa(webPort)
+		apiURL = "http://127.0.0.1:" + strconv.Itoa(adminPort)
+		if s.waitListening(t, name, apiURL+"/ping", attempt < 3) {
+			break
+		}
+	}
 	// /ping alone does not prove the plugin loaded: the middleware must be enabled and the
 	// router must be serving through it.
 	testenv.WaitFor(t, 30*time.Second, "sentinel middleware enabled in Traefik", func() bool {
@@ -318,6 +335,36 @@ func mustWrite(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content+"\n"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitListening waits until the process name answers 200 at url. It returns false when the
+// process exited because a port it was given was taken and retry allows another try; any
+// other exit, or 60 s, fails the test.
+func (s *stack) waitListening(t *testing.T, name, url string, retry bool) bool {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+		select {
+		case <-s.exited[name]:
+			b, _ := os.ReadFile(filepath.Join(s.procs[name].Dir, name+".log"))
+			if retry && strings.Contains(string(b), "address already in use") {
+				t.Logf("%s: a port picked for it was taken before it listened; trying others", name)
+				return false
+			}
+			t.Fatalf("%s exited:\n%s", name, tail(string(b), 30))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not answering at %s within 60s", name, url)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
