@@ -75,22 +75,22 @@ func TestCompose(t *testing.T) {
 	})
 
 	t.Run("first use binds the IPv4 client, the IPv6 one is refused and logged", func(t *testing.T) {
-		if code, body := c.chat(t, c.internet, c.inet4, c.keys[0], false); code != 200 || !strings.Contains(body, "hello from the fake upstream") {
+		if code, body := c.chat(t, c.internet, c.inet4, c.keys[0]); code != 200 || !strings.Contains(body, "hello from the fake upstream") {
 			t.Fatalf("first use: %d %s", code, body)
 		}
 		c.wantBinding(t, c.keys[0], ctClientV4+"/32")
-		if code, body := c.chat(t, c.internet, c.inet6, c.keys[0], false); code != 403 || !strings.Contains(body, "ip_not_allowed") {
+		if code, body := c.chat(t, c.internet, c.inet6, c.keys[0]); code != 403 || !strings.Contains(body, "ip_not_allowed") {
 			t.Fatalf("from IPv6: %d %s", code, body)
 		}
 		c.wantIntercept(t, c.keys[0], ctClientV6)
 	})
 
 	t.Run("an IPv6 client binds at its own address", func(t *testing.T) {
-		if code, body := c.chat(t, c.internet, c.inet6, c.keys[1], false); code != 200 {
+		if code, body := c.chat(t, c.internet, c.inet6, c.keys[1]); code != 200 {
 			t.Fatalf("first use over IPv6: %d %s", code, body)
 		}
 		c.wantBinding(t, c.keys[1], "2001:db8:51::/64")
-		if code, _ := c.chat(t, c.internet, c.inet4, c.keys[1], false); code != 403 {
+		if code, _ := c.chat(t, c.internet, c.inet4, c.keys[1]); code != 403 {
 			t.Fatalf("the IPv6 client's key from IPv4: %d", code)
 		}
 	})
@@ -99,11 +99,11 @@ func TestCompose(t *testing.T) {
 		ip, ns := c.container(t, "sentinel-ct-client", "")
 		client := netnsClient(ns)
 		traefik := "http://" + c.containerIP(t, ctProject+"-traefik-1", "shared_network") + ":8016"
-		if code, body := c.chat(t, client, traefik, c.keys[2], false); code != 200 {
+		if code, body := c.chat(t, client, traefik, c.keys[2]); code != 200 {
 			t.Fatalf("first use from the container: %d %s", code, body)
 		}
 		c.wantBinding(t, c.keys[2], ip+"/32")
-		if code, _ := c.chat(t, client, traefik, c.keys[0], false); code != 403 {
+		if code, _ := c.chat(t, client, traefik, c.keys[0]); code != 403 {
 			t.Fatalf("another client's key from the container: %d", code)
 		}
 	})
@@ -113,7 +113,7 @@ func TestCompose(t *testing.T) {
 		// sentinel network's gateway, which the plugin detects and refuses.
 		local := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		for _, base := range []string{"http://127.0.0.1:" + ctPort, "http://[::1]:" + ctPort} {
-			if code, body := c.chat(t, local, base, c.keys[3], false); code != 403 || !strings.Contains(body, "client_address_hidden") {
+			if code, body := c.chat(t, local, base, c.keys[3]); code != 403 || !strings.Contains(body, "client_address_hidden") {
 				t.Fatalf("%s: %d %s", base, code, body)
 			}
 		}
@@ -124,7 +124,7 @@ func TestCompose(t *testing.T) {
 		testenv.WaitFor(t, 30*time.Second, "sentinel_hidden_client_requests_total >= 2", func() bool {
 			return metricValue(metrics, "sentinel_hidden_client_requests_total") >= 2
 		})
-		if code, _ := c.chat(t, c.internet, c.inet4, c.keys[3], false); code != 200 {
+		if code, _ := c.chat(t, c.internet, c.inet4, c.keys[3]); code != 200 {
 			t.Fatalf("the key, later, from its client: %d", code)
 		}
 		c.wantBinding(t, c.keys[3], ctClientV4+"/32")
@@ -166,7 +166,7 @@ func TestCompose(t *testing.T) {
 		if after := c.psql(t, "SELECT count(*) FROM token_bindings"); after != before {
 			t.Fatalf("bindings: %s before down, %s after up", before, after)
 		}
-		if code, _ := c.chat(t, c.internet, c.inet6, c.keys[0], false); code != 403 {
+		if code, _ := c.chat(t, c.internet, c.inet6, c.keys[0]); code != 403 {
 			t.Fatalf("after down/up, the bound key from another address: %d", code)
 		}
 	})
@@ -323,15 +323,20 @@ func (c *composeRun) containerIP(t *testing.T, name, network string) string {
 	return c.must(t, "", time.Minute, "docker", "inspect", "-f", `{{(index .NetworkSettings.Networks "`+network+`").IPAddress}}`, name)
 }
 
-// chat sends a chat completion with key through the gateway at base and returns the status
-// and body.
-func (c *composeRun) chat(t *testing.T, client *http.Client, base, key string, stream bool) (int, string) {
-	t.Helper()
+// chatRequest is a chat completion New API can serve (its channel's model), with key, to the
+// gateway at base.
+func chatRequest(base, key string, stream bool) *http.Request {
 	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":` + strconv.FormatBool(stream) + `}`
 	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer sk-"+key)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	return req
+}
+
+// chat sends chatRequest through client and returns the status and body.
+func (c *composeRun) chat(t *testing.T, client *http.Client, base, key string) (int, string) {
+	t.Helper()
+	resp, err := client.Do(chatRequest(base, key, false))
 	if err != nil {
 		t.Fatalf("POST %s: %v", base, err)
 	}
@@ -341,11 +346,7 @@ func (c *composeRun) chat(t *testing.T, client *http.Client, base, key string, s
 }
 
 func (c *composeRun) stream(t *testing.T) {
-	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true}`
-	req, _ := http.NewRequest(http.MethodPost, c.inet4+"/v1/chat/completions", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer sk-"+c.keys[0])
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.internet.Do(req)
+	resp, err := c.internet.Do(chatRequest(c.inet4, c.keys[0], true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,11 +434,7 @@ func (c *composeRun) load(t *testing.T, base, key string) *loadRun {
 				default:
 				}
 				code := 0
-				req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions",
-					strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
-				req.Header.Set("Authorization", "Bearer sk-"+key)
-				req.Header.Set("Content-Type", "application/json")
-				if resp, err := client.Do(req); err == nil {
+				if resp, err := client.Do(chatRequest(base, key, false)); err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 					code = resp.StatusCode
@@ -462,11 +459,7 @@ func (l *loadRun) stop() map[int]int {
 // waitServing waits until the bound client gets 200 again.
 func (c *composeRun) waitServing(t *testing.T, key string) {
 	testenv.WaitFor(t, 2*time.Minute, "the bound client served again", func() bool {
-		req, _ := http.NewRequest(http.MethodPost, c.inet4+"/v1/chat/completions",
-			strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
-		req.Header.Set("Authorization", "Bearer sk-"+key)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := c.internet.Do(req)
+		resp, err := c.internet.Do(chatRequest(c.inet4, key, false))
 		if err != nil {
 			return false
 		}
