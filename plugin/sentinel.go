@@ -420,6 +420,11 @@ func KeyHash(secret []byte, rawKey string) (hash string, ok bool) {
 	return keyHash(secret, k), true
 }
 
+// KeyHint is the hint the plugin reports for rawKey (admind's pre-binding by raw key).
+func KeyHint(rawKey string) string {
+	return keyHint(normaliseKey(stripBearer(strings.TrimSpace(rawKey))))
+}
+
 // redisBinding returns the cached binding, or nil on a miss, a malformed entry or any Redis
 // failure: all of those go to admind, which reads PostgreSQL. Nothing here reads a failure as
 // "unbound" and binds.

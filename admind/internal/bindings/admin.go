@@ -51,6 +51,14 @@ type AdminStore interface {
 	// DeleteBinding removes the row and writes the audit row; it returns the deleted binding
 	// and a fresh version for the cache tombstone.
 	DeleteBinding(ctx context.Context, id int64, a audit.Entry) (Binding, int64, error)
+	// CreateBindings inserts pre-bound bindings and the audit row entry(created) gives, in one
+	// transaction; if any key is bound already it writes nothing and returns those keys'
+	// binding ids by hash.
+	CreateBindings(ctx context.Context, list []Binding, entry func(created []Binding) audit.Entry) ([]Binding, map[string]int64, error)
+	// EachBinding calls fn for every binding, in id order.
+	EachBinding(ctx context.Context, fn func(Binding) error) error
+	// RecordAudit writes an audit row for an action that changes no row (an export).
+	RecordAudit(ctx context.Context, a audit.Entry) error
 }
 
 // AdminCache is what admin changes need from Redis.

@@ -27,16 +27,28 @@ const (
 	ModeAll      Mode = "all"      // any address
 )
 
+// Origin says how a binding was made.
+type Origin string
+
+const (
+	OriginFirstUse Origin = "first_use" // the key's first use New API accepted
+	OriginAdmin    Origin = "admin"     // pre-bound by an admin (prebind.go)
+	OriginImport   Origin = "import"    // pre-bound by a bulk import (transfer.go)
+)
+
 // Binding ties a key (by its HMAC) to the addresses allowed to use it.
 type Binding struct {
-	ID         int64
-	KeyHash    string
-	KeyHint    string
-	Mode       Mode
-	CIDRs      []netip.Prefix
-	Status     Status
-	FirstIP    netip.Addr
-	LastIP     netip.Addr
+	ID      int64
+	KeyHash string
+	KeyHint string
+	Mode    Mode
+	CIDRs   []netip.Prefix
+	Status  Status
+	Origin  Origin
+	// FirstIP and LastIP are the first use's address; zero for a pre-bound binding.
+	FirstIP netip.Addr
+	LastIP  netip.Addr
+	// LastUsedAt is zero until the plugin reports a use of a pre-bound binding.
 	CreatedAt  time.Time
 	LastUsedAt time.Time
 	UpdatedAt  time.Time

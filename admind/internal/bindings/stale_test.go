@@ -20,6 +20,8 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // pausingStore is an in-memory store whose BindingByHash can be held, so a test can slip an
 // admin change between a decide's read and its cache fill.
 type pausingStore struct {
+	bindings.AdminStore // pre-binding and export are not used here: calling them panics
+
 	mu      sync.Mutex
 	rows    map[string]bindings.Binding
 	version int64

@@ -77,7 +77,15 @@ func handleLogout(d Deps) http.Handler {
 func writeFailure(w http.ResponseWriter, d Deps, r *http.Request, err error) {
 	var input *bindings.InputError
 	var invalid *settings.ValidationError
+	var conflict *bindings.ConflictError
+	var badImport *bindings.ImportError
 	switch {
+	case errors.As(err, &badImport):
+		var b importErrorBody
+		b.Error.Code, b.Error.Message, b.Error.Rows = "invalid_import", badImport.Error(), badImport.Rows
+		encode(w, http.StatusBadRequest, b)
+	case errors.As(err, &conflict):
+		writeError(w, http.StatusConflict, "already_bound", conflict.Error())
 	case errors.As(err, &input):
 		writeError(w, http.StatusBadRequest, "bad_request", input.Message)
 	case errors.As(err, &invalid):
@@ -140,20 +148,29 @@ type bindingView struct {
 	Mode       string    `json:"mode"`
 	CIDRs      []string  `json:"cidrs"`
 	Status     string    `json:"status"`
-	FirstIP    string    `json:"first_ip"`
+	Origin     string    `json:"origin"`
+	FirstIP    string    `json:"first_ip"` // "" for a pre-bound binding
 	LastIP     string    `json:"last_ip"`
 	CreatedAt  time.Time `json:"created_at"`
-	LastUsedAt time.Time `json:"last_used_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
-	Note       string    `json:"note"`
+	// LastUsedAt is null for a pre-bound binding not used yet.
+	LastUsedAt *time.Time `json:"last_used_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	Note       string     `json:"note"`
 }
 
 func viewBinding(b bindings.Binding) bindingView {
-	return bindingView{
+	v := bindingView{
 		ID: b.ID, KeyHint: b.KeyHint, KeyHash: b.KeyHash, Mode: string(b.Mode), CIDRs: b.CIDRStrings(),
-		Status: string(b.Status), FirstIP: b.FirstIP.String(), LastIP: b.LastIP.String(),
-		CreatedAt: b.CreatedAt.UTC(), LastUsedAt: b.LastUsedAt.UTC(), UpdatedAt: b.UpdatedAt.UTC(), Note: b.Note,
+		Status: string(b.Status), Origin: string(b.Origin), CreatedAt: b.CreatedAt.UTC(), UpdatedAt: b.UpdatedAt.UTC(), Note: b.Note,
 	}
+	if b.FirstIP.IsValid() {
+		v.FirstIP, v.LastIP = b.FirstIP.String(), b.LastIP.String()
+	}
+	if !b.LastUsedAt.IsZero() {
+		used := b.LastUsedAt.UTC()
+		v.LastUsedAt = &used
+	}
+	return v
 }
 
 type page[T any] struct {

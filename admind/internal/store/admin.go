@@ -80,7 +80,7 @@ func (s *Store) ListBindings(ctx context.Context, q bindings.Query) ([]bindings.
 		col = "id"
 	}
 	sql := `SELECT ` + bindingColumns + ` FROM token_bindings` + w.sql() +
-		` ORDER BY ` + col + ` ` + order + `, id ` + order +
+		` ORDER BY ` + col + ` ` + order + ` NULLS LAST, id ` + order +
 		` LIMIT ` + strconv.Itoa(q.PageSize) + ` OFFSET ` + strconv.Itoa((q.Page-1)*q.PageSize)
 	rows, err := s.pool.Query(ctx, sql, w.args...)
 	if err != nil {
@@ -146,6 +146,98 @@ func (s *Store) DeleteBinding(ctx context.Context, id int64, a audit.Entry) (bin
 		return before, 0, storeErr("delete binding", err)
 	}
 	return before, version, nil
+}
+
+// CreateBindings inserts pre-bound bindings (bindings.Admin.Create and Import) in one
+// transaction with the audit row entry(created) returns. If any key is bound already, nothing
+// is written and bound maps each such hash to its binding's id.
+func (s *Store) CreateBindings(ctx context.Context, list []bindings.Binding, entry func(created []bindings.Binding) audit.Entry) (created []bindings.Binding, bound map[string]int64, err error) {
+	n := len(list)
+	hashes, hints, modes, cidrs, statuses, origins, notes := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, b := range list {
+		hashes[i], hints[i], modes[i], statuses[i], origins[i], notes[i] = b.KeyHash, b.KeyHint, string(b.Mode), string(b.Status), string(b.Origin), b.Note
+		cidrs[i] = strings.Join(b.CIDRStrings(), ",") // unnest cannot take an array of arrays
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			INSERT INTO token_bindings (key_hash, key_hint, rule_mode, cidrs, status, origin, note, created_at, updated_at)
+			SELECT h, hint, m, string_to_array(c, ',')::cidr[], st, o, note, now(), now()
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+				AS v(h, hint, m, c, st, o, note)
+			ON CONFLICT (key_hash) DO NOTHING
+			RETURNING `+bindingColumns, hashes, hints, modes, cidrs, statuses, origins, notes)
+		if err != nil {
+			return err
+		}
+		if created, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (bindings.Binding, error) { return scanBinding(r) }); err != nil {
+			return err
+		}
+		if len(created) == n {
+			return insertAudit(ctx, tx, entry(created))
+		}
+		// Some keys are bound already: write nothing. They are read after the rollback,
+		// outside this transaction's snapshot, which may not show a row a concurrent first
+		// use committed although the insert saw it.
+		created = nil
+		return errRollback
+	})
+	if errors.Is(err, errRollback) {
+		r, err := s.pool.Query(ctx, `SELECT key_hash, id FROM token_bindings WHERE key_hash = ANY($1)`, hashes)
+		if err != nil {
+			return nil, nil, fmt.Errorf("store: create bindings: %w", err)
+		}
+		defer r.Close()
+		bound = make(map[string]int64)
+		for r.Next() {
+			var h string
+			var id int64
+			if err := r.Scan(&h, &id); err != nil {
+				return nil, nil, fmt.Errorf("store: create bindings: %w", err)
+			}
+			bound[h] = id
+		}
+		return nil, bound, r.Err()
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: create bindings: %w", err)
+	}
+	return created, nil, nil
+}
+
+// errRollback ends a transaction without writing, for a result that is not a failure.
+var errRollback = errors.New("rollback")
+
+// EachBinding calls fn for every binding in id order, straight from the database cursor
+// (export), so memory stays flat whatever the count.
+func (s *Store) EachBinding(ctx context.Context, fn func(bindings.Binding) error) error {
+	rows, err := s.pool.Query(ctx, `SELECT `+bindingColumns+` FROM token_bindings ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("store: export bindings: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		b, err := scanBinding(rows)
+		if err != nil {
+			return fmt.Errorf("store: export bindings: %w", err)
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: export bindings: %w", err)
+	}
+	return nil
+}
+
+// RecordAudit writes an audit row for an action that changes nothing (an export).
+func (s *Store) RecordAudit(ctx context.Context, a audit.Entry) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return insertAudit(ctx, tx, a) })
+	if err != nil {
+		return fmt.Errorf("store: record audit: %w", err)
+	}
+	return nil
 }
 
 func insertAudit(ctx context.Context, tx pgx.Tx, a audit.Entry) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -11,22 +13,50 @@ import (
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 )
 
-const bindingColumns = `id, key_hash, key_hint, rule_mode, cidrs, status, first_ip, last_ip,
+const bindingColumns = `id, key_hash, key_hint, rule_mode, cidrs, status, origin, first_ip, last_ip,
 	created_at, last_used_at, updated_at, note, version`
 
+// scanBinding reads bindingColumns. A pre-bound binding's first_ip, last_ip and (until used)
+// last_used_at are NULL: zero values in bindings.Binding.
 func scanBinding(row pgx.Row) (bindings.Binding, error) {
 	var b bindings.Binding
-	var mode, status string
-	err := row.Scan(&b.ID, &b.KeyHash, &b.KeyHint, &mode, &b.CIDRs, &status, &b.FirstIP, &b.LastIP,
-		&b.CreatedAt, &b.LastUsedAt, &b.UpdatedAt, &b.Note, &b.Version)
+	var mode, status, origin string
+	var firstIP, lastIP *netip.Addr
+	var lastUsed *time.Time
+	err := row.Scan(&b.ID, &b.KeyHash, &b.KeyHint, &mode, &b.CIDRs, &status, &origin, &firstIP, &lastIP,
+		&b.CreatedAt, &lastUsed, &b.UpdatedAt, &b.Note, &b.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return bindings.Binding{}, bindings.ErrNotFound
 	}
 	if err != nil {
 		return bindings.Binding{}, err
 	}
-	b.Mode, b.Status = bindings.Mode(mode), bindings.Status(status)
+	b.Mode, b.Status, b.Origin = bindings.Mode(mode), bindings.Status(status), bindings.Origin(origin)
+	if firstIP != nil {
+		b.FirstIP = *firstIP
+	}
+	if lastIP != nil {
+		b.LastIP = *lastIP
+	}
+	if lastUsed != nil {
+		b.LastUsedAt = *lastUsed
+	}
 	return b, nil
+}
+
+// nullAddr and nullTime write a zero value as NULL.
+func nullAddr(a netip.Addr) any {
+	if !a.IsValid() {
+		return nil
+	}
+	return a
+}
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
 }
 
 // BindingByHash returns the binding of a key, or bindings.ErrNotFound.
@@ -51,8 +81,8 @@ func (s *Store) BindFirstUse(ctx context.Context, b bindings.Binding) (bindings.
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 			ON CONFLICT (key_hash) DO NOTHING
 			RETURNING `+bindingColumns,
-			b.KeyHash, b.KeyHint, string(b.Mode), b.CIDRs, string(b.Status), b.FirstIP, b.LastIP,
-			b.CreatedAt, b.LastUsedAt, b.UpdatedAt, b.Note))
+			b.KeyHash, b.KeyHint, string(b.Mode), b.CIDRs, string(b.Status), nullAddr(b.FirstIP), nullAddr(b.LastIP),
+			b.CreatedAt, nullTime(b.LastUsedAt), b.UpdatedAt, b.Note))
 		if err == nil {
 			return got, true, nil
 		}

@@ -35,7 +35,9 @@ type Archived struct {
 }
 
 // ArchiveUnused moves up to limit active bindings unused since cutoff to archived_bindings.
-// Banned bindings stay: archiving would let the key bind again, which is an unban. ran is
+// Banned bindings stay: archiving would let the key bind again, which is an unban; so do
+// pre-bound bindings never used (last_used_at NULL): archiving one would hand its key to
+// whoever uses it first, undoing what the admin set up. ran is
 // false when another replica holds the archive lock.
 func (s *Store) ArchiveUnused(ctx context.Context, cutoff time.Time, limit int) (moved []Archived, ran bool, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -48,9 +50,9 @@ func (s *Store) ArchiveUnused(ctx context.Context, cutoff time.Time, limit int) 
 					SELECT id FROM token_bindings WHERE status = 'active' AND last_used_at < $1
 					ORDER BY last_used_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 				RETURNING *)
-			INSERT INTO archived_bindings (binding_id, key_hash, key_hint, rule_mode, cidrs, status, first_ip, last_ip,
+			INSERT INTO archived_bindings (binding_id, key_hash, key_hint, rule_mode, cidrs, status, origin, first_ip, last_ip,
 				created_at, last_used_at, updated_at, note)
-			SELECT id, key_hash, key_hint, rule_mode, cidrs, status, first_ip, last_ip, created_at, last_used_at, updated_at, note
+			SELECT id, key_hash, key_hint, rule_mode, cidrs, status, origin, first_ip, last_ip, created_at, last_used_at, updated_at, note
 			FROM moved
 			RETURNING key_hash, key_hint, nextval('binding_version')`, cutoff, limit)
 		if err != nil {
