@@ -126,15 +126,26 @@ func TestArchive(t *testing.T) {
 	inUse := e.bind(t, conn, "inuse", "127.0.0.5", 40*24*time.Hour)
 	// The plugin saw inUse a moment ago; admind has not synced it yet.
 	e.rdb.HSet(ctx, lastuse.Key, inUse, strconv.FormatInt(e.now.UnixMilli(), 10))
+	// Pre-bound 40 days ago: one never used (kept: archiving would hand the key to its next
+	// user), one used then (archived like any idle binding).
+	preNever, preUsed := hashOf("prebound-never"), hashOf("prebound-used")
+	for h, used := range map[string]any{preNever: nil, preUsed: e.now.Add(-40 * 24 * time.Hour)} {
+		if _, err := conn.Exec(ctx, `INSERT INTO token_bindings (key_hash, rule_mode, cidrs, origin, created_at, updated_at, last_used_at)
+			VALUES ($1, 'single', '{127.0.0.6/32}', 'admin', $2, $2, $3)`, h, e.now.Add(-40*24*time.Hour), used); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	moved, ran, err := e.arch.RunOnce(ctx)
-	if err != nil || !ran || moved != 1 {
+	if err != nil || !ran || moved != 2 {
 		t.Fatalf("archive run: moved %d ran %v err %v", moved, ran, err)
 	}
-	if exists(t, conn, "token_bindings", idle) || !exists(t, conn, "archived_bindings", idle) {
-		t.Fatal("idle binding not archived")
+	for name, h := range map[string]string{"idle": idle, "pre-bound and used": preUsed} {
+		if exists(t, conn, "token_bindings", h) || !exists(t, conn, "archived_bindings", h) {
+			t.Fatalf("%s binding not archived", name)
+		}
 	}
-	for name, h := range map[string]string{"banned": banned, "recent": recent, "in use": inUse} {
+	for name, h := range map[string]string{"banned": banned, "recent": recent, "in use": inUse, "pre-bound, never used": preNever} {
 		if !exists(t, conn, "token_bindings", h) || exists(t, conn, "archived_bindings", h) {
 			t.Errorf("%s binding was archived", name)
 		}
