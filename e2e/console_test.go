@@ -42,6 +42,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	const key = "e2eConsoleKey0123456789abcdef"
+	const preBound = "consolePreBound0123456789abcd" // pre-bound in the browser, never used before
 	bearer := map[string]string{"Authorization": "Bearer sk-" + key}
 	if st, _ := s.call(t, "127.0.0.2", "/v1/chat/completions", bearer); st != 200 {
 		t.Fatalf("bind: %d", st)
@@ -60,7 +61,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	cmd.Dir = filepath.Join(root, "web")
 	cmd.Env = append(os.Environ(),
 		"CONSOLE_URL="+s.publicURL+"/admin/ui/", "ADMIN_PASSWORD="+adminPassword,
-		"KEY_HINT=sk-"+key[:4]+"…"+key[len(key)-4:], "SCREENSHOT_DIR="+shots, "CHROMIUM="+chromium)
+		"KEY_HINT=sk-"+key[:4]+"…"+key[len(key)-4:], "PREBOUND_KEY=sk-"+preBound, "SCREENSHOT_DIR="+shots, "CHROMIUM="+chromium)
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser test:\n%s", out)
 	if err != nil {
@@ -69,7 +70,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Logf("screenshots: %s", shots)
 
 	// What the clicks did, seen from the database.
-	for _, action := range []string{"binding.set_rule", "binding.ban", "binding.unban", "settings.update"} {
+	for _, action := range []string{"binding.set_rule", "binding.ban", "binding.unban", "settings.update", "binding.create", "binding.import", "binding.export"} {
 		if n := countRows(t, s, `SELECT count(*) FROM admin_audit WHERE action = $1`, action); n != 1 {
 			t.Errorf("admin_audit has %d %s rows, want 1", n, action)
 		}
@@ -77,5 +78,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	if n := countRows(t, s, `SELECT count(*) FROM token_bindings WHERE key_hash = $1 AND status = 'active'
 		AND rule_mode = 'multiple' AND cidrs = '{127.0.0.2/32,10.0.0.0/8}'`, keyHash(key)); n != 1 {
 		t.Error("the rule set in the console is not the binding's rule")
+	}
+	// The key pre-bound in the console: refused elsewhere on its first request, served at home.
+	if n := countRows(t, s, `SELECT count(*) FROM token_bindings WHERE key_hash = $1 AND origin = 'admin'
+		AND rule_mode = 'single' AND cidrs = '{127.0.0.40/32}' AND note = 'customer 42'`, keyHash(preBound)); n != 1 {
+		t.Error("the binding created in the console is not in PostgreSQL as entered")
+	}
+	preBearer := map[string]string{"Authorization": "Bearer sk-" + preBound}
+	if st, _ := s.call(t, "127.0.0.41", "/v1/chat/completions", preBearer); st != 403 {
+		t.Errorf("the key pre-bound in the console, first used from elsewhere: %d", st)
+	}
+	if st, _ := s.call(t, "127.0.0.40", "/v1/chat/completions", preBearer); st != 200 {
+		t.Errorf("the key pre-bound in the console, from its address: %d", st)
 	}
 }

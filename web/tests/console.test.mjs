@@ -4,7 +4,7 @@
 // page go to SCREENSHOT_DIR.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
 
@@ -16,6 +16,7 @@ const env = (name) => {
 const consoleURL = env('CONSOLE_URL') // .../admin/ui/
 const password = env('ADMIN_PASSWORD')
 const keyHint = env('KEY_HINT') // the binding a real request created
+const preBoundKey = env('PREBOUND_KEY') // a key never used, pre-bound here; the Go side checks its hash
 const shots = env('SCREENSHOT_DIR')
 mkdirSync(shots, { recursive: true })
 
@@ -139,6 +140,64 @@ test('admin console', async (t) => {
     assert.equal(await count.inputValue(), '9')
   })
 
+  await t.test('pre-bind a key by the key itself', async () => {
+    await page.click('[data-test="nav-bindings"]')
+    await page.click('[data-test="create-open"]')
+    const dialog = page.locator('.el-dialog:visible')
+    await dialog.waitFor()
+    await dialog.locator('input[data-test="create-key"]').fill(preBoundKey)
+    await dialog.locator('input[data-test="create-rule"]').fill('127.0.0.40/33')
+    await dialog.locator('.el-form-item__error', { hasText: 'not an IP address or CIDR' }).waitFor()
+    assert.ok(await dialog.locator('[data-test="create-save"]').isDisabled())
+    await dialog.locator('input[data-test="create-rule"]').fill('127.0.0.40')
+    await dialog.locator('input[data-test="create-note"]').fill('customer 42')
+    await shot('08-create-dialog')
+    await dialog.locator('[data-test="create-save"]').click()
+    await page.locator('.el-message--success', { hasText: 'Bound' }).first().waitFor()
+    const hint = 'sk-' + preBoundKey.slice(3, 7) + '…' + preBoundKey.slice(-4)
+    const prebound = page.locator('[data-test="bindings-table"] .el-table__body tr', { hasText: hint })
+    await prebound.locator('[data-test="prebound"]').waitFor()
+    assert.match(await prebound.innerText(), /Not used yet/)
+    assert.doesNotMatch(await page.content(), new RegExp(preBoundKey.slice(3))) // the key is gone from the page
+  })
+
+  await t.test('an import with bad rows lists each and imports nothing; a good one imports all', async () => {
+    const hex = (c) => c.repeat(64)
+    const badFile = join(shots, 'import-bad.csv')
+    writeFileSync(badFile, `key_hash,mode,cidrs\n${hex('a')},single,127.0.0.50\nnot-a-hash,single,127.0.0.51\n${hex('b')},single,10.0.0.5/24\n`)
+    await page.click('[data-test="import-open"]')
+    const dialog = page.locator('.el-dialog:visible')
+    await dialog.waitFor()
+    await dialog.locator('[data-test="import-file"]').setInputFiles(badFile)
+    await dialog.locator('[data-test="import-send"]').click()
+    const bad = dialog.locator('[data-test="import-rows"] .el-table__body tr')
+    await bad.nth(1).waitFor()
+    assert.equal(await bad.count(), 2)
+    assert.match(await bad.nth(0).innerText(), /^2\s/)
+    assert.match(await bad.nth(1).innerText(), /^3\s.*host bits/s)
+    await shot('09-import-errors')
+    const goodFile = join(shots, 'import-good.json')
+    writeFileSync(goodFile, JSON.stringify([
+      { key_hash: hex('a'), mode: 'single', cidrs: ['127.0.0.50'] },
+      { key_hash: hex('b'), mode: 'multiple', cidrs: ['10.0.0.0/24', '2001:db8::/64'], note: 'office' },
+    ]))
+    await dialog.locator('[data-test="import-file"]').setInputFiles(goodFile)
+    await dialog.locator('[data-test="import-send"]').click()
+    await page.locator('.el-message--success', { hasText: '2 bindings imported' }).first().waitFor()
+  })
+
+  await t.test('export the bindings as CSV: hashes, never keys', async () => {
+    await page.click('[data-test="export-open"]')
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-test="export-csv"]')])
+    const file = join(shots, 'bindings.csv')
+    await download.saveAs(file)
+    const csv = readFileSync(file, 'utf8')
+    assert.match(csv, /^key_hash,key_hint,mode,cidrs,status,note,origin,first_ip,created_at,last_used_at\n/)
+    assert.equal(csv.trim().split('\n').length, 5) // the header, the first use, the pre-bound key, 2 imported
+    assert.match(csv, /,multiple,10\.0\.0\.0\/24 2001:db8::\/64,active,office,import,/)
+    assert.doesNotMatch(csv.toLowerCase(), new RegExp(preBoundKey.slice(3).toLowerCase()))
+  })
+
   await t.test('Chinese is one click away and remembered', async () => {
     await pick('[data-test="locale"]', '简体中文')
     await page.locator('[data-test="nav-bindings"]', { hasText: '绑定管理' }).waitFor()
@@ -146,18 +205,33 @@ test('admin console', async (t) => {
     await page.locator('[data-test="nav-bindings"]', { hasText: '绑定管理' }).waitFor()
     await page.click('[data-test="nav-bindings"]')
     await row().waitFor()
-    await shot('08-bindings-zh-CN')
+    await shot('10-bindings-zh-CN')
+    await page.click('[data-test="create-open"]')
+    await page.locator('.el-dialog:visible', { hasText: '在密钥使用前绑定' }).waitFor()
+    await shot('11-create-dialog-zh-CN')
+    await page.click('.el-dialog:visible .el-dialog__headerbtn')
+    await page.click('[data-test="import-open"]')
+    await page.locator('.el-dialog:visible', { hasText: '导入绑定' }).waitFor()
+    await shot('12-import-dialog-zh-CN')
+    await page.click('.el-dialog:visible .el-dialog__headerbtn')
   })
 
   await t.test('usable on a phone-width screen', async () => {
     await page.setViewportSize({ width: 390, height: 844 })
-    for (const [name, nav] of [['09-phone-bindings', 'nav-bindings'], ['10-phone-dashboard', 'nav-dashboard']]) {
+    for (const [name, nav] of [['13-phone-bindings', 'nav-bindings'], ['14-phone-dashboard', 'nav-dashboard']]) {
       await page.click(`[data-test="${nav}"]`)
       await page.waitForTimeout(300) // layout settles after the route change
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
       assert.ok(overflow <= 1, `${name}: the page is ${overflow}px wider than the screen`)
       await shot(name)
     }
+    await page.click('[data-test="nav-bindings"]')
+    await page.click('[data-test="create-open"]')
+    await page.locator('.el-dialog:visible').waitFor()
+    await shot('15-phone-create-dialog')
+    const box = await page.locator('.el-dialog:visible').boundingBox()
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 391, `the dialog does not fit the screen: ${JSON.stringify(box)}`)
+    await page.click('.el-dialog:visible .el-dialog__headerbtn')
   })
 
   await t.test('no script errors', () => {

@@ -1,4 +1,4 @@
-import { request, type Page } from './http'
+import { download, request, type Page } from './http'
 
 export type RuleMode = 'single' | 'multiple' | 'all'
 export type BindingStatus = 'active' | 'banned'
@@ -10,10 +10,11 @@ export interface Binding {
   mode: RuleMode
   cidrs: string[]
   status: BindingStatus
-  first_ip: string
+  origin: 'first_use' | 'admin' | 'import'
+  first_ip: string // '' for a pre-bound binding
   last_ip: string
   created_at: string
-  last_used_at: string
+  last_used_at: string | null // null: pre-bound, not used yet
   updated_at: string
   note: string
 }
@@ -39,3 +40,29 @@ export const setRule = (id: number, mode: RuleMode, cidrs: string[]) =>
 export const ban = (id: number) => request<ChangeReply>('POST', '/bindings/ban', { body: { id } })
 export const unban = (id: number) => request<ChangeReply>('POST', '/bindings/unban', { body: { id } })
 export const unbind = (id: number) => request<ChangeReply>('POST', '/bindings/unbind', { body: { id } })
+
+/** NewBinding pre-binds a key before its first use: the raw key (hashed by admind, never stored) or its hash. */
+export interface NewBinding {
+  key?: string
+  key_hash?: string
+  mode: RuleMode
+  cidrs: string[]
+  note?: string
+}
+
+/** RowError is one row an import refused (row 0: the file itself). */
+export interface RowError {
+  row: number
+  field?: string
+  message: string
+}
+
+export type TransferFormat = 'csv' | 'json'
+
+export const createBinding = (b: NewBinding) => request<Binding>('POST', '/bindings', { body: b })
+export const importBindings = (format: TransferFormat, text: string) =>
+  request<{ imported: number }>('POST', '/bindings/import', {
+    raw: { contentType: format === 'csv' ? 'text/csv' : 'application/json', text },
+  })
+export const exportBindings = (format: TransferFormat) =>
+  download('/bindings/export', { format }, 'sentinel-bindings.' + format)

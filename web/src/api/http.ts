@@ -10,6 +10,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** What the error names beyond its message (an import's bad rows). */
+    readonly details?: unknown,
   ) {
     super(message)
   }
@@ -38,23 +40,36 @@ function url(path: string, query?: Query): string {
   return API + path + (s ? '?' + s : '')
 }
 
-async function send(method: string, path: string, opts: { body?: unknown; query?: Query } = {}): Promise<Response> {
+/** RawBody is sent as it is (a file's text), not as JSON. */
+export interface RawBody {
+  contentType: string
+  text: string
+}
+
+type SendOpts = { body?: unknown; raw?: RawBody; query?: Query }
+
+async function send(method: string, path: string, opts: SendOpts = {}): Promise<Response> {
   const headers: Record<string, string> = {}
   const token = getToken()
   if (token) headers.Authorization = 'Bearer ' + token
-  if (opts.body !== undefined) headers['Content-Type'] = 'application/json'
-  const resp = await fetch(url(path, opts.query), {
-    method,
-    headers,
-    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-  })
+  let body: string | undefined
+  if (opts.raw) {
+    headers['Content-Type'] = opts.raw.contentType
+    body = opts.raw.text
+  } else if (opts.body !== undefined) {
+    headers['Content-Type'] = 'application/json'
+    body = JSON.stringify(opts.body)
+  }
+  const resp = await fetch(url(path, opts.query), { method, headers, body })
   if (resp.ok) return resp
   let code = 'http_' + resp.status
   let message = resp.statusText || 'request failed'
+  let details: unknown
   try {
-    const e = (await resp.json()) as { error?: { code?: string; message?: string } }
+    const e = (await resp.json()) as { error?: { code?: string; message?: string; rows?: unknown } }
     code = e.error?.code ?? code
     message = e.error?.message ?? message
+    details = e.error?.rows
   } catch {
     // not JSON: keep the status text
   }
@@ -62,10 +77,10 @@ async function send(method: string, path: string, opts: { body?: unknown; query?
     clearToken()
     onUnauthorized()
   }
-  throw new ApiError(resp.status, code, message)
+  throw new ApiError(resp.status, code, message, details)
 }
 
-export async function request<T>(method: string, path: string, opts: { body?: unknown; query?: Query } = {}): Promise<T> {
+export async function request<T>(method: string, path: string, opts: SendOpts = {}): Promise<T> {
   const resp = await send(method, path, opts)
   return (await resp.json()) as T
 }
