@@ -32,11 +32,17 @@ import (
 // machine noise hits them alike too.
 func TestBench(t *testing.T) {
 	full := os.Getenv("SENTINEL_BENCH") == "full"
-	// SENTINEL_BENCH=routes: the full route comparison alone, for tuning the hot path.
+	// SENTINEL_BENCH=routes: the full route comparison alone, for tuning the hot path;
+	// SENTINEL_BENCH=flood: the random-key flood alone, at full size.
 	routesOnly := os.Getenv("SENTINEL_BENCH") == "routes"
+	floodOnly := os.Getenv("SENTINEL_BENCH") == "flood"
 	rounds, dur, stormKeys, hotDur, soak, bulk, logRows := 1, time.Second, 500, time.Second, time.Duration(0), 10000, 100000
+	floodKeys, floodRate, floodBase, floodSettle := 400, 200.0, 2*time.Second, 1500*time.Millisecond
 	if full || routesOnly {
 		rounds, dur = 5, 6*time.Second
+	}
+	if full || floodOnly {
+		floodKeys, floodRate, floodBase, floodSettle = 100000, 1000, 30*time.Second, 11*time.Second
 	}
 	if full {
 		stormKeys, hotDur, soak, bulk, logRows = 10000, 10*time.Second, 10*time.Minute, 1000000, 10000000
@@ -101,6 +107,10 @@ end
 	for _, r := range routes {
 		run(r, time.Second) // warm-up: connections, local caches, Yaegi
 	}
+	if floodOnly {
+		t.Log("\n" + s.floodBench(t, wrk, script, floodKeys, 50, floodRate, floodBase, floodSettle).String())
+		return
+	}
 	rc := s.redisClient(t)
 	before := s.resources(t)
 	// SENTINEL_BENCH_PROFILE=<prefix>: CPU profiles of Traefik during each route's first run,
@@ -138,12 +148,13 @@ end
 		return
 	}
 	storm := s.firstUseStorm(t, stormKeys)
+	flood := s.floodBench(t, wrk, script, floodKeys, 50, floodRate, floodBase, floodSettle)
 	hot := s.hotKey(t, hotDur)
 	mem := s.memory(t, bulk, soak, wrk, script)
 	time.Sleep(2 * time.Second) // let the last connections close
 	after := s.resources(t)
 	retention := s.logRetention(t, logRows)
-	report := benchReport(results, routes, storm, rounds, dur) + hot.String() + mem.String() + retention.String() + resourcesReport(before, after)
+	report := benchReport(results, routes, storm, rounds, dur) + flood.String() + hot.String() + mem.String() + retention.String() + resourcesReport(before, after)
 	if full {
 		report += yaegiHotPath(t)
 	}
@@ -167,6 +178,10 @@ end
 	}
 	if retention.kept != retention.young {
 		t.Errorf("log retention: %d rows kept, want the %d younger than LOG_RETENTION_DAYS", retention.kept, retention.young)
+	}
+	if flood.rowsForFlood != 0 || flood.interceptsFlood != 0 || flood.base.realErrors+flood.flood.realErrors > 0 || flood.flood.floodSent != floodKeys {
+		t.Errorf("random-key flood: %d binding rows and %d intercept rows for random keys, %d+%d real first uses failed, %d of %d sent",
+			flood.rowsForFlood, flood.interceptsFlood, flood.base.realErrors, flood.flood.realErrors, flood.flood.floodSent, floodKeys)
 	}
 	if storm.errors > 0 || storm.rows != stormKeys {
 		t.Errorf("first-use storm: %d errors (%v), %d binding rows for %d keys", storm.errors, storm.failures, storm.rows, stormKeys)

@@ -139,28 +139,21 @@ func normaliseKey(k string) string {
 //     collation ignores it or equates it with a letter or digit) — a dashboard JWT;
 //   - anything else (accents, full-width forms, spaces, controls, ...) may be an issued key
 //     to some collation, so the request is refused (errMalformedKey).
+//
+// The checks are single standard-library calls rather than a loop over the bytes: under Yaegi
+// each interpreted iteration costs allocations, a compiled call costs a few in all.
 func canonicalKey(k string) (string, error) {
-	upper := false
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		switch {
-		case c >= 'a' && c <= 'z' || c >= '0' && c <= '9':
-		case c >= 'A' && c <= 'Z':
-			upper = true
-		case c == '.':
-			return "", nil
-		default:
-			if strings.IndexByte(k, '.') >= 0 {
-				return "", nil
-			}
-			return "", errMalformedKey
-		}
-	}
-	if upper {
+	if strings.Trim(k, keyAlphabet) == "" {
 		return strings.ToLower(k), nil
 	}
-	return k, nil
+	if strings.IndexByte(k, '.') >= 0 {
+		return "", nil
+	}
+	return "", errMalformedKey
 }
+
+// keyAlphabet is what New API issues keys in.
+const keyAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 // keyHint is what may be shown of a key: the first and last four characters of the key as
 // spelled, and nothing for keys too short to hide anything.

@@ -244,17 +244,14 @@ func (rc *respConn) roundTrip(cmds [][]string, timeout time.Duration) ([]respVal
 	return replies, nil
 }
 
+// writeCommand builds the command in one string and writes it with one call: under Yaegi
+// every call of a standard-library method costs more than the concatenation.
 func writeCommand(w *bufio.Writer, args []string) {
-	w.WriteByte('*')
-	w.WriteString(strconv.Itoa(len(args)))
-	w.WriteString("\r\n")
+	cmd := "*" + strconv.Itoa(len(args)) + "\r\n"
 	for _, a := range args {
-		w.WriteByte('$')
-		w.WriteString(strconv.Itoa(len(a)))
-		w.WriteString("\r\n")
-		w.WriteString(a)
-		w.WriteString("\r\n")
+		cmd += "$" + strconv.Itoa(len(a)) + "\r\n" + a + "\r\n"
 	}
+	w.WriteString(cmd)
 }
 
 // readReply parses one RESP2 reply. Sizes and nesting are bounded, so a hostile or broken

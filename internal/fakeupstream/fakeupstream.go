@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -20,6 +21,36 @@ type Server struct {
 	// only once the next one arrived, so a test through it needs 1.
 	Lookahead int
 	hits      atomic.Int64
+	issued    atomic.Pointer[[]string] // AcceptOnly's prefixes; nil: every key
+	refused   atomic.Int64
+}
+
+// AcceptOnly makes the server answer New API's invalid-token 401 to every bearer key that
+// does not start (after "sk-") with one of prefixes, as New API answers a string it never
+// issued; no prefixes accepts every key again.
+func (s *Server) AcceptOnly(prefixes ...string) {
+	if len(prefixes) == 0 {
+		s.issued.Store(nil)
+		return
+	}
+	s.issued.Store(&prefixes)
+}
+
+// Refused is the number of requests answered 401 under AcceptOnly.
+func (s *Server) Refused() int { return int(s.refused.Load()) }
+
+func (s *Server) knownKey(r *http.Request) bool {
+	prefixes := s.issued.Load()
+	if prefixes == nil {
+		return true
+	}
+	key := strings.TrimPrefix(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), "sk-")
+	for _, p := range *prefixes {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Hits is the number of requests that reached the upstream.
@@ -35,6 +66,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Stream bool `json:"stream"`
 	}
 	_ = json.Unmarshal(body, &req)
+	if !s.knownKey(r) {
+		s.refused.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"error":{"message":"无效的令牌 (request id: fake)","type":"new_api_error"}}`+"\n")
+		return
+	}
 	if r.URL.Query().Get("stream") != "true" && !req.Stream {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"id":"chatcmpl-1","object":"chat.completion","choices":[{"message":{"role":"assistant","content":"hello from the fake upstream"}}]}`+"\n")
