@@ -32,7 +32,7 @@ type floodPhase struct {
 	realLat        []time.Duration
 	realErrors     int
 	floodSent      int
-	floodAnswers   map[int]int // status → count; 0 for transport errors
+	floodAnswers   map[int]int   // status → count; 0 for transport errors
 	pgWrites       int64         // tuples written in PostgreSQL during the phase, last-use touches excepted
 	touches        int64         // token_bindings updates (last use moved in from Redis)
 	traefikCPU     time.Duration // Traefik's and admind's user+system time during the phase

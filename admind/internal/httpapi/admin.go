@@ -142,16 +142,16 @@ func handleLogin(d Deps) http.Handler {
 
 // bindingView is a binding as the admin API shows it.
 type bindingView struct {
-	ID         int64     `json:"id"`
-	KeyHint    string    `json:"key_hint"`
-	KeyHash    string    `json:"key_hash"`
-	Mode       string    `json:"mode"`
-	CIDRs      []string  `json:"cidrs"`
-	Status     string    `json:"status"`
-	Origin     string    `json:"origin"`
-	FirstIP    string    `json:"first_ip"` // "" for a pre-bound binding
-	LastIP     string    `json:"last_ip"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID        int64     `json:"id"`
+	KeyHint   string    `json:"key_hint"`
+	KeyHash   string    `json:"key_hash"`
+	Mode      string    `json:"mode"`
+	CIDRs     []string  `json:"cidrs"`
+	Status    string    `json:"status"`
+	Origin    string    `json:"origin"`
+	FirstIP   string    `json:"first_ip"` // "" for a pre-bound binding
+	LastIP    string    `json:"last_ip"`
+	CreatedAt time.Time `json:"created_at"`
 	// LastUsedAt is null for a pre-bound binding not used yet.
 	LastUsedAt *time.Time `json:"last_used_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
