@@ -144,9 +144,10 @@ func parseCSV(r io.Reader) ([]NewBinding, []RowError) {
 			return out, nil
 		}
 		if err != nil {
-			// The reader's message quotes no field; it says what is wrong where.
+			// Neither message quotes a field: the parser's says what is wrong where, the
+			// body's says it could not be read (too large, cut off).
 			var pe *csv.ParseError
-			msg := "not valid CSV"
+			msg := "could not read the file (" + err.Error() + ")"
 			if errors.As(err, &pe) {
 				msg = fmt.Sprintf("not valid CSV (line %d: %v)", pe.Line, pe.Err)
 			}
@@ -170,8 +171,14 @@ func splitEntries(s string) []string {
 
 func parseJSON(r io.Reader) ([]NewBinding, []RowError) {
 	dec := json.NewDecoder(r)
+	notArray := func(err error) []RowError {
+		if err != nil && !isJSONSyntax(err) {
+			return []RowError{{Message: "could not read the file (" + err.Error() + ")"}}
+		}
+		return []RowError{{Message: "not a JSON array of bindings"}}
+	}
 	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
-		return nil, []RowError{{Message: "not a JSON array of bindings"}}
+		return nil, notArray(err)
 	}
 	var out []NewBinding
 	for row := 1; dec.More(); row++ {
@@ -182,7 +189,12 @@ func parseJSON(r io.Reader) ([]NewBinding, []RowError) {
 		// Field by field, so an unknown field is refused (a typo would otherwise drop a value).
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return nil, []RowError{{Row: row, Message: "not valid JSON"}}
+			e := notArray(err)[0]
+			if isJSONSyntax(err) {
+				e.Message = "not valid JSON"
+			}
+			e.Row = row
+			return nil, []RowError{e}
 		}
 		strict := json.NewDecoder(strings.NewReader(string(raw)))
 		strict.DisallowUnknownFields()
@@ -192,12 +204,18 @@ func parseJSON(r io.Reader) ([]NewBinding, []RowError) {
 		out = append(out, rec.newBinding())
 	}
 	if t, err := dec.Token(); err != nil || t != json.Delim(']') {
-		return nil, []RowError{{Message: "not a JSON array of bindings"}}
+		return nil, notArray(err)
 	}
 	if dec.More() {
 		return nil, []RowError{{Message: "trailing data after the array"}}
 	}
 	return out, nil
+}
+
+// isJSONSyntax: err is the text's fault, not the reader's.
+func isJSONSyntax(err error) bool {
+	var syntax *json.SyntaxError
+	return errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 // jsonProblem names what is wrong without quoting a value.

@@ -2,10 +2,13 @@ package bindings
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -109,6 +112,17 @@ func TestImportReportsEveryBadRow(t *testing.T) {
 		_, bad := ParseImport(tt.format, strings.NewReader(tt.text))
 		if len(bad) != 1 || !strings.Contains(bad[0].Message, tt.msg) || strings.Contains(bad[0].Message, "LeakedKey") {
 			t.Errorf("%s %q: %+v, want one error containing %q", tt.format, tt.text, bad, tt.msg)
+		}
+	}
+}
+
+// A body that cannot be read (too large, cut off) is said to be so, not called malformed.
+func TestImportUnreadableBody(t *testing.T) {
+	for _, format := range []string{"csv", "json"} {
+		body := io.MultiReader(strings.NewReader(map[string]string{"csv": "key_hash,mode\n", "json": "["}[format]), iotest.ErrReader(errors.New("http: request body too large")))
+		_, bad := ParseImport(format, body)
+		if len(bad) != 1 || !strings.Contains(bad[0].Message, "could not read the file (http: request body too large)") {
+			t.Errorf("%s: %+v", format, bad)
 		}
 	}
 }
