@@ -244,14 +244,17 @@ func (rc *respConn) roundTrip(cmds [][]string, timeout time.Duration) ([]respVal
 	return replies, nil
 }
 
-// writeCommand builds the command in one string and writes it with one call: under Yaegi
-// every call of a standard-library method costs more than the concatenation.
+// writeCommand writes the command with one call: under Yaegi every call of a standard-library
+// method costs more than building the pieces. They are joined once, in compiled code: a
+// usage flush sends thousands of arguments, and concatenating them one by one is quadratic
+// (it outlasted redisTimeout, and each such flush took Redis off the plugin for a second).
 func writeCommand(w *bufio.Writer, args []string) {
-	cmd := "*" + strconv.Itoa(len(args)) + "\r\n"
+	parts := make([]string, 0, len(args)+1)
+	parts = append(parts, "*"+strconv.Itoa(len(args))+"\r\n")
 	for _, a := range args {
-		cmd += "$" + strconv.Itoa(len(a)) + "\r\n" + a + "\r\n"
+		parts = append(parts, "$"+strconv.Itoa(len(a))+"\r\n"+a+"\r\n")
 	}
-	w.WriteString(cmd)
+	w.WriteString(strings.Join(parts, ""))
 }
 
 // readReply parses one RESP2 reply. Sizes and nesting are bounded, so a hostile or broken
