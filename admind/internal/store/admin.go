@@ -79,8 +79,11 @@ func (s *Store) ListBindings(ctx context.Context, q bindings.Query) ([]bindings.
 	if !ok {
 		col = "id"
 	}
+	// No NULLS clause (a pre-bound binding's last_used_at is NULL): PostgreSQL's default
+	// order is the one its indexes serve; NULLS LAST on a descending sort turned the first
+	// page of make bench's million bindings into a sort of every row (p50 788 ms).
 	sql := `SELECT ` + bindingColumns + ` FROM token_bindings` + w.sql() +
-		` ORDER BY ` + col + ` ` + order + ` NULLS LAST, id ` + order +
+		` ORDER BY ` + col + ` ` + order + `, id ` + order +
 		` LIMIT ` + strconv.Itoa(q.PageSize) + ` OFFSET ` + strconv.Itoa((q.Page-1)*q.PageSize)
 	rows, err := s.pool.Query(ctx, sql, w.args...)
 	if err != nil {
