@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -512,11 +511,7 @@ func (s *stack) hotKey(t *testing.T, d time.Duration) hotResult {
 	}
 	clients := make([]*http.Client, addrs)
 	for i := range clients {
-		ip := fmt.Sprintf("127.0.3.%d", i+1)
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-		clients[i] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			DialContext: func(ctx context.Context, n, a string) (net.Conn, error) { return d.DialContext(ctx, n, a) },
-		}}
+		clients[i] = keepAliveClientFrom(fmt.Sprintf("127.0.3.%d", i+1))
 	}
 	if st, err := do(clients[0]); err != nil || st != 200 {
 		t.Fatalf("binding the hot key: %d %v", st, err)

@@ -44,6 +44,7 @@ declare module 'vue' {
     RouterLink: typeof import('vue-router')['RouterLink']
     RouterView: typeof import('vue-router')['RouterView']
     RuleDialog: typeof import('./components/RuleDialog.vue')['default']
+    RuleFields: typeof import('./components/RuleFields.vue')['default']
     TablePager: typeof import('./components/TablePager.vue')['default']
     WeekChart: typeof import('./components/WeekChart.vue')['default']
   }
