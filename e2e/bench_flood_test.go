@@ -58,6 +58,19 @@ func keepAliveClientFrom(ip string) *http.Client {
 	}}
 }
 
+// postKey sends a chat request with "Authorization: Bearer sk-<key>" and reads the answer.
+func postKey(c *http.Client, url, key string) (int, error) {
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer sk-"+key)
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
 // pgTupleWrites sums every table's inserted, updated and deleted tuples but the updates of
 // token_bindings (the bound client's last-use touches, every 5 s), and those touches, on a
 // connection of its own (statistics are a snapshot per transaction).
@@ -119,17 +132,7 @@ func (s *stack) floodPhase(t *testing.T, wrk, script string, dur time.Duration, 
 	writes0, touches0 := pgTupleWrites(t, s)
 	traefik0, admind0 := procCPU(t, s.procs["traefik"].Process.Pid), procCPU(t, s.procs["admind"].Process.Pid)
 	url := s.webURL + "/bench/sentinel/v1/chat/completions"
-	post := func(c *http.Client, key string) (int, error) {
-		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader("{}"))
-		req.Header.Set("Authorization", "Bearer sk-"+key)
-		resp, err := c.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
+	post := func(c *http.Client, key string) (int, error) { return postKey(c, url, key) }
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	stop := make(chan struct{})

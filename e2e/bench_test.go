@@ -497,18 +497,8 @@ func (h hotResult) String() string {
 // refused): mostly intercepts, which the plugin appends to the Redis stream.
 func (s *stack) hotKey(t *testing.T, d time.Duration) hotResult {
 	const addrs = 100
-	key := "Bearer sk-hotBenchKey0123456789"
-	do := func(c *http.Client) (int, error) {
-		req, _ := http.NewRequest(http.MethodPost, s.webURL+"/bench/sentinel/v1/chat/completions", strings.NewReader("{}"))
-		req.Header.Set("Authorization", key)
-		resp, err := c.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
+	url := s.webURL + "/bench/sentinel/v1/chat/completions"
+	do := func(c *http.Client) (int, error) { return postKey(c, url, "hotBenchKey0123456789") }
 	clients := make([]*http.Client, addrs)
 	for i := range clients {
 		clients[i] = keepAliveClientFrom(fmt.Sprintf("127.0.3.%d", i+1))
