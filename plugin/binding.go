@@ -94,10 +94,14 @@ type bindingCache struct {
 	mu         sync.RWMutex
 	entries    map[string]*binding
 	hot        map[string]*hotEntry
+	hotDue     map[int64][]string // sweep slot → Authorization values whose entries fall due in it
+	hotSwept   int64              // the last sweep slot emptied
+	hotLapsed  bool               // the last sweep found freshness lapsing, and no fresh entry came since
 	size       int
 	ttl        time.Duration // cacheTTL: how long a confirmation holds
 	freshUntil time.Duration // cache clock
 	epoch      int64
+	sweeping   sync.Once
 }
 
 // The local cache's clock is the monotonic time since clockBase: immune to wall-clock steps,
@@ -108,14 +112,78 @@ func cacheClock() time.Duration { return time.Since(clockBase) }
 
 // hotEntry says: a request carrying this Authorization value and nothing else that names a
 // key, from a peer whose RemoteAddr starts with peer ("127.0.0.1:", "[2001:db8::1]:"), was
-// allowed by binding b. It stays good while b is live.
+// allowed by binding b. The hot path reads no clock (under Yaegi a clock read and its
+// comparisons are a quarter of its cost), so an entry is in the index only while b is live:
+// putHot admits it only if it stays live beyond hotMargin, and sweepHot removes it hotMargin
+// before until, or at once when the cache's freshness is about to lapse.
 type hotEntry struct {
-	b    *binding
-	peer string
+	b     *binding
+	peer  string
+	until time.Duration // cache clock: b.expires, or b.retire while the cache stays fresh
+	fresh bool          // until counts on the cache staying fresh
 }
 
+// The hot index's sweeper runs every hotSweepInterval and removes entries hotMargin before
+// they fall due, so a sweep that runs up to hotMargin late still removes them in time. An
+// entry with less than hotMargin to live is never admitted (the general path decides it).
+const (
+	hotSweepInterval = 250 * time.Millisecond
+	hotMargin        = time.Second
+)
+
 func newBindingCache(size int, ttl time.Duration) *bindingCache {
-	return &bindingCache{entries: make(map[string]*binding), hot: make(map[string]*hotEntry), size: size, ttl: ttl}
+	return &bindingCache{entries: make(map[string]*binding), hot: make(map[string]*hotEntry),
+		hotDue: make(map[int64][]string), hotSwept: hotSlot(cacheClock()), hotLapsed: true, size: size, ttl: ttl}
+}
+
+// startSweeper runs the hot index's sweeper, once per cache (the package registry holds the
+// caches; never one goroutine per New).
+func (c *bindingCache) startSweeper() {
+	if !backgroundLoops {
+		return
+	}
+	c.sweeping.Do(func() {
+		go func() {
+			t := time.NewTicker(hotSweepInterval)
+			for range t.C {
+				c.sweepHot(cacheClock())
+			}
+		}()
+	})
+}
+
+// hotSlot is the sweep slot an instant falls in.
+func hotSlot(at time.Duration) int64 { return int64(at / hotSweepInterval) }
+
+// sweepHot removes the hot entries that could fall due before the next sweep is hotMargin
+// late: every entry of every slot up to now+hotMargin, and, when the cache's freshness ends
+// within that horizon, every entry that counted on it.
+func (c *bindingCache) sweepHot(now time.Duration) {
+	horizon := now + hotMargin
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.freshUntil > horizon {
+		c.hotLapsed = false
+	} else if !c.hotLapsed {
+		// Freshness is about to lapse (Redis unread for a while): entries that counted on it
+		// go, and with them the rest, which is cheaper under Yaegi than sorting them out; the
+		// general path puts back what is still live.
+		c.hotLapsed = true
+		c.hot = make(map[string]*hotEntry)
+		c.hotDue = make(map[int64][]string)
+	}
+	last := hotSlot(horizon)
+	for slot := c.hotSwept + 1; slot <= last; slot++ {
+		for _, auth := range c.hotDue[slot] {
+			if e := c.hot[auth]; e != nil && hotSlot(e.until) <= last {
+				delete(c.hot, auth)
+			}
+		}
+		delete(c.hotDue, slot)
+	}
+	if last > c.hotSwept {
+		c.hotSwept = last
+	}
 }
 
 func (c *bindingCache) get(key string, now time.Duration) *binding {
@@ -147,6 +215,7 @@ func (c *bindingCache) invalidate() {
 	c.mu.Lock()
 	c.entries = make(map[string]*binding)
 	c.hot = make(map[string]*hotEntry)
+	c.hotDue = make(map[int64][]string)
 	c.epoch++
 	c.mu.Unlock()
 }
@@ -180,10 +249,23 @@ func (c *bindingCache) put(key string, b *binding) {
 	c.entries[key] = b
 }
 
-func (c *bindingCache) putHot(auth string, e *hotEntry) {
+// putHot admits e at now (cache clock) if its binding is live beyond the sweeper's horizon
+// and the cache was not emptied since the binding's lookup began.
+func (c *bindingCache) putHot(auth string, e *hotEntry, now time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e.b.epoch != c.epoch {
+		return
+	}
+	horizon := now + hotMargin
+	b := e.b
+	e.until, e.fresh = b.expires, false
+	if horizon < c.freshUntil && b.retire > b.expires {
+		e.until, e.fresh = b.retire, true
+		c.hotLapsed = false // the next lapse must remove it
+	}
+	slot := hotSlot(e.until)
+	if e.until <= horizon || slot <= c.hotSwept {
 		return
 	}
 	if len(c.hot) >= c.size {
@@ -195,4 +277,5 @@ func (c *bindingCache) putHot(auth string, e *hotEntry) {
 		}
 	}
 	c.hot[auth] = e
+	c.hotDue[slot] = append(c.hotDue[slot], auth)
 }

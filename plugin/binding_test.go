@@ -93,13 +93,80 @@ func TestBindingCacheFreshness(t *testing.T) {
 	}
 	stale := &binding{expires: 1000, retire: 1000, epoch: before}
 	c.put("k", stale)
-	c.putHot("Bearer k", &hotEntry{b: stale})
+	c.putHot("Bearer k", &hotEntry{b: stale}, 150)
 	if c.get("k", 150) != nil || len(c.hot) != 0 {
 		t.Error("a lookup begun before the invalidation was cached")
 	}
 	c.put("k", &binding{expires: 1000, retire: 1000, epoch: c.currentEpoch()})
 	if c.get("k", 150) == nil {
 		t.Error("a lookup begun after the invalidation was not cached")
+	}
+}
+
+// TestHotIndexSweep: the hot path reads no clock, so an entry must leave its index before its
+// binding stops being live: one with less than hotMargin to live is not admitted, the sweep
+// removes each hotMargin before it falls due, and every entry that counted on the cache
+// staying fresh goes as soon as freshness is about to lapse, even one admitted after a sweep
+// had already seen a lapse.
+func TestHotIndexSweep(t *testing.T) {
+	const s = time.Second
+	c := newBindingCache(10, 2*s)
+	t0 := time.Duration(c.hotSwept+4) * hotSweepInterval // a slot boundary ahead of the last swept
+	epoch := c.currentEpoch()
+	put := func(auth string, at, expires, retire time.Duration) {
+		c.putHot(auth, &hotEntry{b: &binding{expires: t0 + expires, retire: t0 + retire, epoch: epoch}, peer: "127.0.0.2:"}, t0+at)
+	}
+	has := func(auth string) bool { return c.hot[auth] != nil }
+
+	put("short", 0, s/2, time.Minute)
+	put("plain", 0, 3*s, time.Minute)
+	if has("short") || !has("plain") {
+		t.Fatalf("admitted: short %v (want false), plain %v (want true)", has("short"), has("plain"))
+	}
+	if c.hot["plain"].until != t0+3*s {
+		t.Errorf("an entry of a cache never confirmed fresh counts on its retirement")
+	}
+	c.sweepHot(t0 + 3*s/2)
+	if !has("plain") {
+		t.Error("swept 1.5s before it falls due")
+	}
+	c.sweepHot(t0 + 2*s)
+	if has("plain") {
+		t.Error("kept with hotMargin left")
+	}
+
+	c.confirmFresh(t0) // fresh until t0+2s
+	put("fresh", 0, 3*s, time.Minute)
+	if !has("fresh") || c.hot["fresh"].until != t0+time.Minute {
+		t.Fatalf("a fresh cache's entry does not live to its retirement: %+v", c.hot["fresh"])
+	}
+	c.sweepHot(t0 + s/2)
+	if !has("fresh") {
+		t.Error("removed while the cache stays fresh beyond the horizon")
+	}
+	c.sweepHot(t0 + 6*s/5) // freshness ends within hotMargin
+	if has("fresh") {
+		t.Error("kept after freshness began to lapse")
+	}
+	put("after-lapse", 6*s/5, 5*s, time.Minute) // freshness ended: lives to its expiry
+	c.sweepHot(t0 + 3*s/2)
+	if !has("after-lapse") {
+		t.Error("an entry that does not count on freshness went with a lapse already seen")
+	}
+	c.confirmFresh(t0 + 8*s/5) // fresh again, until t0+3.6s, but no sweep sees it
+	put("refreshed", 8*s/5, 3*s, time.Minute)
+	if !has("refreshed") || !c.hot["refreshed"].fresh {
+		t.Fatal("not admitted as counting on freshness")
+	}
+	c.sweepHot(t0 + 27*s/10) // freshness ends within hotMargin again
+	if has("refreshed") {
+		t.Error("an entry admitted after a lapse outlived the next lapse")
+	}
+
+	put("gone", 27*s/10, 5*s, time.Minute)
+	c.invalidate()
+	if len(c.hot) != 0 || len(c.hotDue) != 0 {
+		t.Error("invalidate left hot entries")
 	}
 }
 

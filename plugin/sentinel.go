@@ -83,6 +83,7 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 	if m.cache == nil {
 		m.cache = newBindingCache(s.cacheSize, s.cacheTTL)
 		bindingCaches[ck] = m.cache
+		m.cache.startSweeper()
 		if m.redis != nil {
 			m.redis.runtime.addCache(m.cache)
 		}
@@ -113,7 +114,8 @@ func fingerprint(secret string) string {
 //     serveGeneral parsed when it allowed the entry, which it only records when the peer is
 //     not a trusted proxy, so the client is the peer (the cache's registry key holds
 //     trustedProxies, so every entry was recorded under the same ones);
-//   - the binding: the entry holds the binding that allowed it, while that is live;
+//   - the binding: the entry holds the binding that allowed it, and is in the index only
+//     while that binding is live (putHot and sweepHot keep it so, so no clock is read here);
 //   - the path: with no escape beyond the default spelling (RawPath empty) it spells no
 //     encoded separator for serveGeneral to refuse, and which route New API reads the key
 //     on does not change the answer for a value this peer was allowed with.
@@ -134,19 +136,15 @@ func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 								c := m.cache
 								c.mu.RLock()
 								e := c.hot[auth[0]]
-								fresh := c.freshUntil
 								c.mu.RUnlock()
 								if e != nil {
 									if strings.HasPrefix(req.RemoteAddr, e.peer) {
 										b := e.b
-										now := time.Since(clockBase)
-										if now < fresh && now < b.retire || now < b.expires {
-											if b.hits.Add(1) == 1 {
-												m.firstHit(b)
-											}
-											m.next.ServeHTTP(rw, req)
-											return
+										if b.hits.Add(1) == 1 {
+											m.firstHit(b)
 										}
+										m.next.ServeHTTP(rw, req)
+										return
 									}
 								}
 							}
@@ -260,7 +258,7 @@ func (m *Sentinel) rememberHot(req *http.Request, b *binding) {
 		return
 	}
 	peer := req.RemoteAddr[:strings.LastIndexByte(req.RemoteAddr, ':')+1]
-	m.cache.putHot(auth[0], &hotEntry{b: b, peer: peer})
+	m.cache.putHot(auth[0], &hotEntry{b: b, peer: peer}, cacheClock())
 }
 
 // verdict is what decideUncached found.
