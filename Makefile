@@ -81,7 +81,7 @@ bench: traefik ## benchmarks through the real stack (wrk): bare vs no-op plugin 
 	SENTINEL_BENCH=full TRAEFIK_BIN=$(TRAEFIK_BIN) $(GO) test -count=1 -timeout 30m -run '^TestBench$$' -v ./e2e
 
 .PHONY: chaos
-chaos: traefik ## under load through the real Traefik, hang/stop/restart Redis, admind and PostgreSQL in turn (TESTING.md E)
+chaos: traefik ## under load through the real Traefik, hang/stop/restart Redis, admind and PostgreSQL in turn (class E, docs/testing.md)
 	SENTINEL_CHAOS=1 TRAEFIK_BIN=$(TRAEFIK_BIN) $(GO) test -count=1 -timeout 20m -run '^TestChaos$$' -v ./e2e
 
 .PHONY: soak

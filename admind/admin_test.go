@@ -108,7 +108,7 @@ func TestAdminLogin(t *testing.T) {
 	}
 }
 
-// TESTING.md F: without a valid token every admin endpoint answers 401, quickly and alike.
+// class F, docs/testing.md: without a valid token every admin endpoint answers 401, quickly and alike.
 func TestAdminEndpointsNeedAToken(t *testing.T) {
 	a := startAdmind(t, nil)
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "admin", "iss": "key-ip-sentinel", "aud": "sentinel-admin",
@@ -329,7 +329,7 @@ func assertNoRawKey(t *testing.T, a *admindUnderTest, conn *pgx.Conn, keys ...st
 	}
 }
 
-// TESTING.md D: unbind while requests are in flight. Decides that read the binding before the
+// class D, docs/testing.md: unbind while requests are in flight. Decides that read the binding before the
 // unbind must not put it back into Redis, and the next requests rebind exactly once.
 func TestUnbindWhileRequestsInFlight(t *testing.T) {
 	// 30 rounds of rebinding from one address: more new claims than the default limit allows.

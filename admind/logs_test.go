@@ -84,7 +84,7 @@ func TestAdminLogs(t *testing.T) {
 	}
 }
 
-// TESTING.md G: exported cells that a spreadsheet would run are neutralised; RFC 4180 quoting.
+// class G, docs/testing.md: exported cells that a spreadsheet would run are neutralised; RFC 4180 quoting.
 func TestAdminLogExportCSV(t *testing.T) {
 	a := startAdmind(t, nil)
 	tok := a.login(t)
@@ -130,7 +130,7 @@ func TestAdminLogExportCSV(t *testing.T) {
 	}
 }
 
-// TESTING.md G: an export of 100 000 rows streams: while the client has read only the start,
+// class G, docs/testing.md: an export of 100 000 rows streams: while the client has read only the start,
 // the server holds a small fraction of the file in memory (admind runs in this process, so
 // its heap is this test's heap).
 func TestAdminLogExportStreams(t *testing.T) {

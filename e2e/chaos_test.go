@@ -12,7 +12,7 @@ import (
 
 // TestChaos is `make chaos` (SENTINEL_CHAOS=1): load runs through the real Traefik without a
 // pause while Redis, admind and PostgreSQL are hung, stopped and restarted in turn (closed
-// failsafe mode, TESTING.md E). Every request must get a well-formed answer within the
+// failsafe mode, class E, docs/testing.md). Every request must get a well-formed answer within the
 // deadlines (Redis 100 ms + admind 1 s + margin), never a 500 or 502, never a 200 for the
 // bound key from another address, never a 403 for it from its own; every new key is bound
 // at most once; after each fault the bound key is served again (the time it takes is

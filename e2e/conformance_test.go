@@ -18,7 +18,7 @@ import (
 	"github.com/key-ip-sentinel/sentinel/internal/newapi"
 )
 
-// TestConformance puts the real New API in the loop (TESTING.md I): for every request in a
+// TestConformance puts the real New API in the loop (class I, docs/testing.md): for every request in a
 // corpus built from New API's own router and TokenAuth, it asks New API directly whether the
 // request authenticates the bound key K, then sends the same request through Traefik and the
 // plugin from an address K is not bound to. A request New API authenticates as K that the

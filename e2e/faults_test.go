@@ -121,7 +121,7 @@ const maxPooledConns = 16 + 40
 // settle lets the plugin's local cache (250 ms here) forget earlier decisions.
 func settle() { time.Sleep(300 * time.Millisecond) }
 
-// TestFaults is TESTING.md E with real processes, in both failsafe modes.
+// TestFaults is class E (docs/testing.md) with real processes, in both failsafe modes.
 func TestFaults(t *testing.T) {
 	if os.Getenv("SENTINEL_TEST_REDIS") != "" {
 		t.Skip("the fault tests stop and restart Redis: they need their own redis-server (unset SENTINEL_TEST_REDIS)")

@@ -12,7 +12,7 @@ import (
 
 // TestTwoOfEverything is the scale-out check (issue 8): two Traefik processes, each with the
 // plugin asking its own admind, two admind processes, one Redis, one PostgreSQL.
-//   - First-use race across them (TESTING.md D): 50 addresses hit a new key at once, half
+//   - First-use race across them (class D, docs/testing.md): 50 addresses hit a new key at once, half
 //     through each Traefik; exactly one binding, one address allowed, every other refused and
 //     logged exactly once, and Redis agrees with PostgreSQL.
 //   - The intercept stream, read by both admind in one consumer group, is written to

@@ -2,7 +2,7 @@
 // first client IP that uses it and refuses the key from anywhere else.
 //
 // It runs inside Traefik's Yaegi interpreter: standard library only, Go 1.22 API only, and no
-// goroutine per instance (see DESIGN.md, "Living inside Yaegi").
+// goroutine per instance (see docs/architecture.md, "Living inside Yaegi").
 package plugin
 
 import (
@@ -100,7 +100,7 @@ func fingerprint(secret string) string {
 // ServeHTTP forwards at once a request that repeats one the general path allowed moments ago:
 // the same single Authorization line, no other carrier of a key, from the same peer address,
 // while the binding that allowed it is live in the local cache. Anything else goes to
-// serveGeneral, which follows DESIGN.md's request path and fills this index.
+// serveGeneral, which follows the request path (docs/architecture.md) and fills this index.
 //
 // Under Yaegi every call allocates one value by reflection for each local and each
 // intermediate result of the whole function (an && or || is one more), whether that branch
@@ -164,7 +164,8 @@ func (m *Sentinel) firstHit(b *binding) {
 	}
 }
 
-// serveGeneral follows the request path of DESIGN.md: credentials, client IP, decision, answer.
+// serveGeneral follows the request path (docs/architecture.md): credentials, client IP,
+// decision, answer.
 func (m *Sentinel) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 	if !m.s.allowEncodedSlash && req.URL.RawPath != "" && hasEncodedSeparator(req.URL.RawPath) {
 		refuse(rw, http.StatusBadRequest, codeEncodedSlash)

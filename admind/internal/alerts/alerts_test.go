@@ -63,7 +63,7 @@ func intercept(ip string) []bindings.Intercept {
 	return []bindings.Intercept{{KeyHash: hash, KeyHint: "sk-abcd…wxyz", IP: netip.MustParseAddr(ip), Reason: bindings.ReasonIPNotAllowed}}
 }
 
-// TESTING.md G: N-1 intercepts in the window raise nothing, the Nth exactly one alert, more
+// class G, docs/testing.md: N-1 intercepts in the window raise nothing, the Nth exactly one alert, more
 // within the window nothing; the window's edges decide, measured by an injected clock.
 func TestAlertWindow(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
@@ -178,7 +178,7 @@ func outcome(m *sync.Map, o string) int64 {
 	return 0
 }
 
-// TESTING.md G: JSON body, signed over id.timestamp.body, webhook-id stable across retries;
+// class G, docs/testing.md: JSON body, signed over id.timestamp.body, webhook-id stable across retries;
 // a 500 then a 200 is one delivery after a retry.
 func TestWebhookRetriesThenDeliversOnce(t *testing.T) {
 	secret := []byte("webhook-secret-0123456789")

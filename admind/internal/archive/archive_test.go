@@ -110,7 +110,7 @@ func exists(t *testing.T, conn *pgx.Conn, table, h string) bool {
 	return n > 0
 }
 
-// TESTING.md D (archive): idle bindings move to archived_bindings and leave Redis; banned
+// class D, docs/testing.md (archive): idle bindings move to archived_bindings and leave Redis; banned
 // and recently used ones stay, including a key whose use is still waiting in Redis; the
 // archived key binds again on its next use.
 func TestArchive(t *testing.T) {

@@ -37,7 +37,7 @@ func newAuth(t *testing.T, l Lockout) (*Authenticator, *redis.Client, *testenv.R
 
 var client = netip.MustParseAddr("127.0.0.5")
 
-// TESTING.md F: every malformed, forged or expired token is refused.
+// class F, docs/testing.md: every malformed, forged or expired token is refused.
 func TestVerifyRefusesBadTokens(t *testing.T) {
 	a, _, _ := newAuth(t, DefaultLockout)
 	good, _, err := a.Login(context.Background(), testUser, testPassword, client)
@@ -133,7 +133,7 @@ func TestSessionsEndOnTheServer(t *testing.T) {
 	}
 }
 
-// TESTING.md F: after N failures further attempts, even with the right password, get the same
+// class F, docs/testing.md: after N failures further attempts, even with the right password, get the same
 // answer as a wrong password or an unknown user; every key has a TTL; after the lock one more
 // try is allowed and succeeds with the right password.
 func TestLockout(t *testing.T) {

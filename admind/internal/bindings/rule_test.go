@@ -66,7 +66,7 @@ func TestParseRule(t *testing.T) {
 	}
 }
 
-// TESTING.md C: CIDR edges, mixed families, all.
+// class C, docs/testing.md: CIDR edges, mixed families, all.
 func TestRuleAllows(t *testing.T) {
 	tests := []struct {
 		mode    Mode
