@@ -41,9 +41,10 @@ traefik: ## build (once) and print the cached Traefik binary
 	@echo "traefik: $(TRAEFIK_BIN)"
 
 .PHONY: lint
-lint: ## gofmt, go vet, and golangci-lint when installed (.golangci.yml names the linters)
+lint: ## gofmt, go vet, go mod tidy, and golangci-lint when installed (.golangci.yml names the linters)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff || { echo "lint: go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	@if command -v golangci-lint >/dev/null; then golangci-lint run; else echo "lint: golangci-lint not installed, skipped"; fi
 
 .PHONY: fuzz-brief
