@@ -21,7 +21,7 @@ import (
 	"github.com/key-ip-sentinel/sentinel/internal/fakeupstream"
 	"github.com/key-ip-sentinel/sentinel/internal/newapi"
 	"github.com/key-ip-sentinel/sentinel/internal/testenv"
-	"github.com/key-ip-sentinel/sentinel/plugin"
+	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 )
 
 // The compose deployment run for real (make compose-test): the repository's
@@ -469,7 +469,7 @@ func (c *composeRun) waitServing(t *testing.T, key string) {
 }
 
 func (c *composeRun) hash(t *testing.T, key string) string {
-	h, ok := plugin.KeyHash(c.hmac, key)
+	h, ok := identity.HashRawKey(c.hmac, key)
 	if !ok {
 		t.Fatalf("not a key: %q", key)
 	}

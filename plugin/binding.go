@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 )
 
 // binding is what the plugin needs of a key's binding to decide a request alone.
@@ -73,7 +75,7 @@ func (b *binding) check(ip netip.Addr) string {
 	if b.banned {
 		return codeKeyBanned
 	}
-	if b.all || inPrefixes(ip, b.prefixes) {
+	if b.all || identity.InPrefixes(ip, b.prefixes) {
 		return ""
 	}
 	return codeIPNotAllowed

@@ -23,7 +23,7 @@ import (
 // answer, whose header has not gone out yet.
 
 // serveClaimed forwards a request under a claim and reports New API's answer.
-func (m *Sentinel) serveClaimed(rw http.ResponseWriter, req *http.Request, key string, dr decideRequest) {
+func (m *middleware) serveClaimed(rw http.ResponseWriter, req *http.Request, key string, dr decideRequest) {
 	w := &claimWriter{ResponseWriter: rw, m: m, req: req, key: key, dr: dr, epoch: m.cache.currentEpoch()}
 	m.next.ServeHTTP(w, req)
 	if !w.reported {
@@ -37,7 +37,7 @@ func (m *Sentinel) serveClaimed(rw http.ResponseWriter, req *http.Request, key s
 // stream arrives as it is written.
 type claimWriter struct {
 	http.ResponseWriter
-	m        *Sentinel
+	m        *middleware
 	req      *http.Request
 	key      string
 	dr       decideRequest

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 )
 
 // Config is the middleware's options as Traefik decodes them (mapstructure, case-insensitive
@@ -188,11 +190,11 @@ func parseConfig(c *Config) (*settings, error) {
 	}
 	s.redis.poolSize = c.RedisPoolSize
 
-	s.trustedProxies, err = parseAddressList("trustedProxies", c.TrustedProxies)
+	s.trustedProxies, err = identity.ParseAddressList("trustedProxies", c.TrustedProxies)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	s.relays, err = parseAddressList("relayAddresses", c.RelayAddresses)
+	s.relays, err = identity.ParseAddressList("relayAddresses", c.RelayAddresses)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -276,54 +278,6 @@ func readSecret(name, file, env string, required bool, bad func(string, ...inter
 		bad("%s is required: set %sFile (a path) or %sEnv (an environment variable name)", name, name, name)
 	}
 	return ""
-}
-
-// ParseTrustedProxies parses admind's ADMIN_TRUSTED_PROXIES as the plugin's trustedProxies.
-func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
-	return parseAddressList("trustedProxies", list)
-}
-
-// parseAddressList accepts CIDRs and single addresses. Non-canonical CIDRs such as
-// 10.0.0.5/24 are refused rather than silently widened or narrowed: the operator meant
-// something and should say it exactly.
-func parseAddressList(option string, list []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	var errs []error
-	for _, raw := range list {
-		v := strings.TrimSpace(raw)
-		if v == "" {
-			continue
-		}
-		if !strings.Contains(v, "/") {
-			a, err := netip.ParseAddr(v)
-			if err != nil || a.Zone() != "" {
-				errs = append(errs, fmt.Errorf("%s: %q is not an IP address or CIDR", option, raw))
-				continue
-			}
-			a = a.Unmap()
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-			continue
-		}
-		p, err := netip.ParsePrefix(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not a valid CIDR", option, raw))
-			continue
-		}
-		if p.Masked() != p {
-			errs = append(errs, fmt.Errorf("%s: %q has host bits set; did you mean %s?", option, raw, p.Masked()))
-			continue
-		}
-		if p.Addr().Is4In6() {
-			bits := p.Bits() - 96
-			if bits < 0 {
-				errs = append(errs, fmt.Errorf("%s: %q mixes IPv4-mapped and IPv6 ranges", option, raw))
-				continue
-			}
-			p = netip.PrefixFrom(p.Addr().Unmap(), bits)
-		}
-		out = append(out, p)
-	}
-	return out, errors.Join(errs...)
 }
 
 func looksLikeHostPort(s string) bool {

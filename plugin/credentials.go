@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 )
 
 var (
@@ -11,8 +13,8 @@ var (
 	// one by its own precedence; Sentinel refuses rather than guess which one to check.
 	errAmbiguousKey = errors.New("request carries more than one distinct API key")
 	// errMalformedKey: a carrier holds a value New API would look up as a key but that is not
-	// in the form New API issues keys in (see canonicalKey).
-	errMalformedKey = errors.New("request carries a malformed API key")
+	// in the form New API issues keys in (see identity.CanonicalKey).
+	errMalformedKey = identity.ErrMalformedKey
 )
 
 // wsKeyPrefix is what New API looks for in a Sec-WebSocket-Protocol entry. It matches the
@@ -43,8 +45,8 @@ func (c *keyCollector) add(v string) {
 	if c.err != nil {
 		return
 	}
-	spelled := normaliseKey(v)
-	k, err := canonicalKey(spelled)
+	spelled := identity.NormaliseKey(v)
+	k, err := identity.CanonicalKey(spelled)
 	switch {
 	case err != nil:
 		c.err = err
@@ -100,66 +102,13 @@ func apiKey(req *http.Request, s *settings) (key, spelled string, err error) {
 	}
 	if auth := h[hdrAuthorization]; len(auth) > 0 && s.authorizationIsAPIKey(req) {
 		for _, v := range auth {
-			if k := stripBearer(v); k != "midjourney-proxy" {
+			if k := identity.StripBearer(v); k != "midjourney-proxy" {
 				c.add(k)
 			}
 		}
 	}
 	for _, v := range h[hdrMJSecret] {
-		c.add(stripBearer(v))
+		c.add(identity.StripBearer(v))
 	}
 	return c.key, c.spelled, c.err
-}
-
-// stripBearer mirrors New API: only the exact prefixes "Bearer " and "bearer " are removed
-// (then the rest is trimmed); any other value is used whole.
-func stripBearer(v string) string {
-	if strings.HasPrefix(v, "Bearer ") || strings.HasPrefix(v, "bearer ") {
-		return strings.TrimSpace(v[7:])
-	}
-	return v
-}
-
-// normaliseKey mirrors New API: drop "sk-", keep what precedes the first "-" (the rest
-// selects a channel). "sk-KEY", "KEY" and "sk-KEY-3" are one key.
-func normaliseKey(k string) string {
-	k = strings.TrimPrefix(k, "sk-")
-	if i := strings.IndexByte(k, '-'); i >= 0 {
-		k = k[:i]
-	}
-	return k
-}
-
-// canonicalKey gives one form to every spelling a New API database resolves to one key.
-// New API issues keys of letters and digits (common.GenerateKey: 48 of [0-9a-zA-Z]), and
-// looks them up with "key = ?": exact on SQLite and PostgreSQL, but on MySQL and MariaDB
-// under case- and accent-insensitive collations that also ignore trailing spaces. So:
-//   - letters and digits only: the key, in ASCII lower case ("ABC" and "abc" are one key);
-//   - a value containing ".": not a key on any database (no issued key has one, and no
-//     collation ignores it or equates it with a letter or digit) — a dashboard JWT;
-//   - anything else (accents, full-width forms, spaces, controls, ...) may be an issued key
-//     to some collation, so the request is refused (errMalformedKey).
-//
-// The checks are single standard-library calls rather than a loop over the bytes: under Yaegi
-// each interpreted iteration costs allocations, a compiled call costs a few in all.
-func canonicalKey(k string) (string, error) {
-	if strings.Trim(k, keyAlphabet) == "" {
-		return strings.ToLower(k), nil
-	}
-	if strings.IndexByte(k, '.') >= 0 {
-		return "", nil
-	}
-	return "", errMalformedKey
-}
-
-// keyAlphabet is what New API issues keys in.
-const keyAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
-// keyHint is what may be shown of a key: the first and last four characters of the key as
-// spelled, and nothing for keys too short to hide anything.
-func keyHint(spelled string) string {
-	if len(spelled) < 16 {
-		return "sk-…"
-	}
-	return "sk-" + spelled[:4] + "…" + spelled[len(spelled)-4:]
 }

@@ -17,7 +17,7 @@ var neturlParse = neturl.Parse
 // entries to use; the shapes marked hot must have left an entry the hot path takes.
 func TestHotPathAgreesWithGeneralPath(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.TrustedProxies = []string{"10.9.0.0/16"} })
-	m := h.handler.(*Sentinel)
+	m := h.handler.(*middleware)
 	warm := func(remote, auth string) {
 		h.do(remote, map[string]string{"Authorization": auth})
 	}
@@ -102,7 +102,7 @@ func FuzzHotPathAgrees(f *testing.F) {
 	f.Add("/v1", "Bearer  sk-fuzzKeyAlpha0123 ", "[fe80::1%eth0]:1")
 	f.Add("/v1/chat/completions", "Bearer sk-FUZZKEYALPHA0123", "127.0.0.2:1")
 	h := newHarness(f, nil)
-	m := h.handler.(*Sentinel)
+	m := h.handler.(*middleware)
 	h.do("127.0.0.2:1", map[string]string{"Authorization": "Bearer sk-fuzzKeyAlpha0123"})
 	f.Fuzz(func(t *testing.T, path, auth, remote string) {
 		// The path as a client spells it: escapes and all, as Traefik hands it on.

@@ -7,7 +7,6 @@ package plugin
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -19,11 +18,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 )
 
-// Sentinel is one middleware instance. Everything that costs resources (Redis pool, admind
+// middleware is one instance of the plugin. Everything that costs resources (Redis pool, admind
 // HTTP client, local cache) is shared through the package registry.
-type Sentinel struct {
+type middleware struct {
 	next  http.Handler
 	s     *settings
 	cache *bindingCache
@@ -52,7 +53,7 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 	if err != nil {
 		return nil, err
 	}
-	m := &Sentinel{next: next, s: s, name: name}
+	m := &middleware{next: next, s: s, name: name}
 
 	registryMu.Lock()
 	defer registryMu.Unlock()
@@ -122,7 +123,7 @@ func fingerprint(secret string) string {
 //
 // BenchmarkCacheHitUnderYaegi measures it; TestHotPathAgreesWithGeneralPath and
 // FuzzHotPathAgrees check the answers agree.
-func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+func (m *middleware) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	h := req.Header
 	auth := h[hdrAuthorization]
 	if len(auth) == 1 {
@@ -158,7 +159,7 @@ func (m *Sentinel) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 }
 
 // firstHit puts b on the usage flush list (its hit count just went from 0 to 1).
-func (m *Sentinel) firstHit(b *binding) {
+func (m *middleware) firstHit(b *binding) {
 	if m.redis != nil {
 		m.redis.usage.markUsed(b)
 	}
@@ -166,7 +167,7 @@ func (m *Sentinel) firstHit(b *binding) {
 
 // serveGeneral follows the request path (docs/architecture.md): credentials, client IP,
 // decision, answer.
-func (m *Sentinel) serveGeneral(rw http.ResponseWriter, req *http.Request) {
+func (m *middleware) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 	if !m.s.allowEncodedSlash && req.URL.RawPath != "" && hasEncodedSeparator(req.URL.RawPath) {
 		refuse(rw, http.StatusBadRequest, codeEncodedSlash)
 		return
@@ -188,8 +189,8 @@ func (m *Sentinel) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		m.next.ServeHTTP(rw, req) // New API answers 401 itself
 		return
 	}
-	ip, err := clientIP(req, m.s.trustedProxies)
-	if err == errUnnamedClient || (err == nil && inPrefixes(ip, m.s.relays)) {
+	ip, err := identity.ClientIP(req, m.s.trustedProxies)
+	if err == identity.ErrUnnamedClient || (err == nil && identity.InPrefixes(ip, m.s.relays)) {
 		m.fromRelay(rw, req, ip, err)
 		return
 	}
@@ -232,7 +233,7 @@ func (m *Sentinel) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if claim != "" {
-		m.serveClaimed(rw, req, key, decideRequest{KeyHash: m.hashKey(key), KeyHint: reportedField(keyHint(spelled)), IP: ip.String(), Claim: claim})
+		m.serveClaimed(rw, req, key, decideRequest{KeyHash: m.hashKey(key), KeyHint: reportedField(identity.Hint(spelled)), IP: ip.String(), Claim: claim})
 		return
 	}
 	if code == "" && b != nil {
@@ -247,7 +248,7 @@ func (m *Sentinel) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 // rememberHot records an allowed request in the hot path's index when the hot path could
 // recognise its repeat: one Authorization line and no other carrier or query (so the key came
 // from that line), a peer that is ip:port and not a trusted proxy (so the client is the peer).
-func (m *Sentinel) rememberHot(req *http.Request, b *binding) {
+func (m *middleware) rememberHot(req *http.Request, b *binding) {
 	h := req.Header
 	auth := h[hdrAuthorization]
 	if len(auth) != 1 || req.URL.RawQuery != "" || h[hdrAPIKey] != nil || h[hdrGoogAPIKey] != nil ||
@@ -255,7 +256,7 @@ func (m *Sentinel) rememberHot(req *http.Request, b *binding) {
 		return
 	}
 	ap, err := netip.ParseAddrPort(req.RemoteAddr)
-	if err != nil || inPrefixes(canonicalAddr(ap.Addr()), m.s.trustedProxies) {
+	if err != nil || identity.InPrefixes(identity.CanonicalAddr(ap.Addr()), m.s.trustedProxies) {
 		return
 	}
 	peer := req.RemoteAddr[:strings.LastIndexByte(req.RemoteAddr, ':')+1]
@@ -272,7 +273,7 @@ type verdict struct {
 }
 
 // rememberFromAdmind caches a binding admind sent, for no longer than admind allows.
-func (m *Sentinel) rememberFromAdmind(key string, b *binding, cacheTTLS int, epoch int64) {
+func (m *middleware) rememberFromAdmind(key string, b *binding, cacheTTLS int, epoch int64) {
 	ttl, maxAge := m.s.cacheTTL, cacheMaxAge
 	if limit := time.Duration(cacheTTLS) * time.Second; limit > 0 && limit < maxAge {
 		maxAge = limit
@@ -285,10 +286,10 @@ func (m *Sentinel) rememberFromAdmind(key string, b *binding, cacheTTLS int, epo
 
 // decideUncached looks the binding up in Redis, then asks admind (which claims an unbound key
 // for its first user).
-func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip netip.Addr) verdict {
+func (m *middleware) decideUncached(req *http.Request, key, spelled string, ip netip.Addr) verdict {
 	epoch := m.cache.currentEpoch()
 	hash := m.hashKey(key)
-	hint := keyHint(spelled)
+	hint := identity.Hint(spelled)
 	if b := m.redisBinding(hash); b != nil {
 		b.hash, b.hint = hash, hint
 		m.remember(key, b, m.s.cacheTTL, cacheMaxAge, epoch)
@@ -349,13 +350,13 @@ func (m *Sentinel) decideUncached(req *http.Request, key, spelled string, ip net
 // it against a binding, would decide for everyone behind the relay. Refused (forwarded in
 // monitor mode), never sent to admind, counted, and said on Traefik's log at most once a
 // second.
-func (m *Sentinel) fromRelay(rw http.ResponseWriter, req *http.Request, ip netip.Addr, err error) {
+func (m *middleware) fromRelay(rw http.ResponseWriter, req *http.Request, ip netip.Addr, err error) {
 	if m.redis != nil {
 		m.redis.usage.hidden.Add(1)
 	}
 	if m.relayLog.allow(time.Now()) {
 		why := "relayAddresses or a detected gateway"
-		if err == errUnnamedClient {
+		if err == identity.ErrUnnamedClient {
 			why = "a trusted proxy that sent no X-Forwarded-For"
 		}
 		fmt.Fprintf(os.Stderr, "sentinel[%s]: refused a keyed request from %s, a relay's address (%s), not a client's: see README, client addresses\n", m.name, ip, why)
@@ -369,7 +370,7 @@ func (m *Sentinel) fromRelay(rw http.ResponseWriter, req *http.Request, ip netip
 
 // rejectedByAdmind counts a decide admind refused, and says so on Traefik's log at most once
 // a second (an attacker can send many).
-func (m *Sentinel) rejectedByAdmind(err error) {
+func (m *middleware) rejectedByAdmind(err error) {
 	if m.redis != nil {
 		m.redis.usage.rejected.Add(1)
 	}
@@ -379,7 +380,7 @@ func (m *Sentinel) rejectedByAdmind(err error) {
 }
 
 // failOpen is the failsafe mode in force: the one admind published, else the option.
-func (m *Sentinel) failOpen() bool {
+func (m *middleware) failOpen() bool {
 	if m.redis != nil {
 		switch m.redis.runtime.failsafe.Load() {
 		case failsafeClosed:
@@ -393,41 +394,19 @@ func (m *Sentinel) failOpen() bool {
 
 // remember caches b, looked up in the cache's epoch, for ttl (or maxAge while the cache is
 // confirmed fresh).
-func (m *Sentinel) remember(key string, b *binding, ttl, maxAge time.Duration, epoch int64) {
+func (m *middleware) remember(key string, b *binding, ttl, maxAge time.Duration, epoch int64) {
 	now := cacheClock()
 	b.expires, b.retire, b.epoch = now+ttl, now+maxAge, epoch
 	m.cache.put(key, b)
 }
 
 // hashKey is the only form of the key that leaves the plugin.
-func (m *Sentinel) hashKey(key string) string { return keyHash(m.s.hmacSecret, key) }
-
-func keyHash(secret []byte, normalised string) string {
-	h := hmac.New(sha256.New, secret)
-	h.Write([]byte(normalised))
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// KeyHash is how admind finds a key an admin pastes: normalised as New API does ("sk-KEY-3"
-// is "KEY"), put in its canonical form, then hashed exactly as the plugin hashes it. ok is
-// false when the value is not a key the plugin would ever hash.
-func KeyHash(secret []byte, rawKey string) (hash string, ok bool) {
-	k, err := canonicalKey(normaliseKey(stripBearer(strings.TrimSpace(rawKey))))
-	if err != nil || k == "" {
-		return "", false
-	}
-	return keyHash(secret, k), true
-}
-
-// KeyHint is the hint the plugin reports for rawKey (admind's pre-binding by raw key).
-func KeyHint(rawKey string) string {
-	return keyHint(normaliseKey(stripBearer(strings.TrimSpace(rawKey))))
-}
+func (m *middleware) hashKey(key string) string { return identity.Hash(m.s.hmacSecret, key) }
 
 // redisBinding returns the cached binding, or nil on a miss, a malformed entry or any Redis
 // failure: all of those go to admind, which reads PostgreSQL. Nothing here reads a failure as
 // "unbound" and binds.
-func (m *Sentinel) redisBinding(hash string) *binding {
+func (m *middleware) redisBinding(hash string) *binding {
 	if m.redis == nil {
 		return nil
 	}
@@ -449,7 +428,7 @@ const (
 	eventsStreamMax = "100000"
 )
 
-func (m *Sentinel) reportIntercept(req *http.Request, hash, hint string, ip netip.Addr, code string) {
+func (m *middleware) reportIntercept(req *http.Request, hash, hint string, ip netip.Addr, code string) {
 	ev := newDecideRequest(req, hash, hint, ip)
 	ev.Reason = code
 	if m.redis != nil {

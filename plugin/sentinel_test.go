@@ -303,7 +303,7 @@ func TestPublishedFailsafeModeApplies(t *testing.T) {
 			addr, _ := fakeRedis(t, []string{"$-1\r\n", tt.published, "$-1\r\n"})
 			h := newHarness(t, func(c *Config) { c.RedisAddr = addr; c.FailsafeMode = tt.option })
 			h.server.Close()
-			r := h.handler.(*Sentinel).redis
+			r := h.handler.(*middleware).redis
 			r.runtime.poll(r, cacheClock())
 			rw := h.do("127.0.0.9:1", map[string]string{"Authorization": "Bearer failsafekey"})
 			if rw.Code != tt.wantCode {

@@ -17,4 +17,6 @@ trap 'rm -rf "$gp"' EXIT
 mkdir -p "$gp/src/github.com/key-ip-sentinel"
 ln -s "$root" "$gp/src/github.com/key-ip-sentinel/sentinel"
 cd "$gp"
-GOPATH=$gp "$yaegi" test "$@" github.com/key-ip-sentinel/sentinel/plugin
+for pkg in github.com/key-ip-sentinel/sentinel/plugin/identity github.com/key-ip-sentinel/sentinel/plugin; do
+  GOPATH=$gp "$yaegi" test "$@" "$pkg"
+done

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
-	"github.com/key-ip-sentinel/sentinel/plugin"
+	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 )
 
 // Config is admind's effective configuration.
@@ -117,9 +117,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if len(c.RedisSentinels) > 0 && c.RedisMasterName == "" {
 		r.fail("REDIS_MASTER_NAME is required with REDIS_SENTINELS")
 	}
-	proxies, err := plugin.ParseTrustedProxies(strings.Split(r.str("ADMIN_TRUSTED_PROXIES", ""), ","))
+	proxies, err := identity.ParseAddressList("ADMIN_TRUSTED_PROXIES", strings.Split(r.str("ADMIN_TRUSTED_PROXIES", ""), ","))
 	if err != nil {
-		r.fail("ADMIN_TRUSTED_PROXIES: %v", err)
+		r.fail("%v", err)
 	}
 	c.AdminTrustedProxies = proxies
 	for _, h := range strings.Split(r.str("CONSOLE_HOSTS", "localhost,127.0.0.1,[::1]"), ",") {

@@ -15,7 +15,7 @@ import (
 	"github.com/key-ip-sentinel/sentinel/admind/internal/auth"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
-	"github.com/key-ip-sentinel/sentinel/plugin"
+	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 )
 
 type adminKey struct{}
@@ -53,8 +53,19 @@ func requireAdmin(d Deps) func(http.Handler) http.Handler {
 // actor is who makes this request, for admin_audit.
 func actor(d Deps, r *http.Request) audit.Actor {
 	sess, _ := r.Context().Value(adminKey{}).(auth.Session)
-	ip, _ := plugin.ClientIP(r, d.TrustedProxies)
+	ip, _ := adminClientIP(r, d.TrustedProxies)
 	return audit.Actor{Name: sess.Name, IP: ip}
+}
+
+// adminClientIP resolves an admin client behind Traefik as the plugin resolves a request's
+// client, except that a trusted peer naming no client (a health check or a tool on the
+// sentinel network) is taken as the client: admind binds nothing to it.
+func adminClientIP(r *http.Request, trusted []netip.Prefix) (netip.Addr, error) {
+	ip, err := identity.ClientIP(r, trusted)
+	if errors.Is(err, identity.ErrUnnamedClient) {
+		return ip, nil
+	}
+	return ip, err
 }
 
 // handleLogout ends the session of the token it is called with, on the server: the token is
@@ -120,7 +131,7 @@ func handleLogin(d Deps) http.Handler {
 			writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body")
 			return
 		}
-		ip, err := plugin.ClientIP(r, d.TrustedProxies)
+		ip, err := adminClientIP(r, d.TrustedProxies)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "bad_request", "cannot tell the client address")
 			return
@@ -224,7 +235,7 @@ func bindingQuery(d Deps, r *http.Request) (bindings.Query, error) {
 		case bindings.ValidKeyHash(search):
 			q.KeyHash = search // as the logs and alerts show it
 		default:
-			hash, isKey := plugin.KeyHash(d.HMACSecret, search)
+			hash, isKey := identity.HashRawKey(d.HMACSecret, search)
 			// A hint is "sk-" + 4 + "…" + 4: a longer search can only be a whole key, which
 			// the unique index on key_hash finds without scanning every hint.
 			switch {

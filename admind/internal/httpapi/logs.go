@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
-	"github.com/key-ip-sentinel/sentinel/plugin"
+	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 )
 
 // interceptView is an intercept log row as the admin API shows it.
@@ -37,7 +37,7 @@ func logQuery(d Deps, r *http.Request) (bindings.LogQuery, error) {
 		}
 		q.KeyHash = k
 		if !bindings.ValidKeyHash(k) {
-			hash, isKey := plugin.KeyHash(d.HMACSecret, k)
+			hash, isKey := identity.HashRawKey(d.HMACSecret, k)
 			if !isKey {
 				return bad("key is not a key hash or an API key")
 			}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
-	"github.com/key-ip-sentinel/sentinel/plugin"
+	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 )
 
 // Pre-binding through the admin API: create one binding before its key is used, import many,
@@ -50,12 +50,12 @@ func handleCreateBinding(d Deps) http.Handler {
 			writeError(w, http.StatusBadRequest, "bad_request", "give either key (the API key) or key_hash")
 			return
 		case req.Key != "":
-			hash, isKey := plugin.KeyHash(d.HMACSecret, req.Key)
+			hash, isKey := identity.HashRawKey(d.HMACSecret, req.Key)
 			if !isKey {
 				writeError(w, http.StatusBadRequest, "bad_request", "key is not an API key New API could have issued")
 				return
 			}
-			nb.KeyHash, nb.KeyHint = hash, plugin.KeyHint(req.Key)
+			nb.KeyHash, nb.KeyHint = hash, identity.HintRawKey(req.Key)
 		}
 		b, err := d.Admin.Create(r.Context(), actor(d, r), nb)
 		if err != nil {

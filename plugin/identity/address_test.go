@@ -1,4 +1,4 @@
-package plugin
+package identity
 
 import (
 	"net/http"
@@ -9,7 +9,7 @@ import (
 
 func mustPrefixes(t *testing.T, list ...string) []netip.Prefix {
 	t.Helper()
-	p, err := parseAddressList("trustedProxies", list)
+	p, err := ParseAddressList("trustedProxies", list)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestClientIP(t *testing.T) {
 		for k, vs := range tt.headers {
 			req.Header[k] = vs
 		}
-		got, err := clientIP(req, tt.trusted)
+		got, err := ClientIP(req, tt.trusted)
 		if tt.wantErr {
 			if err == nil {
 				t.Errorf("%s: want error, got %s", tt.desc, got)
@@ -106,7 +106,7 @@ func TestParseTrustedProxies(t *testing.T) {
 		{in: "fe80::1%eth0", wantErr: "not an IP address or CIDR"},
 	}
 	for _, tt := range tests {
-		got, err := parseAddressList("trustedProxies", []string{tt.in})
+		got, err := ParseAddressList("trustedProxies", []string{tt.in})
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("%q: want error containing %q, got %v", tt.in, tt.wantErr, err)
@@ -119,16 +119,13 @@ func TestParseTrustedProxies(t *testing.T) {
 	}
 }
 
-// admind resolves admin clients with ClientIP: there a trusted peer without X-Forwarded-For
-// (a health check inside the network) is the client, while the gate refuses it (fromRelay).
+// A trusted peer without X-Forwarded-For names no client: its own address comes back with
+// ErrUnnamedClient (the gate refuses it; admind takes it as the client).
 func TestClientIPUnnamedClient(t *testing.T) {
 	trusted := mustPrefixes(t, "10.0.0.0/8")
 	req, _ := http.NewRequest(http.MethodGet, "http://sentinel.test/v1/models", nil)
 	req.RemoteAddr = "10.0.0.1:1"
-	if a, err := clientIP(req, trusted); err != errUnnamedClient || a.String() != "10.0.0.1" {
-		t.Fatalf("clientIP: %v %v, want 10.0.0.1 errUnnamedClient", a, err)
-	}
-	if a, err := ClientIP(req, trusted); err != nil || a.String() != "10.0.0.1" {
-		t.Fatalf("ClientIP: %v %v, want 10.0.0.1 <nil>", a, err)
+	if a, err := ClientIP(req, trusted); err != ErrUnnamedClient || a.String() != "10.0.0.1" {
+		t.Fatalf("ClientIP: %v %v, want 10.0.0.1 ErrUnnamedClient", a, err)
 	}
 }
