@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/cache"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 	"github.com/key-ip-sentinel/sentinel/internal/testenv"
 )
 
@@ -47,8 +48,8 @@ func TestAdminSettings(t *testing.T) {
 	}
 	// The plugin's part, and only that, published at start.
 	var pub settingsJSON
-	if rc.Get(ctx, cache.SettingsKey).Val() != `{"failsafe_mode":"closed"}` || rc.TTL(ctx, cache.SettingsKey).Val() <= 0 {
-		t.Fatalf("published settings: %q", rc.Get(ctx, cache.SettingsKey).Val())
+	if rc.Get(ctx, contract.SettingsKey).Val() != `{"failsafe_mode":"closed"}` || rc.TTL(ctx, contract.SettingsKey).Val() <= 0 {
+		t.Fatalf("published settings: %q", rc.Get(ctx, contract.SettingsKey).Val())
 	}
 
 	// Invalid: 400 naming every bad field; nothing saved.
@@ -82,7 +83,7 @@ func TestAdminSettings(t *testing.T) {
 	if json.Unmarshal(body, &cur) != nil || cur != next {
 		t.Fatalf("after put: %d %s", st, body)
 	}
-	if js := rc.Get(ctx, cache.SettingsKey).Val(); json.Unmarshal([]byte(js), &pub) != nil || pub.FailsafeMode != "open" || strings.Contains(js, "hooks.example.com") {
+	if js := rc.Get(ctx, contract.SettingsKey).Val(); json.Unmarshal([]byte(js), &pub) != nil || pub.FailsafeMode != "open" || strings.Contains(js, "hooks.example.com") {
 		t.Fatalf("the plugin does not see the new failsafe mode, or sees the webhook: %q", js)
 	}
 	// The new IPv4 bind prefix applies to the next first use.
@@ -107,7 +108,7 @@ func TestAdminSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 15*time.Second, "settings republished", func() bool {
-		return rc.Get(ctx, cache.SettingsKey).Val() == `{"failsafe_mode":"open"}`
+		return rc.Get(ctx, contract.SettingsKey).Val() == `{"failsafe_mode":"open"}`
 	})
 }
 
@@ -139,7 +140,7 @@ func TestAdminDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	today := cache.DayKey(time.Now())
-	rc.Set(ctx, cache.AllowedCounterKey(today), 123, time.Hour)
+	rc.Set(ctx, contract.AllowedCounterKey(today), 123, time.Hour)
 
 	st, body := a.call(t, tok, http.MethodGet, "/admin/api/dashboard", nil)
 	var d struct {

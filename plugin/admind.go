@@ -15,47 +15,6 @@ import (
 	"unicode/utf8"
 )
 
-// decideRequest is the body of POST /internal/v1/decide, and of an intercept event.
-type decideRequest struct {
-	KeyHash string `json:"key_hash"`
-	// LegacyKeyHash is the hash of the key as spelled, sent when that differs from KeyHash:
-	// bindings made before the canonical key form are found under it.
-	LegacyKeyHash string `json:"legacy_key_hash,omitempty"`
-	KeyHint       string `json:"key_hint"`
-	IP            string `json:"ip"`
-	Method        string `json:"method"`
-	Path          string `json:"path"`
-	UserAgent     string `json:"user_agent"`
-	Reason        string `json:"reason,omitempty"`
-	// Claim (confirm and release only) quotes the claim of a provisional answer.
-	Claim string `json:"claim,omitempty"`
-}
-
-type decideResponse struct {
-	Allow  bool   `json:"allow"`
-	Reason string `json:"reason"`
-	// Binding is what may be cached; nil when Provisional.
-	Binding   *bindingReply `json:"binding"`
-	CacheTTLS int           `json:"cache_ttl_s"`
-	// Provisional: the key is unbound and, when allowed, claimed for this client until New
-	// API's answer confirms the claim (claim.go).
-	Provisional bool   `json:"provisional"`
-	Claim       string `json:"claim"`
-	// RetryAfterS, with reason claim_rate_limited: seconds until this address may claim again.
-	RetryAfterS int `json:"retry_after_s"`
-}
-
-type bindingReply struct {
-	Status string   `json:"status"`
-	Mode   string   `json:"mode"`
-	CIDRs  []string `json:"cidrs"`
-}
-
-// maxReportedField bounds, in bytes, what we copy from the request into events (method, path,
-// user agent). admind accepts exactly this (bindings.MaxEventField): a field it refused would
-// leave the request undecided.
-const maxReportedField = 512
-
 func newDecideRequest(req *http.Request, hash, hint string, ip netip.Addr) decideRequest {
 	return decideRequest{
 		KeyHash:   hash,
@@ -207,5 +166,5 @@ func bindingFromReply(r *bindingReply) (*binding, error) {
 	if r == nil {
 		return nil, nil
 	}
-	return parseBindingEntry("v1|" + r.Status + "|" + r.Mode + "|" + strings.Join(r.CIDRs, ","))
+	return parseBindingEntry(entryVersion + entrySeparator + r.Status + entrySeparator + r.Mode + entrySeparator + strings.Join(r.CIDRs, cidrSeparator))
 }

@@ -33,34 +33,31 @@ type binding struct {
 
 var errBadEntry = errors.New("malformed binding entry")
 
-// redisBindingKey is where admind caches a binding.
-func redisBindingKey(hash string) string { return "sentinel:b:" + hash }
-
 func parseBindingEntry(s string) (*binding, error) {
-	parts := strings.SplitN(s, "|", 4)
-	if len(parts) != 4 || parts[0] != "v1" {
+	parts := strings.SplitN(s, entrySeparator, 4)
+	if len(parts) != 4 || parts[0] != entryVersion {
 		return nil, errBadEntry
 	}
 	b := &binding{}
 	switch parts[1] {
-	case "active":
-	case "banned":
+	case statusActive:
+	case statusBanned:
 		b.banned = true
 	default:
 		return nil, errBadEntry
 	}
 	switch parts[2] {
-	case "all":
+	case modeAll:
 		b.all = true
 		return b, nil
-	case "single", "multiple":
+	case modeSingle, modeMultiple:
 	default:
 		return nil, errBadEntry
 	}
 	if parts[3] == "" {
 		return nil, errBadEntry
 	}
-	for _, c := range strings.Split(parts[3], ",") {
+	for _, c := range strings.Split(parts[3], cidrSeparator) {
 		p, err := netip.ParsePrefix(c)
 		if err != nil {
 			return nil, errBadEntry

@@ -144,17 +144,3 @@ func (w *claimWriter) logFailure(what string, err error) {
 		fmt.Fprintf(os.Stderr, "sentinel[%s]: could not %s a first-use claim: %v\n", w.m.name, what, err)
 	}
 }
-
-// validClaim reports whether id has the form admind's claim ids have (32 lowercase hex).
-func validClaim(id string) bool {
-	if len(id) != 32 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}

@@ -85,6 +85,13 @@ type Config struct {
 	// AllowEncodedSlash lets paths spell "/" or "\" as %2F or %5C through; by default they
 	// are refused (400), as New API's router would split them differently.
 	AllowEncodedSlash bool
+
+	// MissingSecrets is what New does when a secret's file or environment variable cannot be
+	// read: "fail" (the default: New fails, so Traefik builds no router with this middleware
+	// and serves nothing unprotected) or "refuse" (New succeeds and the middleware answers
+	// every request 503 sentinel_unconfigured). "refuse" exists for checks that run without
+	// the secrets, such as the Traefik Plugin Catalog's; a deployment keeps "fail".
+	MissingSecrets string
 }
 
 // CreateConfig returns the defaults; Traefik decodes the user's options on top of them.
@@ -99,6 +106,7 @@ func CreateConfig() *Config {
 		CacheTTL:           "2s",
 		CacheSize:          100000,
 		DetectGateways:     true,
+		MissingSecrets:     "fail",
 	}
 }
 
@@ -125,6 +133,10 @@ type settings struct {
 	dashboardRoutes   *routeSet
 	keyRoutes         *routeSet
 	allowEncodedSlash bool
+
+	// secretsMissing, with missingSecrets "refuse": why the secrets could not be read. The
+	// middleware then refuses every request (unconfigured).
+	secretsMissing error
 }
 
 const maxCacheSize = 10000000
@@ -132,9 +144,14 @@ const maxCacheSize = 10000000
 // parseConfig validates every option and reports all problems at once.
 func parseConfig(c *Config) (*settings, error) {
 	s := &settings{}
-	var errs []error
+	var errs, missing []error
 	bad := func(format string, args ...interface{}) {
 		errs = append(errs, fmt.Errorf(format, args...))
+	}
+	// A secret whose file or variable cannot be read is missing rather than misconfigured:
+	// missingSecrets decides whether that fails New.
+	absent := func(format string, args ...interface{}) {
+		missing = append(missing, fmt.Errorf(format, args...))
 	}
 
 	u, err := url.Parse(c.AdmindURL)
@@ -142,15 +159,15 @@ func parseConfig(c *Config) (*settings, error) {
 		bad("admindURL must be an http(s) URL such as http://admind:9090, got %q", c.AdmindURL)
 	} else {
 		base := strings.TrimRight(c.AdmindURL, "/")
-		s.decideURL = base + "/internal/v1/decide"
-		s.interceptURL = base + "/internal/v1/intercepts"
-		s.confirmURL = base + "/internal/v1/confirm"
-		s.releaseURL = base + "/internal/v1/release"
+		s.decideURL = base + pathDecide
+		s.interceptURL = base + pathIntercepts
+		s.confirmURL = base + pathConfirm
+		s.releaseURL = base + pathRelease
 	}
 	s.admindTimeout = parsePositiveDuration("admindTimeout", c.AdmindTimeout, bad)
 
-	s.internalToken = readSecret("internalToken", c.InternalTokenFile, c.InternalTokenEnv, true, bad)
-	secret := readSecret("hmacSecret", c.HMACSecretFile, c.HMACSecretEnv, true, bad)
+	s.internalToken = readSecret("internalToken", c.InternalTokenFile, c.InternalTokenEnv, true, bad, absent)
+	secret := readSecret("hmacSecret", c.HMACSecretFile, c.HMACSecretEnv, true, bad, absent)
 	if secret != "" && len(secret) < 16 {
 		bad("hmacSecret must be at least 16 bytes, got %d", len(secret))
 	}
@@ -178,7 +195,7 @@ func parseConfig(c *Config) (*settings, error) {
 	case len(s.redis.sentinels) > 0 && s.redis.masterName == "":
 		bad("redisMasterName is required with redisSentinels")
 	}
-	s.redis.password = readSecret("redisPassword", c.RedisPasswordFile, c.RedisPasswordEnv, false, bad)
+	s.redis.password = readSecret("redisPassword", c.RedisPasswordFile, c.RedisPasswordEnv, false, bad, absent)
 	if c.RedisDB < 0 || c.RedisDB > 15 {
 		bad("redisDB must be 0-15, got %d", c.RedisDB)
 	}
@@ -237,8 +254,22 @@ func parseConfig(c *Config) (*settings, error) {
 	s.keyRoutes = parseRoutes("keyRoutes", keys, bad)
 	s.allowEncodedSlash = c.AllowEncodedSlash
 
+	refuseWithoutSecrets := false
+	switch c.MissingSecrets {
+	case "fail":
+	case "refuse":
+		refuseWithoutSecrets = true
+	default:
+		bad(`missingSecrets must be "fail" or "refuse", got %q`, c.MissingSecrets)
+	}
+	if !refuseWithoutSecrets {
+		errs = append(errs, missing...)
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("sentinel: invalid configuration: %w", errors.Join(errs...))
+	}
+	if len(missing) > 0 {
+		s.secretsMissing = errors.Join(missing...)
 	}
 	return s, nil
 }
@@ -252,26 +283,27 @@ func parsePositiveDuration(name, value string, bad func(string, ...interface{}))
 	return d
 }
 
-// readSecret takes a secret from exactly one of a file or an environment variable.
-func readSecret(name, file, env string, required bool, bad func(string, ...interface{})) string {
+// readSecret takes a secret from exactly one of a file or an environment variable. bad hears
+// of a misconfiguration, absent of a file or variable that cannot be read.
+func readSecret(name, file, env string, required bool, bad, absent func(string, ...interface{})) string {
 	switch {
 	case file != "" && env != "":
 		bad("%sFile and %sEnv are both set; choose one", name, name)
 	case file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
-			bad("%sFile: cannot read %q: %v", name, file, err)
+			absent("%sFile: cannot read %q: %v", name, file, err)
 			return ""
 		}
 		v := strings.TrimSpace(string(b))
 		if v == "" {
-			bad("%sFile %q is empty", name, file)
+			absent("%sFile %q is empty", name, file)
 		}
 		return v
 	case env != "":
 		v := strings.TrimSpace(os.Getenv(env))
 		if v == "" {
-			bad("%sEnv: environment variable %s is empty or unset", name, env)
+			absent("%sEnv: environment variable %s is empty or unset", name, env)
 		}
 		return v
 	case required:

@@ -5,10 +5,9 @@ import (
 	"strconv"
 )
 
-// Refusal codes, in New API's error "code" field.
+// Refusal codes, in New API's error "code" field; the ones admind gives too are in
+// contract.go.
 const (
-	codeIPNotAllowed   = "ip_not_allowed"
-	codeKeyBanned      = "key_banned"
 	codeAmbiguousKey   = "ambiguous_api_key"
 	codeMalformedKey   = "malformed_api_key"
 	codeEncodedSlash   = "encoded_path_separator"
@@ -17,7 +16,7 @@ const (
 	codeMissingKey     = "missing_api_key"
 	codeUnavailable    = "sentinel_unavailable"
 	codeUndecided      = "request_not_decided"
-	codeClaimLimited   = "claim_rate_limited" // admind's bindings.ReasonClaimLimited
+	codeUnconfigured   = "sentinel_unconfigured"
 	refusalContentType = "application/json; charset=utf-8"
 )
 
@@ -34,6 +33,7 @@ var refusalBodies = map[string][]byte{
 	codeMissingKey:   refusalBody(codeMissingKey, "an API key is required"),
 	codeUnavailable:  refusalBody(codeUnavailable, "the key check is temporarily unavailable, retry later"),
 	codeUndecided:    refusalBody(codeUndecided, "the key check could not decide this request"),
+	codeUnconfigured: refusalBody(codeUnconfigured, "the key check is not configured: its secrets are missing"),
 	codeClaimLimited: refusalBody(codeClaimLimited, "too many new API keys from this address, retry later"),
 }
 

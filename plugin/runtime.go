@@ -24,9 +24,7 @@ import (
 //
 // The same loop flushes the usage counts (usage.go) every usageFlushInterval.
 const (
-	generationKey = "sentinel:gen"
-	settingsKey   = "sentinel:settings"
-	pollInterval  = 500 * time.Millisecond
+	pollInterval = 500 * time.Millisecond
 	// cacheMaxAge bounds an entry's life however fresh the generation says it is: a
 	// safety net for a change made behind admind's back, at one refill per key per minute.
 	cacheMaxAge = time.Minute
@@ -111,17 +109,15 @@ func (rs *runtimeState) applySettings(v respValue) {
 	if v.kind != '$' || v.null || v.str == rs.settingsRaw {
 		return
 	}
-	var s struct {
-		FailsafeMode string `json:"failsafe_mode"`
-	}
+	var s publishedSettings
 	if json.Unmarshal([]byte(v.str), &s) != nil {
 		return
 	}
 	rs.settingsRaw = v.str
 	switch s.FailsafeMode {
-	case "closed":
+	case failsafeModeClosed:
 		rs.failsafe.Store(failsafeClosed)
-	case "open":
+	case failsafeModeOpen:
 		rs.failsafe.Store(failsafeOpen)
 	}
 }

@@ -53,6 +53,10 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 	if err != nil {
 		return nil, err
 	}
+	if s.secretsMissing != nil {
+		fmt.Fprintf(os.Stderr, "sentinel[%s]: secrets missing, every request is refused with 503 (missingSecrets: refuse): %v\n", name, s.secretsMissing)
+		return unconfigured{}, nil
+	}
 	m := &middleware{next: next, s: s, name: name}
 
 	registryMu.Lock()
@@ -90,6 +94,14 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 		}
 	}
 	return m, nil
+}
+
+// unconfigured is the middleware without its secrets (missingSecrets: refuse): it can decide
+// nothing, so it forwards nothing.
+type unconfigured struct{}
+
+func (unconfigured) ServeHTTP(rw http.ResponseWriter, _ *http.Request) {
+	refuse(rw, http.StatusServiceUnavailable, codeUnconfigured)
 }
 
 // fingerprint identifies a secret in a registry key without keeping it readable.
@@ -421,21 +433,14 @@ func (m *middleware) redisBinding(hash string) *binding {
 	return b
 }
 
-// Intercept events go to the Redis stream admind consumes; when Redis is unavailable they go
-// to admind directly.
-const (
-	eventsStream    = "sentinel:events"
-	eventsStreamMax = "100000"
-)
-
+// reportIntercept records a refusal: on the Redis stream admind consumes, or, when Redis is
+// unavailable, with admind directly.
 func (m *middleware) reportIntercept(req *http.Request, hash, hint string, ip netip.Addr, code string) {
 	ev := newDecideRequest(req, hash, hint, ip)
 	ev.Reason = code
 	if m.redis != nil {
-		_, err := m.redis.do("XADD", eventsStream, "MAXLEN", "~", eventsStreamMax, "*",
-			"key_hash", ev.KeyHash, "key_hint", ev.KeyHint, "ip", ev.IP, "reason", ev.Reason,
-			"method", ev.Method, "path", ev.Path, "user_agent", ev.UserAgent,
-			"at", strconv.FormatInt(time.Now().UnixMilli(), 10))
+		_, err := m.redis.do(append([]string{"XADD", eventsStream, "MAXLEN", "~", eventsStreamMax, "*"},
+			interceptEvent(ev, strconv.FormatInt(time.Now().UnixMilli(), 10))...)...)
 		if err == nil {
 			return
 		}

@@ -330,6 +330,52 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 }
 
+// A secret that cannot be read fails New (so Traefik serves no router with the middleware),
+// unless missingSecrets is "refuse": then every request is refused with 503. Neither setting
+// lets a misconfiguration through.
+func TestMissingSecrets(t *testing.T) {
+	config := func(missing string) *Config {
+		c := CreateConfig()
+		c.AdmindURL = "http://127.0.0.1:9"
+		c.InternalTokenFile = filepath.Join(t.TempDir(), "absent")
+		c.HMACSecretEnv = "SENTINEL_TEST_UNSET_VARIABLE"
+		c.MissingSecrets = missing
+		return c
+	}
+	_, err := New(context.Background(), http.NotFoundHandler(), config("fail"), "missing")
+	if err == nil || !strings.Contains(err.Error(), "internalTokenFile") || !strings.Contains(err.Error(), "SENTINEL_TEST_UNSET_VARIABLE") {
+		t.Fatalf("fail: %v", err)
+	}
+
+	reached := false
+	h, err := New(context.Background(), http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true }), config("refuse"), "missing")
+	if err != nil {
+		t.Fatalf("refuse: %v", err)
+	}
+	for _, auth := range []string{"", "Bearer sk-anyKey0123456789"} {
+		req := httptest.NewRequest(http.MethodPost, "http://sentinel.test/v1/chat/completions", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rw := httptest.NewRecorder()
+		h.ServeHTTP(rw, req)
+		if rw.Code != http.StatusServiceUnavailable || !strings.Contains(rw.Body.String(), codeUnconfigured) || reached {
+			t.Fatalf("refuse, Authorization %q: %d %s, forwarded %v", auth, rw.Code, rw.Body, reached)
+		}
+	}
+
+	// "refuse" covers secrets that cannot be read, not a configuration without them.
+	c := config("refuse")
+	c.InternalTokenFile, c.HMACSecretEnv = "", ""
+	if _, err := New(context.Background(), http.NotFoundHandler(), c, "missing"); err == nil || !strings.Contains(err.Error(), "hmacSecret is required") {
+		t.Fatalf("refuse without secret options: %v", err)
+	}
+	c = config("sometimes")
+	if _, err := New(context.Background(), http.NotFoundHandler(), c, "missing"); err == nil || !strings.Contains(err.Error(), "missingSecrets") {
+		t.Fatalf("bad missingSecrets: %v", err)
+	}
+}
+
 func TestRedisSentinelOptions(t *testing.T) {
 	for _, tt := range []struct {
 		addr, master string

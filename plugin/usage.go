@@ -23,11 +23,9 @@ import (
 // (runtime.go) flushes.
 const (
 	usageFlushInterval = 5 * time.Second
-	lastUseKey         = "sentinel:lastuse"
 	lastUseTTL         = "3600000" // ms; admind drains it every few seconds
-	allowedStatsPrefix = "sentinel:stats:allowed:"
-	statsTTL           = "691200" // s: 8 days, the dashboard shows 7
-	maxPendingKeys     = 100000   // bound on keys kept across failed flushes
+	statsTTL           = "691200"  // s: 8 days, the dashboard shows 7
+	maxPendingKeys     = 100000    // bound on keys kept across failed flushes
 )
 
 type usage struct {
@@ -100,9 +98,8 @@ func (u *usage) flush(c *redisClient, now time.Time) {
 			[]string{"INCRBY", day, strconv.FormatInt(total, 10)}, []string{"EXPIRE", day, statsTTL})
 	}
 	if open > 0 || closed > 0 || rejected > 0 || hidden > 0 {
-		cmds = append(cmds, []string{"XADD", eventsStream, "MAXLEN", "~", eventsStreamMax, "*",
-			"type", "failsafe", "open", strconv.FormatInt(open, 10), "closed", strconv.FormatInt(closed, 10),
-			"rejected", strconv.FormatInt(rejected, 10), "hidden", strconv.FormatInt(hidden, 10), "at", ms})
+		cmds = append(cmds, append([]string{"XADD", eventsStream, "MAXLEN", "~", eventsStreamMax, "*"},
+			failsafeEvent(open, closed, rejected, hidden, ms)...))
 	}
 	// One transaction: nobody sees sentinel:lastuse or the day's counter between its write
 	// and its TTL (every sentinel:* counter carries one), and a refused EXEC keeps the counts.

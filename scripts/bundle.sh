@@ -20,10 +20,13 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$stage/admind" ./admind
 
 echo "bundle: copying configs and the plugin source"
 cp docker-compose.yml .env.example .traefik.yml go.mod go.sum "$stage/"
-mkdir -p "$stage/traefik" "$stage/scripts" "$stage/plugin"
+mkdir -p "$stage/traefik" "$stage/scripts"
 cp -r traefik/static.yml traefik/dynamic traefik/examples "$stage/traefik/"
 cp scripts/make-secrets.sh "$stage/scripts/"
-for f in plugin/*.go; do case "$f" in *_test.go) ;; *) cp "$f" "$stage/plugin/" ;; esac; done
+# The plugin package and the packages under it (plugin/identity), without tests or test data.
+find plugin -name '*.go' ! -name '*_test.go' ! -path '*/testdata/*' | while read -r f; do
+  mkdir -p "$stage/$(dirname "$f")" && cp "$f" "$stage/$f"
+done
 cp /etc/ssl/certs/ca-certificates.crt "$stage/ca-certificates.crt" # webhooks over https
 
 cat > "$stage/Dockerfile.offline" <<'DOCKERFILE'

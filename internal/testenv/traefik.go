@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,25 +29,37 @@ func TraefikBin(t testing.TB) string {
 }
 
 // InstallLocalPlugin lays the plugin out where Traefik looks for local plugins
-// (<workdir>/plugins-local/src/<module>/): the manifest, go.mod and the plugin package.
+// (<workdir>/plugins-local/src/<module>/): the manifest, go.mod and the plugin's packages.
 // Tests are left out, as Traefik's Yaegi loads every .go file of the package it imports.
 func InstallLocalPlugin(workdir string) error {
 	root := RepoRoot()
 	dst := filepath.Join(workdir, "plugins-local", "src", "github.com", "key-ip-sentinel", "sentinel")
-	if err := os.MkdirAll(filepath.Join(dst, "plugin"), 0o755); err != nil {
+	files := []string{filepath.Join(root, ".traefik.yml"), filepath.Join(root, "go.mod")}
+	// The plugin package and the packages under it (plugin/identity), without tests or
+	// test data.
+	err := filepath.WalkDir(filepath.Join(root, "plugin"), func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && d.Name() == "testdata":
+			return filepath.SkipDir
+		case !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go"):
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	files, _ := filepath.Glob(filepath.Join(root, "plugin", "*.go"))
-	files = append(files, filepath.Join(root, ".traefik.yml"), filepath.Join(root, "go.mod"))
 	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(root, f)
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, rel)), 0o755); err != nil {
+			return err
+		}
 		if err := os.WriteFile(filepath.Join(dst, rel), b, 0o644); err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/netguard"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
 	"github.com/key-ip-sentinel/sentinel/internal/testenv"
@@ -60,7 +61,7 @@ func newEvaluator(t *testing.T, clk *clock, count, seconds int) (*Evaluator, *[]
 }
 
 func intercept(ip string) []bindings.Intercept {
-	return []bindings.Intercept{{KeyHash: hash, KeyHint: "sk-abcd…wxyz", IP: netip.MustParseAddr(ip), Reason: bindings.ReasonIPNotAllowed}}
+	return []bindings.Intercept{{KeyHash: hash, KeyHint: "sk-abcd…wxyz", IP: netip.MustParseAddr(ip), Reason: contract.ReasonIPNotAllowed}}
 }
 
 // class G, docs/testing.md: N-1 intercepts in the window raise nothing, the Nth exactly one alert, more

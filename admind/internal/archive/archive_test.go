@@ -15,6 +15,7 @@ import (
 	"github.com/key-ip-sentinel/sentinel/admind/internal/archive"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/cache"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/lastuse"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/store"
@@ -125,7 +126,7 @@ func TestArchive(t *testing.T) {
 	recent := e.bind(t, conn, "recent", "127.0.0.4", 2*24*time.Hour)
 	inUse := e.bind(t, conn, "inuse", "127.0.0.5", 40*24*time.Hour)
 	// The plugin saw inUse a moment ago; admind has not synced it yet.
-	e.rdb.HSet(ctx, lastuse.Key, inUse, strconv.FormatInt(e.now.UnixMilli(), 10))
+	e.rdb.HSet(ctx, contract.LastUseKey, inUse, strconv.FormatInt(e.now.UnixMilli(), 10))
 	// Pre-bound 40 days ago: one never used (kept: archiving would hand the key to its next
 	// user), one used then (archived like any idle binding).
 	preNever, preUsed := hashOf("prebound-never"), hashOf("prebound-used")
@@ -150,10 +151,10 @@ func TestArchive(t *testing.T) {
 			t.Errorf("%s binding was archived", name)
 		}
 	}
-	if n := e.rdb.Exists(ctx, cache.BindingKey(idle)).Val(); n != 0 {
+	if n := e.rdb.Exists(ctx, contract.BindingKey(idle)).Val(); n != 0 {
 		t.Fatal("archived binding still in Redis")
 	}
-	if n := e.rdb.Exists(ctx, cache.BindingKey(recent)).Val(); n != 1 {
+	if n := e.rdb.Exists(ctx, contract.BindingKey(recent)).Val(); n != 1 {
 		t.Fatal("a kept binding left Redis")
 	}
 	// The archived key binds again, to whoever uses it next.
@@ -194,7 +195,7 @@ func TestLastUseSync(t *testing.T) {
 	a := e.bind(t, conn, "a", "127.0.0.2", 10*24*time.Hour)
 	b := e.bind(t, conn, "b", "127.0.0.3", 0)
 	seen := e.now.Add(-time.Minute).Truncate(time.Millisecond)
-	e.rdb.HSet(ctx, lastuse.Key, a, strconv.FormatInt(seen.UnixMilli(), 10), b, strconv.FormatInt(seen.Add(-48*time.Hour).UnixMilli(), 10), "junk", "x")
+	e.rdb.HSet(ctx, contract.LastUseKey, a, strconv.FormatInt(seen.UnixMilli(), 10), b, strconv.FormatInt(seen.Add(-48*time.Hour).UnixMilli(), 10), "junk", "x")
 	if n, err := e.syncer.Sync(ctx); err != nil || n != 2 {
 		t.Fatalf("sync: %d %v", n, err)
 	}
@@ -204,11 +205,11 @@ func TestLastUseSync(t *testing.T) {
 	if !gotA.Equal(seen) || gotB.Before(e.now.Add(-time.Second)) {
 		t.Fatalf("last use: a %v (want %v), b %v went backwards", gotA, seen, gotB)
 	}
-	if n := e.rdb.Exists(ctx, lastuse.Key, lastuse.Key+":syncing:test").Val(); n != 0 {
+	if n := e.rdb.Exists(ctx, contract.LastUseKey, contract.LastUseKey+":syncing:test").Val(); n != 0 {
 		t.Fatal("sync left keys behind")
 	}
 	// PostgreSQL refuses the batch (the pool is closed): it stays for the next run.
-	e.rdb.HSet(ctx, lastuse.Key, a, strconv.FormatInt(e.now.UnixMilli(), 10))
+	e.rdb.HSet(ctx, contract.LastUseKey, a, strconv.FormatInt(e.now.UnixMilli(), 10))
 	broken := &lastuse.Syncer{Redis: e.rdb, Store: failingStore{}, Name: "test"}
 	if _, err := broken.Sync(ctx); err == nil {
 		t.Fatal("a failed write reported success")

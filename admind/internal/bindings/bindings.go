@@ -6,8 +6,9 @@ package bindings
 import (
 	"errors"
 	"net/netip"
-	"strings"
 	"time"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 )
 
 // Status of a binding.
@@ -71,10 +72,9 @@ func (b Binding) Allows(ip netip.Addr) bool {
 	return false
 }
 
-// CacheEntry is the binding's wire form in Redis, read by the plugin (plugin/binding.go):
-// "v1|<status>|<mode>|<cidr>,<cidr>".
+// CacheEntry is the binding's wire form in Redis, read by the plugin (contract.BindingEntry).
 func (b Binding) CacheEntry() string {
-	return "v1|" + string(b.Status) + "|" + string(b.Mode) + "|" + strings.Join(b.CIDRStrings(), ",")
+	return contract.BindingEntry(string(b.Status), string(b.Mode), b.CIDRStrings())
 }
 
 // CIDRStrings returns the rule's prefixes as text.
@@ -99,34 +99,8 @@ type Intercept struct {
 	At        time.Time
 }
 
-// Refusal reasons, as the plugin reports them.
-const (
-	ReasonIPNotAllowed = "ip_not_allowed"
-	ReasonKeyBanned    = "key_banned"
-	// ReasonClaimLimited: the source made its limit of new first-use claims this window
-	// (claims.go); never an intercept, the plugin answers 429.
-	ReasonClaimLimited = "claim_rate_limited"
-)
-
 // ErrNotFound is returned by a Store when no binding exists.
 var ErrNotFound = errors.New("binding not found")
-
-// MaxHintLen is the longest key hint in bytes: "sk-" + 4 + "…" + 4 (plugin keyHint).
-const MaxHintLen = len("sk-abcd…wxyz")
-
-// ValidKeyHash reports whether s is a lowercase hex HMAC-SHA256.
-func ValidKeyHash(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
 
 // FirstUsePrefix is the rule a new binding gets: the client's address widened to the
 // configured prefix (IPv4 /32 and IPv6 /64 by default, since IPv6 privacy addresses rotate

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 )
 
 // A first use is a claim before it is a binding. Decide holds the unbound key for the
@@ -60,19 +62,6 @@ const DefaultClaimTTL = 5 * time.Minute
 // claimant holds it now).
 var ErrClaimLost = errors.New("the claim no longer holds the key")
 
-// ValidClaimID reports whether id has the form newClaimID gives.
-func ValidClaimID(id string) bool {
-	if len(id) != 32 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 func newClaimID() (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -111,7 +100,7 @@ func (s *Service) claim(ctx context.Context, r DecideRequest) (Decision, error) 
 	default:
 		// Someone else's pending first use. No intercept row: the key may yet prove to be
 		// no key at all.
-		d.Reason, d.ClaimID = ReasonIPNotAllowed, ""
+		d.Reason, d.ClaimID = contract.ReasonIPNotAllowed, ""
 		s.observeClaim("contended")
 	}
 	return d, nil
@@ -136,7 +125,7 @@ func (s *Service) overLimit(ctx context.Context, r DecideRequest, d *Decision) b
 	if n <= int64(l.Limit) {
 		return false
 	}
-	d.Reason, d.ClaimID, d.RetryAfter = ReasonClaimLimited, "", left
+	d.Reason, d.ClaimID, d.RetryAfter = contract.ReasonClaimLimited, "", left
 	return true
 }
 
@@ -183,9 +172,9 @@ func (s *Service) Confirm(ctx context.Context, r ConfirmRequest) (Decision, erro
 	}
 	d := Decision{Allow: b.Status != StatusBanned && b.Allows(r.IP), Binding: b, Created: created}
 	if !d.Allow {
-		d.Reason = ReasonIPNotAllowed
+		d.Reason = contract.ReasonIPNotAllowed
 		if b.Status == StatusBanned {
-			d.Reason = ReasonKeyBanned
+			d.Reason = contract.ReasonKeyBanned
 		}
 	}
 	if created {

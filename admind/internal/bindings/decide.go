@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 )
 
 // Store is the authoritative binding storage (PostgreSQL).
@@ -48,7 +50,7 @@ type Decision struct {
 	// when allowed the plugin confirms or releases ClaimID once New API has answered.
 	Provisional bool
 	ClaimID     string
-	// RetryAfter, with ReasonClaimLimited: when the source may claim again.
+	// RetryAfter, with contract.ReasonClaimLimited: when the source may claim again.
 	RetryAfter time.Duration
 }
 
@@ -105,9 +107,9 @@ func (s *Service) Decide(ctx context.Context, r DecideRequest) (Decision, error)
 	d := Decision{Allow: true, Binding: b}
 	switch {
 	case b.Status == StatusBanned:
-		d.Allow, d.Reason = false, ReasonKeyBanned
+		d.Allow, d.Reason = false, contract.ReasonKeyBanned
 	case !b.Allows(r.IP):
-		d.Allow, d.Reason = false, ReasonIPNotAllowed
+		d.Allow, d.Reason = false, contract.ReasonIPNotAllowed
 	}
 	if err := s.fill(ctx, b); err != nil {
 		// Not fatal: the plugin asks again on its next miss and PostgreSQL stays the truth.

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/audit"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 )
 
 // Pre-binding: an admin binds a key before its first use, so the key is refused everywhere
@@ -61,7 +62,7 @@ func (a *Admin) Create(ctx context.Context, who audit.Actor, nb NewBinding) (Bin
 
 // binding validates nb; messages never repeat a value that could be a key.
 func (nb NewBinding) binding(origin Origin) (Binding, error) {
-	if !ValidKeyHash(nb.KeyHash) {
+	if !contract.ValidKeyHash(nb.KeyHash) {
 		return Binding{}, inputErrorf("key_hash must be a key hash: 64 lower-case hex digits, as the console and exports show it")
 	}
 	if !ValidKeyHint(nb.KeyHint) {
@@ -94,7 +95,7 @@ func ValidKeyHint(s string) bool {
 		return true
 	}
 	rest, ok := strings.CutPrefix(s, "sk-")
-	if !ok || len(s) > MaxHintLen || utf8.RuneCountInString(rest) != 9 {
+	if !ok || len(s) > contract.MaxHintLen || utf8.RuneCountInString(rest) != 9 {
 		return false
 	}
 	r := []rune(rest)

@@ -12,6 +12,7 @@ import (
 	"github.com/key-ip-sentinel/sentinel/admind/internal/audit"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/cache"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 	"github.com/key-ip-sentinel/sentinel/internal/testenv"
 )
 
@@ -152,7 +153,7 @@ func TestStaleFillLosesToAdminChange(t *testing.T) {
 			if b, ok := st.rows[hash]; ok {
 				want = b.CacheEntry()
 			}
-			if got := rdb.Get(ctx, cache.BindingKey(hash)).Val(); got != want {
+			if got := rdb.Get(ctx, contract.BindingKey(hash)).Val(); got != want {
 				t.Fatalf("redis holds %q after the admin change, want %q", got, want)
 			}
 		})

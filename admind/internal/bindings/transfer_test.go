@@ -10,6 +10,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 )
 
 const (
@@ -149,7 +151,7 @@ func FuzzImportNeverEchoesAKey(f *testing.F) {
 		rows, bad := ParseImport(format, strings.NewReader(text))
 		list, _, vbad := validateImport(rows)
 		for _, b := range list {
-			if !ValidKeyHash(b.KeyHash) || !ValidKeyHint(b.KeyHint) || (b.Mode != ModeAll && len(b.CIDRs) == 0) {
+			if !contract.ValidKeyHash(b.KeyHash) || !ValidKeyHint(b.KeyHint) || (b.Mode != ModeAll && len(b.CIDRs) == 0) {
 				t.Fatalf("accepted an invalid binding: %+v", b)
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 )
 
 // Cache wraps a go-redis client.
@@ -20,17 +22,13 @@ type Cache struct {
 // New wraps rdb.
 func New(rdb *redis.Client) *Cache { return &Cache{rdb: rdb} }
 
-// BindingKey is where a binding is cached (the plugin reads the same key).
-func BindingKey(keyHash string) string { return "sentinel:b:" + keyHash }
-
 // bindingVersionKey holds the newest binding version Redis has seen for a key.
 func bindingVersionKey(keyHash string) string { return "sentinel:bv:" + keyHash }
 
-// GenerationKey holds the binding generation the plugin polls (plugin/runtime.go): set to the
-// version of every admin change or removal, so a plugin that reads the same value twice
-// knows no cached binding went stale in between and can keep its local entries longer.
-// First-use fills do not set it: they change nothing a plugin has cached.
-const GenerationKey = "sentinel:gen"
+// contract.GenerationKey holds the binding generation the plugin polls: set to the version
+// of every admin change or removal, so a plugin that reads the same value twice knows no
+// cached binding went stale in between and can keep its local entries longer. First-use
+// fills do not set it: they change nothing a plugin has cached.
 
 // setIfNewer writes the entry unless a newer version was seen, and for a change (ARGV[4] ==
 // "1") sets the generation. KEYS: entry, version, generation. ARGV: entry, version, ttl ms,
@@ -55,7 +53,7 @@ redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
 return 1`)
 
 func bindingKeys(keyHash string) []string {
-	return []string{BindingKey(keyHash), bindingVersionKey(keyHash), GenerationKey}
+	return []string{contract.BindingKey(keyHash), bindingVersionKey(keyHash), contract.GenerationKey}
 }
 
 // SetBinding fills a binding's wire entry (first use, or a refill after a Redis miss) unless
@@ -87,12 +85,9 @@ func (c *Cache) DropBinding(ctx context.Context, keyHash string, version int64, 
 	return nil
 }
 
-// SettingsKey holds the runtime settings as JSON; the plugin reads failsafe_mode from it.
-const SettingsKey = "sentinel:settings"
-
-// PublishSettings stores the plugin's part of the runtime settings (settings.PluginView).
+// PublishSettings stores the plugin's part of the runtime settings (contract.PluginSettings).
 func (c *Cache) PublishSettings(ctx context.Context, js []byte, ttl time.Duration) error {
-	if err := c.rdb.Set(ctx, SettingsKey, js, ttl).Err(); err != nil {
+	if err := c.rdb.Set(ctx, contract.SettingsKey, js, ttl).Err(); err != nil {
 		return fmt.Errorf("cache: publish settings: %w", err)
 	}
 	return nil
@@ -101,14 +96,11 @@ func (c *Cache) PublishSettings(ctx context.Context, js []byte, ttl time.Duratio
 // DayKey names a UTC day in counter keys.
 func DayKey(t time.Time) string { return t.UTC().Format("2006-01-02") }
 
-// AllowedCounterKey counts allowed requests of one UTC day (written by the plugin's flusher).
-func AllowedCounterKey(day string) string { return "sentinel:stats:allowed:" + day }
-
 // AllowedCounts returns the allowed-request counters for the given days (0 when absent).
 func (c *Cache) AllowedCounts(ctx context.Context, days []string) ([]int64, error) {
 	keys := make([]string, len(days))
 	for i, d := range days {
-		keys[i] = AllowedCounterKey(d)
+		keys[i] = contract.AllowedCounterKey(d)
 	}
 	vals, err := c.rdb.MGet(ctx, keys...).Result()
 	if err != nil {

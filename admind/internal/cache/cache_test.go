@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 	"github.com/key-ip-sentinel/sentinel/internal/testenv"
 )
 
@@ -19,7 +20,7 @@ func TestBindingWritesAreOrderedByVersion(t *testing.T) {
 	rdb := srv.Client(t)
 	c := New(rdb)
 	ctx := context.Background()
-	get := func() string { return rdb.Get(ctx, BindingKey(hash)).Val() }
+	get := func() string { return rdb.Get(ctx, contract.BindingKey(hash)).Val() }
 
 	steps := []struct {
 		desc string
@@ -45,7 +46,7 @@ func TestBindingWritesAreOrderedByVersion(t *testing.T) {
 	}
 	// The generation moved with the ban (v7) and the unbind (v8) only: fills and refused
 	// writes leave it.
-	if gen := rdb.Get(ctx, GenerationKey).Val(); gen != "8" {
+	if gen := rdb.Get(ctx, contract.GenerationKey).Val(); gen != "8" {
 		t.Errorf("generation %q, want 8", gen)
 	}
 	for _, k := range rdb.Keys(ctx, "sentinel:*").Val() {
@@ -59,7 +60,7 @@ func TestAllowedCounts(t *testing.T) {
 	srv := testenv.Redis(t)
 	rdb := srv.Client(t)
 	ctx := context.Background()
-	rdb.Set(ctx, AllowedCounterKey("2026-11-28"), "42", time.Hour)
+	rdb.Set(ctx, contract.AllowedCounterKey("2026-11-28"), "42", time.Hour)
 	got, err := New(rdb).AllowedCounts(ctx, []string{"2026-11-27", "2026-11-28"})
 	if err != nil || got[0] != 0 || got[1] != 42 {
 		t.Fatalf("got %v, %v", got, err)

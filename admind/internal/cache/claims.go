@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 )
 
 // ClaimKey holds a provisional first use of a key (bindings.Claim) until New API's answer
@@ -58,7 +59,7 @@ func claimValue(c bindings.Claim) string { return c.ID + " " + c.Prefix.String()
 func parseClaim(v string) (bindings.Claim, error) {
 	id, prefix, ok := strings.Cut(v, " ")
 	p, err := netip.ParsePrefix(prefix)
-	if !ok || err != nil || !bindings.ValidClaimID(id) {
+	if !ok || err != nil || !contract.ValidClaimID(id) {
 		return bindings.Claim{}, fmt.Errorf("cache: malformed claim %q", v)
 	}
 	return bindings.Claim{ID: id, Prefix: p}, nil

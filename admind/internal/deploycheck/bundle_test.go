@@ -40,7 +40,7 @@ func TestOfflineBundle(t *testing.T) {
 		t.Fatalf("tarballs: %v", tars)
 	}
 	for _, f := range []string{"admind", "Dockerfile.offline", "docker-compose.offline.yml", "OFFLINE.md", "ca-certificates.crt",
-		".traefik.yml", "go.mod", "plugin/sentinel.go", "scripts/make-secrets.sh"} {
+		".traefik.yml", "go.mod", "plugin/sentinel.go", "plugin/identity/key.go", "scripts/make-secrets.sh"} {
 		if _, err := os.Stat(filepath.Join(stage, f)); err != nil {
 			t.Errorf("bundle lacks %s", f)
 		}

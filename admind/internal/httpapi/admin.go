@@ -14,6 +14,7 @@ import (
 	"github.com/key-ip-sentinel/sentinel/admind/internal/audit"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/auth"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
 	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 )
@@ -232,14 +233,14 @@ func bindingQuery(d Deps, r *http.Request) (bindings.Query, error) {
 		switch ip, err := netip.ParseAddr(search); {
 		case err == nil:
 			q.IP = ip.Unmap().WithZone("")
-		case bindings.ValidKeyHash(search):
+		case contract.ValidKeyHash(search):
 			q.KeyHash = search // as the logs and alerts show it
 		default:
 			hash, isKey := identity.HashRawKey(d.HMACSecret, search)
 			// A hint is "sk-" + 4 + "…" + 4: a longer search can only be a whole key, which
 			// the unique index on key_hash finds without scanning every hint.
 			switch {
-			case len(search) <= bindings.MaxHintLen:
+			case len(search) <= contract.MaxHintLen:
 				q.KeyHash, q.Hint = hash, search
 			case isKey:
 				q.KeyHash = hash

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 )
 
 // FuzzDecodeEvent: the body of /internal/v1/decide and /intercepts. Whatever arrives, the
@@ -27,7 +27,7 @@ func FuzzDecodeEvent(f *testing.F) {
 			}
 			return
 		}
-		if checked, err := ev.Check(needReason); err != nil || checked != ip || !bindings.ValidKeyHash(ev.KeyHash) {
+		if checked, err := ev.Check(needReason); err != nil || checked != ip || !contract.ValidKeyHash(ev.KeyHash) {
 			t.Fatalf("accepted an invalid event %+v (%v)", ev, err)
 		}
 	})

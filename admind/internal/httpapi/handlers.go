@@ -13,6 +13,7 @@ import (
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/auth"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/metrics"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/store"
@@ -93,8 +94,8 @@ func requireInternalToken(token string) func(http.Handler) http.Handler {
 
 // decodeEvent reads and validates the plugin's body, answering 400 itself when it is bad.
 // Intercept reports must also name a refusal reason.
-func decodeEvent(w http.ResponseWriter, r *http.Request, needReason bool) (bindings.Event, netip.Addr, bool) {
-	var ev bindings.Event
+func decodeEvent(w http.ResponseWriter, r *http.Request, needReason bool) (contract.Event, netip.Addr, bool) {
+	var ev contract.Event
 	if err := decode(r, &ev); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body")
 		return ev, netip.Addr{}, false
@@ -107,37 +108,17 @@ func decodeEvent(w http.ResponseWriter, r *http.Request, needReason bool) (bindi
 	return ev, ip, true
 }
 
-type bindingJSON struct {
-	Status string   `json:"status"`
-	Mode   string   `json:"mode"`
-	CIDRs  []string `json:"cidrs"`
-}
-
-type decideResponse struct {
-	Allow  bool   `json:"allow"`
-	Reason string `json:"reason"`
-	// Binding is what the plugin may cache; null for a provisional answer.
-	Binding   *bindingJSON `json:"binding"`
-	CacheTTLS int          `json:"cache_ttl_s"`
-	// Provisional: the key is unbound; when allowed, the plugin reports New API's answer
-	// to /confirm or /release quoting Claim.
-	Provisional bool   `json:"provisional,omitempty"`
-	Claim       string `json:"claim,omitempty"`
-	// RetryAfterS, with reason claim_rate_limited: seconds until the source may claim again.
-	RetryAfterS int `json:"retry_after_s,omitempty"`
-}
-
-func newDecideResponse(dec bindings.Decision, cacheTTL time.Duration) decideResponse {
-	out := decideResponse{Allow: dec.Allow, Reason: dec.Reason, CacheTTLS: int(cacheTTL / time.Second),
+func newDecideResponse(dec bindings.Decision, cacheTTL time.Duration) contract.DecideResponse {
+	out := contract.DecideResponse{Allow: dec.Allow, Reason: dec.Reason, CacheTTLS: int(cacheTTL / time.Second),
 		Provisional: dec.Provisional, Claim: dec.ClaimID}
-	if dec.Reason == bindings.ReasonClaimLimited {
+	if dec.Reason == contract.ReasonClaimLimited {
 		out.RetryAfterS = int((dec.RetryAfter + time.Second - 1) / time.Second)
 		if out.RetryAfterS < 1 {
 			out.RetryAfterS = 1
 		}
 	}
 	if !dec.Provisional {
-		out.Binding = &bindingJSON{Status: string(dec.Binding.Status), Mode: string(dec.Binding.Mode), CIDRs: dec.Binding.CIDRStrings()}
+		out.Binding = &contract.BindingReply{Status: string(dec.Binding.Status), Mode: string(dec.Binding.Mode), CIDRs: dec.Binding.CIDRStrings()}
 	}
 	return out
 }
@@ -166,7 +147,7 @@ func handleDecide(d Deps) http.Handler {
 }
 
 // decodeClaimEvent is decodeEvent for /confirm and /release, which must quote a claim.
-func decodeClaimEvent(w http.ResponseWriter, r *http.Request) (bindings.Event, netip.Addr, bool) {
+func decodeClaimEvent(w http.ResponseWriter, r *http.Request) (contract.Event, netip.Addr, bool) {
 	ev, ip, ok := decodeEvent(w, r, false)
 	if ok && ev.Claim == "" {
 		writeError(w, http.StatusBadRequest, "bad_request", "claim is required")

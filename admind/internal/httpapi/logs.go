@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 )
 
@@ -36,7 +37,7 @@ func logQuery(d Deps, r *http.Request) (bindings.LogQuery, error) {
 			return bad("key is too long")
 		}
 		q.KeyHash = k
-		if !bindings.ValidKeyHash(k) {
+		if !contract.ValidKeyHash(k) {
 			hash, isKey := identity.HashRawKey(d.HMACSecret, k)
 			if !isKey {
 				return bad("key is not a key hash or an API key")
@@ -70,7 +71,7 @@ func logQuery(d Deps, r *http.Request) (bindings.LogQuery, error) {
 		return bad("from must be before to")
 	}
 	switch q.Reason = v.Get("reason"); q.Reason {
-	case "", bindings.ReasonIPNotAllowed, bindings.ReasonKeyBanned:
+	case "", contract.ReasonIPNotAllowed, contract.ReasonKeyBanned:
 	default:
 		return bad("reason must be ip_not_allowed or key_banned")
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 )
 
 // NewPublicHandler serves what may face the network: health, readiness, metrics and the
@@ -58,12 +60,12 @@ func NewPublicHandler(d Deps) http.Handler {
 func NewInternalHandler(d Deps) http.Handler {
 	r := mux.NewRouter()
 	r.Use(instrument(d), recoverPanics(d))
-	api := r.PathPrefix("/internal/v1").Subrouter()
+	api := r.PathPrefix(contract.InternalPrefix).Subrouter()
 	api.Use(requireInternalToken(d.InternalToken))
-	api.Handle("/decide", handleDecide(d)).Methods(http.MethodPost)
-	api.Handle("/intercepts", handleIntercept(d)).Methods(http.MethodPost)
-	api.Handle("/confirm", handleConfirm(d)).Methods(http.MethodPost)
-	api.Handle("/release", handleRelease(d)).Methods(http.MethodPost)
+	api.Handle(contract.PathDecide, handleDecide(d)).Methods(http.MethodPost)
+	api.Handle(contract.PathIntercepts, handleIntercept(d)).Methods(http.MethodPost)
+	api.Handle(contract.PathConfirm, handleConfirm(d)).Methods(http.MethodPost)
+	api.Handle(contract.PathRelease, handleRelease(d)).Methods(http.MethodPost)
 	r.Handle("/health", handleHealth()).Methods(http.MethodGet, http.MethodHead)
 	r.NotFoundHandler = handleNotFound()
 	r.MethodNotAllowedHandler = handleMethodNotAllowed()

@@ -15,12 +15,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 )
 
-const (
-	Stream = "sentinel:events"
-	Group  = "admind"
-)
+// Group is the consumer group admind's replicas share contract.EventsStream in.
+const Group = "admind"
 
 // Writer stores intercepts.
 type Writer interface {
@@ -84,7 +83,7 @@ func (c *Consumer) pause(ctx context.Context, err error) {
 }
 
 func (c *Consumer) ensureGroup(ctx context.Context) error {
-	err := c.RDB.XGroupCreateMkStream(ctx, Stream, Group, "0").Err()
+	err := c.RDB.XGroupCreateMkStream(ctx, contract.EventsStream, Group, "0").Err()
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return fmt.Errorf("create group: %w", err)
 	}
@@ -97,7 +96,7 @@ func (c *Consumer) drain(ctx context.Context, from string) (int, error) {
 		block = -1 // pending entries: do not block
 	}
 	res, err := c.RDB.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: Group, Consumer: c.Name, Streams: []string{Stream, from}, Count: c.Batch, Block: block,
+		Group: Group, Consumer: c.Name, Streams: []string{contract.EventsStream, from}, Count: c.Batch, Block: block,
 	}).Result()
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
@@ -117,7 +116,7 @@ func (c *Consumer) drain(ctx context.Context, from string) (int, error) {
 
 func (c *Consumer) claim(ctx context.Context) (int, error) {
 	msgs, _, err := c.RDB.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: Stream, Group: Group, Consumer: c.Name, MinIdle: c.MinIdle, Start: "0", Count: c.Batch,
+		Stream: contract.EventsStream, Group: Group, Consumer: c.Name, MinIdle: c.MinIdle, Start: "0", Count: c.Batch,
 	}).Result()
 	if err != nil {
 		return 0, fmt.Errorf("claim: %w", err)
@@ -135,7 +134,7 @@ func (c *Consumer) store(ctx context.Context, msgs []redis.XMessage) error {
 	dropped := 0
 	for _, m := range msgs {
 		ids = append(ids, m.ID)
-		if m.Values["type"] == "failsafe" {
+		if m.Values[contract.FieldType] == contract.EventTypeFailsafe {
 			counts.add(parsePluginCounts(m.Values))
 			continue
 		}
@@ -170,11 +169,11 @@ func (c *Consumer) store(ctx context.Context, msgs []redis.XMessage) error {
 			c.OnHiddenClient(counts.hidden)
 		}
 	}
-	if err := c.RDB.XAck(ctx, Stream, Group, ids...).Err(); err != nil {
+	if err := c.RDB.XAck(ctx, contract.EventsStream, Group, ids...).Err(); err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
 	// Acknowledged entries are written; remove them so the stream holds only pending work.
-	return c.RDB.XDel(ctx, Stream, ids...).Err()
+	return c.RDB.XDel(ctx, contract.EventsStream, ids...).Err()
 }
 
 // insert writes list; when PostgreSQL refuses the batch it writes row by row and returns how
@@ -219,7 +218,7 @@ func parsePluginCounts(v map[string]any) pluginCounts {
 		}
 		return n
 	}
-	return pluginCounts{forwarded: num("open"), refused: num("closed"), rejected: num("rejected"), hidden: num("hidden")}
+	return pluginCounts{forwarded: num(contract.FieldOpen), refused: num(contract.FieldClosed), rejected: num(contract.FieldRejected), hidden: num(contract.FieldHidden)}
 }
 
 // earliestEvent is older than any event this project's plugin wrote; an `at` before it, or
@@ -233,14 +232,15 @@ const maxClockSkew = time.Hour
 // An entry without `at` is dated now.
 func parseEvent(v map[string]any, now time.Time) (bindings.Intercept, bool) {
 	str := func(k string) string { s, _ := v[k].(string); return s }
-	ev := bindings.Event{KeyHash: str("key_hash"), KeyHint: str("key_hint"), IP: str("ip"), Method: str("method"),
-		Path: str("path"), UserAgent: str("user_agent"), Reason: str("reason")}
+	ev := contract.Event{KeyHash: str(contract.FieldKeyHash), KeyHint: str(contract.FieldKeyHint), IP: str(contract.FieldIP),
+		Method: str(contract.FieldMethod), Path: str(contract.FieldPath), UserAgent: str(contract.FieldUserAgent),
+		Reason: str(contract.FieldReason)}
 	ip, err := ev.Check(true)
 	if err != nil {
 		return bindings.Intercept{}, false
 	}
 	at := now
-	if s := str("at"); s != "" {
+	if s := str(contract.FieldAt); s != "" {
 		ms, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			return bindings.Intercept{}, false

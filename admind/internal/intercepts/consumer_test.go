@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 	"github.com/key-ip-sentinel/sentinel/internal/testenv"
 )
 
@@ -47,7 +48,7 @@ const hash = "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"
 func addEvents(t *testing.T, rdb *redis.Client, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
-		err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: Stream, Values: []string{
+		err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: contract.EventsStream, Values: []string{
 			"key_hash", hash, "key_hint", "sk-…", "ip", "127.0.0.3", "reason", "ip_not_allowed", "path", "/e/" + strconv.Itoa(i),
 		}}).Err()
 		if err != nil {
@@ -77,7 +78,7 @@ func TestConsumersShareTheStream(t *testing.T) {
 	}
 	testenv.WaitFor(t, 20*time.Second, "2000 events written and removed from the stream", func() bool {
 		d, _ := w.count()
-		return d == 2000 && rdb.XLen(context.Background(), Stream).Val() == 0
+		return d == 2000 && rdb.XLen(context.Background(), contract.EventsStream).Val() == 0
 	})
 	cancel()
 	wg.Wait()
@@ -96,7 +97,7 @@ func TestDeadConsumersEventsAreClaimed(t *testing.T) {
 	}
 	addEvents(t, rdb, 0, 30)
 	// "dead" reads everything and never acknowledges.
-	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: Group, Consumer: "dead", Streams: []string{Stream, ">"}, Count: 100}).Err(); err != nil {
+	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: Group, Consumer: "dead", Streams: []string{contract.EventsStream, ">"}, Count: 100}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	w := &memWriter{rows: map[string]int{}}
@@ -106,7 +107,7 @@ func TestDeadConsumersEventsAreClaimed(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "the dead consumer's 30 events written", func() bool { d, _ := w.count(); return d == 30 })
 	cancel()
 	<-done
-	if pending := rdb.XPending(ctx, Stream, Group).Val(); pending.Count != 0 {
+	if pending := rdb.XPending(ctx, contract.EventsStream, Group).Val(); pending.Count != 0 {
 		t.Fatalf("%d events still pending", pending.Count)
 	}
 }
@@ -116,7 +117,7 @@ func TestFailsafeReports(t *testing.T) {
 	rdb := testenv.Redis(t).Client(t)
 	ctx := context.Background()
 	for _, v := range [][]string{{"type", "failsafe", "open", "3", "closed", "0"}, {"type", "failsafe", "open", "1", "closed", "2", "rejected", "5", "hidden", "7"}} {
-		rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: v})
+		rdb.XAdd(ctx, &redis.XAddArgs{Stream: contract.EventsStream, Values: v})
 	}
 	w := &memWriter{rows: map[string]int{}}
 	c := consumer(rdb, w, "one")

@@ -6,7 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 )
 
 // FuzzParseEvent: a sentinel:events entry is plugin-written but carries attacker text, and
@@ -26,9 +26,9 @@ func FuzzParseEvent(f *testing.F) {
 		if !ok {
 			return
 		}
-		if !bindings.ValidKeyHash(in.KeyHash) || !in.IP.IsValid() || in.IP.Zone() != "" || in.IP.Is4In6() ||
-			(in.Reason != bindings.ReasonIPNotAllowed && in.Reason != bindings.ReasonKeyBanned) ||
-			len(in.Path) > bindings.MaxEventField || len(in.UserAgent) > bindings.MaxEventField || len(in.Method) > bindings.MaxEventField ||
+		if !contract.ValidKeyHash(in.KeyHash) || !in.IP.IsValid() || in.IP.Zone() != "" || in.IP.Is4In6() ||
+			(in.Reason != contract.ReasonIPNotAllowed && in.Reason != contract.ReasonKeyBanned) ||
+			len(in.Path) > contract.MaxEventField || len(in.UserAgent) > contract.MaxEventField || len(in.Method) > contract.MaxEventField ||
 			!storable(in.KeyHint) || !storable(in.Method) || !storable(in.Path) || !storable(in.UserAgent) ||
 			in.At.Year() < 2020 || in.At.After(now.Add(time.Hour)) {
 			t.Fatalf("accepted an invalid entry: %+v", in)

@@ -10,10 +10,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-)
 
-// Key is where the plugin reports last use (plugin/usage.go).
-const Key = "sentinel:lastuse"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
+)
 
 // Store applies last-use times.
 type Store interface {
@@ -31,13 +30,13 @@ type Syncer struct {
 // Sync applies what the plugin reported since the last run and returns how many keys it
 // touched.
 func (s *Syncer) Sync(ctx context.Context) (int, error) {
-	work := Key + ":syncing:" + s.Name
+	work := contract.LastUseKey + ":syncing:" + s.Name
 	leftover, err := s.Redis.Exists(ctx, work).Result()
 	if err != nil {
 		return 0, fmt.Errorf("lastuse: %w", err)
 	}
 	if leftover == 0 {
-		if err := s.Redis.Rename(ctx, Key, work).Err(); err != nil {
+		if err := s.Redis.Rename(ctx, contract.LastUseKey, work).Err(); err != nil {
 			if err.Error() == "ERR no such key" {
 				return 0, nil
 			}

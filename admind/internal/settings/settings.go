@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/audit"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/netguard"
 )
 
@@ -199,13 +200,8 @@ func (s *Service) Update(ctx context.Context, who audit.Actor, next Settings) (S
 	return next, nil
 }
 
-// PluginView is what admind publishes for the plugin (plugin/runtime.go reads it).
-type PluginView struct {
-	FailsafeMode string `json:"failsafe_mode"`
-}
-
 func (s *Service) publish(ctx context.Context, cur Settings) error {
-	js, err := json.Marshal(PluginView{FailsafeMode: cur.FailsafeMode})
+	js, err := json.Marshal(contract.PluginSettings{FailsafeMode: cur.FailsafeMode})
 	if err != nil {
 		return err
 	}
