@@ -19,9 +19,9 @@ unit: web ## unit and integration tests (real PostgreSQL and redis-server), with
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /e2e)
 
 .PHONY: yaegi
-yaegi: ## the plugin's tests under the yaegi CLI v0.16.1 (the interpreter Traefik embeds), and its concurrency test in-process
+yaegi: ## the plugin's tests under the yaegi CLI v0.16.1 (the interpreter Traefik embeds), and the plugin loaded in process as Traefik and the Plugin Catalog load it (internal/yaegihost, a module of its own)
 	scripts/yaegi-test.sh
-	$(GO) test -count=1 -run 'TestConcurrentRedisUnderYaegi' ./internal/yaegihost
+	cd internal/yaegihost && $(GO) test -race -count=1 -timeout 10m .
 
 .PHONY: web
 web: ## build the admin console (npm ci + vite build into web/dist, embedded by admind)
@@ -41,11 +41,15 @@ traefik: ## build (once) and print the cached Traefik binary
 	@echo "traefik: $(TRAEFIK_BIN)"
 
 .PHONY: lint
-lint: ## gofmt, go vet, go mod tidy, and golangci-lint when installed (.golangci.yml names the linters)
+lint: ## gofmt, go vet, go mod tidy, golangci-lint (pinned, .golangci.yml names the linters) and govulncheck, on both modules; fails when a tool is missing
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd internal/yaegihost && $(GO) vet ./...
 	@$(GO) mod tidy -diff || { echo "lint: go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
-	@if command -v golangci-lint >/dev/null; then golangci-lint run; else echo "lint: golangci-lint not installed, skipped"; fi
+	@cd internal/yaegihost && { $(GO) mod tidy -diff || { echo "lint: internal/yaegihost/go.mod is not tidy: run go mod tidy there"; exit 1; }; }
+	@gcl=$$(scripts/golangci-lint-bin.sh) || { echo "lint: golangci-lint could not be built (scripts/golangci-lint-bin.sh)"; exit 1; }; \
+		echo "$$gcl run ./..."; $$gcl run ./... && (cd internal/yaegihost && $$gcl run ./...)
+	scripts/govulncheck.sh
 
 .PHONY: fuzz-brief
 fuzz-brief: ## every fuzz target for 2s (make test); crashers found are kept in testdata/fuzz

@@ -312,7 +312,12 @@ func TestConsoleOnlyOnItsOwnHost(t *testing.T) {
 	}
 	req, _ := http.NewRequest(http.MethodPost, a.publicURL+"/admin/api/login", strings.NewReader(`{"username":"admin","password":"x"}`))
 	req.Host, req.Header["Content-Type"] = "api.example.com", []string{"application/json"}
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusMisdirectedRequest {
-		t.Errorf("login on New API's host: %v %v", resp, err)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("login on New API's host: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("login on New API's host: %d", resp.StatusCode)
 	}
 }

@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	defer db.Close()
 
 	rdb := newRedis(cfg)
-	defer rdb.Close()
+	defer func() { _ = rdb.Close() }()
 	rdb.AddHook(m.RedisHook())
 	rcache := cache.New(rdb)
 
@@ -228,7 +228,8 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, m *metr
 	var err error
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		db, err = store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: int32(cfg.DBMaxConns), Tracer: m.PGTracer()})
+		maxConns := int32(cfg.DBMaxConns) //nolint:gosec // G115: config.Load bounds DB_MAX_CONNS to 1-1000
+		db, err = store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: maxConns, Tracer: m.PGTracer()})
 		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}

@@ -97,7 +97,7 @@ func TestFirstUseBindingThroughTraefik(t *testing.T) {
 	t.Run("SSE streams chunk by chunk", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, s.webURL+"/v1/chat/completions?stream=true", strings.NewReader(`{"stream":true}`))
 		req.Header.Set("Authorization", "Bearer sk-"+key)
-		resp, err := clientFrom("127.0.0.2").Do(req)
+		resp, err := clientFrom("127.0.0.2").Do(req) //nolint:bodyclose // closed below; a goroutine reads it
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -132,7 +132,7 @@ func (w *claimWriter) refuse(code string) {
 		return
 	}
 	w.refused = true
-	h := w.ResponseWriter.Header()
+	h := w.ResponseWriter.Header() //nolint:staticcheck // QF1008: the wrapped writer's header, named so
 	for k := range h {
 		delete(h, k) // New API's header, set by Traefik's proxy before WriteHeader
 	}

@@ -38,7 +38,7 @@ func FuzzAPIKey(f *testing.F) {
 			t.Fatalf("key %q is not the canonical form of %q", k, spelled)
 		}
 		for i := 0; i < len(k); i++ {
-			if c := k[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			if c := k[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
 				t.Fatalf("not canonical: %q", k)
 			}
 		}

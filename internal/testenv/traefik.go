@@ -31,8 +31,10 @@ func TraefikBin(t testing.TB) string {
 // InstallLocalPlugin lays the plugin out where Traefik looks for local plugins
 // (<workdir>/plugins-local/src/<module>/): the manifest, go.mod and the plugin's packages.
 // Tests are left out, as Traefik's Yaegi loads every .go file of the package it imports.
-func InstallLocalPlugin(workdir string) error {
-	root := RepoRoot()
+func InstallLocalPlugin(workdir string) error { return InstallPluginFrom(RepoRoot(), workdir) }
+
+// InstallPluginFrom is InstallLocalPlugin from another copy of the repository (root).
+func InstallPluginFrom(root, workdir string) error {
 	dst := filepath.Join(workdir, "plugins-local", "src", "github.com", "key-ip-sentinel", "sentinel")
 	files := []string{filepath.Join(root, ".traefik.yml"), filepath.Join(root, "go.mod")}
 	// The plugin package and the packages under it (plugin/identity), without tests or

@@ -54,7 +54,7 @@ func TestClaimedFirstUseUnderYaegi(t *testing.T) {
 	srv := httptest.NewServer(a)
 	defer srv.Close()
 	var flushedAfterFirstWrite, sawHijacker bool
-	var real http.ResponseWriter
+	var inner http.ResponseWriter
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/v1/realtime":
@@ -68,7 +68,7 @@ func TestClaimedFirstUseUnderYaegi(t *testing.T) {
 		default:
 			w.Header().Set("Content-Type", "text/event-stream")
 			_, _ = w.Write([]byte("data: first\n\n"))
-			flushedAfterFirstWrite = real.(*httptest.ResponseRecorder).Flushed
+			flushedAfterFirstWrite = inner.(*httptest.ResponseRecorder).Flushed
 			_, _ = w.Write([]byte("data: [DONE]\n\n"))
 		}
 	})
@@ -86,7 +86,7 @@ func TestClaimedFirstUseUnderYaegi(t *testing.T) {
 	}
 
 	rec := httptest.NewRecorder()
-	real = rec
+	inner = rec
 	send("/v1/chat/completions", rec)
 	if !flushedAfterFirstWrite || rec.Body.String() != "data: first\n\ndata: [DONE]\n\n" || a.confirms != 1 {
 		t.Fatalf("stream: flushed after the first write %v, body %q, confirms %d", flushedAfterFirstWrite, rec.Body, a.confirms)

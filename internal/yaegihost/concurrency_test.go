@@ -32,7 +32,7 @@ func TestConcurrentRedisUnderYaegi(t *testing.T) {
 	const keys = 50
 	for i := 0; i < keys; i++ {
 		m := hmac.New(sha256.New, []byte("yaegi-hmac-secret-0123456789"))
-		m.Write([]byte(fmt.Sprintf("concurrentkey%04d", i))) // the canonical (lower-case) key form
+		fmt.Fprintf(m, "concurrentkey%04d", i) // the canonical (lower-case) key form
 		if err := rdb.Set(context.Background(), "sentinel:b:"+hex.EncodeToString(m.Sum(nil)), "v1|active|single|127.0.0.2/32", 0).Err(); err != nil {
 			t.Fatal(err)
 		}

@@ -107,13 +107,6 @@ func secretsEnv() []string {
 	return append(os.Environ(), "SENTINEL_INTERNAL_TOKEN=yaegi-internal-token-0123", "SENTINEL_HMAC_SECRET=yaegi-hmac-secret-0123456789")
 }
 
-func TestManifestTestDataBuildsOffline(t *testing.T) {
-	p := loadPlugin(t, secretsEnv())
-	if _, err := p.build(t, readManifest(t).TestData, http.NotFoundHandler()); err != nil {
-		t.Fatalf("New with testData: %v", err)
-	}
-}
-
 func TestLabelStyleOptionsDecode(t *testing.T) {
 	p := loadPlugin(t, secretsEnv())
 	// Docker labels deliver every value as a string.

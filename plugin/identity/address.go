@@ -12,6 +12,7 @@ import (
 // chains are a handful of hops; a longer one is an attack or a misconfiguration.
 const MaxForwardedHops = 32
 
+// Why ClientIP found no client address.
 var (
 	ErrBadPeer   = errors.New("unparseable peer address")
 	ErrBadHop    = errors.New("malformed X-Forwarded-For hop")

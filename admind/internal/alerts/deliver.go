@@ -111,7 +111,7 @@ func (n *Notifier) Deliver(ctx context.Context, a Alert) bool {
 			return false
 		}
 		n.outcome("retried")
-		wait := delay + rand.N(delay/2+1) // jitter: up to half again
+		wait := delay + rand.N(delay/2+1) //nolint:gosec // G404: retry jitter, not a secret
 		n.Log.Warn("alert delivery will be retried", "alert_id", a.ID, "attempt", attempt, "in", wait, "err", err)
 		select {
 		case <-ctx.Done():

@@ -14,6 +14,7 @@ import (
 // Status of a binding.
 type Status string
 
+// Statuses of a binding.
 const (
 	StatusActive Status = "active"
 	StatusBanned Status = "banned"
@@ -22,6 +23,7 @@ const (
 // Mode of a binding's rule.
 type Mode string
 
+// Modes of a rule.
 const (
 	ModeSingle   Mode = "single"   // one address or one CIDR
 	ModeMultiple Mode = "multiple" // several addresses/CIDRs, IPv4 and IPv6 mixed
@@ -31,6 +33,7 @@ const (
 // Origin says how a binding was made.
 type Origin string
 
+// Origins of a binding.
 const (
 	OriginFirstUse Origin = "first_use" // the key's first use New API accepted
 	OriginAdmin    Origin = "admin"     // pre-bound by an admin (prebind.go)

@@ -284,7 +284,7 @@ func (r *reader) secret(name string) string {
 	if file == "" {
 		return strings.TrimSpace(v)
 	}
-	b, err := os.ReadFile(file)
+	b, err := os.ReadFile(file) //nolint:gosec // G304: the operator names the secret file (<NAME>_FILE)
 	if err != nil {
 		r.fail("%s_FILE: %v", name, err)
 		return ""

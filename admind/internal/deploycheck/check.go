@@ -402,6 +402,10 @@ func (c *checker) pluginOptions(where string, opts map[string]any) {
 			c.fail("%s: %s is not a sentinel option (Traefik would drop it silently)", where, k)
 			continue
 		}
+		if strings.EqualFold(k, "missingSecrets") && fmt.Sprint(v) != "fail" {
+			c.fail("%s: missingSecrets=%v: a deployment keeps the default (fail), so a missing secret stops the router instead of refusing every request", where, v)
+			continue
+		}
 		if s, ok := v.(string); ok && strings.HasSuffix(strings.ToLower(k), "file") {
 			name, ok := strings.CutPrefix(s, "/run/secrets/")
 			if !ok || !c.traefikSecrets[name] {

@@ -32,6 +32,7 @@ func TestCheckCatchesMistakes(t *testing.T) {
 		{"traefik/examples/newapi-docker-run.sh", "sentinel.redisAddr=redis:6379", "sentinel.redisAdress=redis:6379", "redisAdress is not a sentinel option"},
 		{"traefik/examples/newapi-docker-run.sh", "sentinel.failsafeMode=closed", "sentinel.failsafeMode=maybe", "the plugin refuses these options"},
 		{"traefik/dynamic/sentinel.yml", "hmacSecretFile: /run/secrets/sentinel_hmac_secret", "hmacSecretFile: /run/secrets/hmac", "not a secret mounted into the Traefik container"},
+		{"traefik/dynamic/sentinel.yml", "failsafeMode: closed", "failsafeMode: closed\n          missingSecrets: refuse", "missingSecrets=refuse"},
 		{"traefik/static.yml", "abortOnPluginFailure: true", "abortOnPluginFailure: false", "abortOnPluginFailure must be true"},
 		{"docker-compose.yml", "- ./plugin:/plugins-local", "- .:/plugins-local", "that holds the secrets"},
 		{"docker-compose.yml", "- ./go.mod:/plugins-local", "- ./secrets:/plugins-local", "that holds the secrets"},

@@ -50,7 +50,11 @@ func TestClientRefusesInternalAddressesAsDialed(t *testing.T) {
 	byName := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
 	for _, u := range []string{srv.URL, byName} {
 		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, u, nil)
-		if _, err := Client(time.Second, false).Do(req); !errors.Is(err, ErrForbidden) {
+		resp, err := Client(time.Second, false).Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		if !errors.Is(err, ErrForbidden) {
 			t.Errorf("%s: %v, want ErrForbidden", u, err)
 		}
 	}

@@ -57,7 +57,7 @@ func (s *Store) PoolStat() *pgxpool.Stat { return s.pool.Stat() }
 // goose's session locker (a PostgreSQL advisory lock).
 func (s *Store) Migrate(ctx context.Context) error {
 	db := stdlib.OpenDBFromPool(s.pool)
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
 		return fmt.Errorf("store: migration lock: %w", err)
