@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 			s := live.Current()
 			return s.BindPrefixV4, s.BindPrefixV6
 		},
-		CacheTTL: cfg.BindingCacheTTL, FillTimeout: 200 * time.Millisecond, Now: time.Now,
+		RedisEntryTTL: cfg.RedisEntryTTL, FillTimeout: 200 * time.Millisecond, Now: time.Now,
 		Observe: func(d bindings.Decision) {
 			outcome := d.Reason
 			if d.Allow {
@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 			m.Decisions.WithLabelValues(outcome).Inc()
 		},
 	}
-	admin := &bindings.Admin{Store: db, Cache: rcache, Log: log, CacheTTL: cfg.BindingCacheTTL, Now: time.Now}
+	admin := &bindings.Admin{Store: db, Cache: rcache, Log: log, RedisEntryTTL: cfg.RedisEntryTTL, Now: time.Now}
 
 	notifier := &alerts.Notifier{
 		Settings: live.Current, Secret: []byte(cfg.AlertWebhookSecret), Client: netguard.Client(10*time.Second, cfg.AlertWebhookAllowPrivate),
@@ -110,7 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	}
 	deps := httpapi.Deps{
 		Log: log, Metrics: m, Decider: decider, Intercepts: db, InternalToken: cfg.InternalToken,
-		CacheTTL: 60 * time.Second,
+		PluginCacheLimit: 60 * time.Second,
 		Ready: func(ctx context.Context) error {
 			return errors.Join(db.Ping(ctx), rcache.Ping(ctx))
 		},

@@ -128,7 +128,7 @@ func (w *claimWriter) refuse(code string) {
 	if ip, err := netip.ParseAddr(w.dr.IP); err == nil {
 		w.m.reportIntercept(w.req, w.dr.KeyHash, w.dr.KeyHint, ip, code)
 	}
-	if w.m.s.monitor {
+	if w.m.opts.monitor {
 		return
 	}
 	w.refused = true

@@ -1,11 +1,14 @@
 package plugin
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -110,8 +113,9 @@ func CreateConfig() *Config {
 	}
 }
 
-// settings is Config after validation.
-type settings struct {
+// options is Config after validation: what the middleware was configured with (admind's
+// runtime settings are another thing, read from Redis by runtime.go).
+type options struct {
 	decideURL     string
 	interceptURL  string
 	confirmURL    string
@@ -142,8 +146,8 @@ type settings struct {
 const maxCacheSize = 10000000
 
 // parseConfig validates every option and reports all problems at once.
-func parseConfig(c *Config) (*settings, error) {
-	s := &settings{}
+func parseConfig(c *Config) (*options, error) {
+	s := &options{}
 	var errs, missing []error
 	bad := func(format string, args ...interface{}) {
 		errs = append(errs, fmt.Errorf(format, args...))
@@ -323,4 +327,20 @@ func looksLikeHostPort(s string) bool {
 		}
 	}
 	return !strings.ContainsAny(s[:i], " /")
+}
+
+// cacheRegistryKey identifies the local cache a middleware named name shares with the
+// instances Traefik rebuilt before it. Cached bindings carry hashes made with the secret, so
+// the secret is part of it; a cache is kept fresh by the Redis it is filled from (redisKey),
+// so that Redis is too; the hot path's entries hold for the trusted proxies and relays they
+// were recorded under, so those are too.
+func (o *options) cacheRegistryKey(name, redisKey string) string {
+	return name + "|" + fingerprint(string(o.hmacSecret)) + "|" + strconv.Itoa(o.cacheSize) + "|" +
+		o.cacheTTL.String() + "|" + redisKey + "|" + fmt.Sprint(o.trustedProxies) + "|" + fmt.Sprint(o.relays)
+}
+
+// fingerprint identifies a secret in a registry key without keeping it readable.
+func fingerprint(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:8])
 }

@@ -73,7 +73,7 @@ func (c *keyCollector) add(v string) {
 //     value; "midjourney-proxy" is a placeholder that sends New API to mj-api-secret. Not read
 //     on routes where New API's router reads it as a dashboard login (routes.go).
 //   - mj-api-secret: like Authorization.
-func apiKey(req *http.Request, s *settings) (key, spelled string, err error) {
+func apiKey(req *http.Request, s *options) (key, spelled string, err error) {
 	var c keyCollector
 	h := req.Header
 	for _, line := range h[hdrWSProtocol] {

@@ -5,17 +5,17 @@ import (
 	"testing"
 )
 
-func defaultSettings(t *testing.T) *settings {
+func defaultOptions(t *testing.T) *options {
 	t.Helper()
 	noErr := func(format string, args ...interface{}) { t.Fatalf(format, args...) }
-	return &settings{
+	return &options{
 		dashboardRoutes: parseRoutes("dashboardRoutes", newAPIDashboardRoutes, noErr),
 		keyRoutes:       parseRoutes("keyRoutes", newAPIKeyRoutes, noErr),
 	}
 }
 
 func TestAPIKey(t *testing.T) {
-	s := defaultSettings(t)
+	s := defaultOptions(t)
 	tests := []struct {
 		desc    string
 		target  string
@@ -113,7 +113,7 @@ func TestEncodedSlashPathIsRelay(t *testing.T) {
 	// "/api%2F..%2Fv1/chat" decodes to /api/../v1/chat, which New API's router routes as it
 	// is (to no dashboard route), so Authorization is a key (serveGeneral refuses the
 	// encoded separators before it gets here).
-	s := defaultSettings(t)
+	s := defaultOptions(t)
 	req, _ := http.NewRequest(http.MethodPost, "http://sentinel.test/api%2F..%2Fv1/chat/completions", nil)
 	req.Header.Set("Authorization", "Bearer abc123")
 	got, _, err := apiKey(req, s)

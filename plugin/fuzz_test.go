@@ -19,7 +19,7 @@ func FuzzAPIKey(f *testing.F) {
 	f.Add("/api/user", "Bearer x", "", "", "", "sk-y")
 	f.Add("/api/../v1", "bearer  ", "  ", "k%65y=%zz", ",,", "Bearer midjourney-proxy")
 	noErr := func(format string, args ...interface{}) { f.Fatalf(format, args...) }
-	s := &settings{
+	s := &options{
 		dashboardRoutes: parseRoutes("dashboardRoutes", newAPIDashboardRoutes, noErr),
 		keyRoutes:       parseRoutes("keyRoutes", newAPIKeyRoutes, noErr),
 	}

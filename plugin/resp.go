@@ -54,6 +54,16 @@ type redisOptions struct {
 	poolSize      int
 }
 
+// configured reports whether a Redis is configured at all (else admind decides every miss).
+func (o redisOptions) configured() bool { return o.addr != "" || len(o.sentinels) > 0 }
+
+// registryKey identifies the client (pool, breaker, background loop) every middleware with
+// these options shares.
+func (o redisOptions) registryKey() string {
+	return o.addr + "|" + strings.Join(o.sentinels, ",") + "|" + o.masterName + "|" + strconv.Itoa(o.db) + "|" +
+		fingerprint(o.password) + "|" + o.timeout.String() + "|" + o.retryInterval.String() + "|" + strconv.Itoa(o.poolSize)
+}
+
 type redisClient struct {
 	opts redisOptions
 	// idle connections, a mutex-guarded stack: under Yaegi v0.16.1 a channel used as a pool

@@ -109,7 +109,7 @@ func segmentsMatch(pat, segs []string, strict bool) bool {
 }
 
 // authorizationIsAPIKey applies the route tables to the path as New API will route it.
-func (s *settings) authorizationIsAPIKey(req *http.Request) bool {
+func (s *options) authorizationIsAPIKey(req *http.Request) bool {
 	if req.URL == nil {
 		return true
 	}

@@ -7,8 +7,6 @@ package plugin
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,7 +24,7 @@ import (
 // HTTP client, local cache) is shared through the package registry.
 type middleware struct {
 	next  http.Handler
-	s     *settings
+	opts  *options
 	cache *bindingCache
 	redis *redisClient // nil when no Redis is configured
 	admin *admindClient
@@ -42,52 +40,47 @@ type middleware struct {
 var (
 	registryMu    sync.Mutex
 	redisClients  = map[string]*redisClient{}
-	admindClients = map[string]*http.Client{}
+	admindClients = map[time.Duration]*http.Client{} // by admindTimeout
 	bindingCaches = map[string]*bindingCache{}
 )
 
 // New validates the options and returns the middleware. It does no I/O: connections are
 // made lazily, so New succeeds offline.
 func New(_ context.Context, next http.Handler, config *Config, name string) (http.Handler, error) {
-	s, err := parseConfig(config)
+	opts, err := parseConfig(config)
 	if err != nil {
 		return nil, err
 	}
-	if s.secretsMissing != nil {
-		fmt.Fprintf(os.Stderr, "sentinel[%s]: secrets missing, every request is refused with 503 (missingSecrets: refuse): %v\n", name, s.secretsMissing)
+	if opts.secretsMissing != nil {
+		fmt.Fprintf(os.Stderr, "sentinel[%s]: secrets missing, every request is refused with 503 (missingSecrets: refuse): %v\n", name, opts.secretsMissing)
 		return unconfigured{}, nil
 	}
-	m := &middleware{next: next, s: s, name: name}
+	m := &middleware{next: next, opts: opts, name: name}
 
 	registryMu.Lock()
 	defer registryMu.Unlock()
-	rk := ""
-	if s.redis.addr != "" || len(s.redis.sentinels) > 0 {
-		rk = s.redis.addr + "|" + strings.Join(s.redis.sentinels, ",") + "|" + s.redis.masterName + "|" + strconv.Itoa(s.redis.db) + "|" +
-			fingerprint(s.redis.password) + "|" + s.redis.timeout.String() + "|" + s.redis.retryInterval.String() + "|" + strconv.Itoa(s.redis.poolSize)
-		m.redis = redisClients[rk]
+	redisKey := ""
+	if opts.redis.configured() {
+		redisKey = opts.redis.registryKey()
+		m.redis = redisClients[redisKey]
 		if m.redis == nil {
-			m.redis = newRedisClient(s.redis)
-			redisClients[rk] = m.redis
+			m.redis = newRedisClient(opts.redis)
+			redisClients[redisKey] = m.redis
 			m.redis.runtime.start(m.redis)
 		}
 	}
-	hc := admindClients[s.admindTimeout.String()]
+	hc := admindClients[opts.admindTimeout]
 	if hc == nil {
-		hc = newAdmindHTTPClient(s.admindTimeout)
-		admindClients[s.admindTimeout.String()] = hc
+		hc = newAdmindHTTPClient(opts.admindTimeout)
+		admindClients[opts.admindTimeout] = hc
 	}
-	m.admin = &admindClient{http: hc, decideURL: s.decideURL, interceptURL: s.interceptURL,
-		confirmURL: s.confirmURL, releaseURL: s.releaseURL, token: s.internalToken}
-	// Cached bindings carry hashes made with the secret, so the secret is part of the key; a
-	// cache is kept fresh by the Redis it is filled from, so that Redis is too; the hot path's
-	// entries hold for the trusted proxies and relays they were recorded under, so those are too.
-	ck := name + "|" + fingerprint(string(s.hmacSecret)) + "|" + strconv.Itoa(s.cacheSize) + "|" +
-		s.cacheTTL.String() + "|" + rk + "|" + fmt.Sprint(s.trustedProxies) + "|" + fmt.Sprint(s.relays)
-	m.cache = bindingCaches[ck]
+	m.admin = &admindClient{http: hc, decideURL: opts.decideURL, interceptURL: opts.interceptURL,
+		confirmURL: opts.confirmURL, releaseURL: opts.releaseURL, token: opts.internalToken}
+	cacheKey := opts.cacheRegistryKey(name, redisKey)
+	m.cache = bindingCaches[cacheKey]
 	if m.cache == nil {
-		m.cache = newBindingCache(s.cacheSize, s.cacheTTL)
-		bindingCaches[ck] = m.cache
+		m.cache = newBindingCache(opts.cacheSize, opts.cacheTTL)
+		bindingCaches[cacheKey] = m.cache
 		m.cache.startSweeper()
 		if m.redis != nil {
 			m.redis.runtime.addCache(m.cache)
@@ -102,12 +95,6 @@ type unconfigured struct{}
 
 func (unconfigured) ServeHTTP(rw http.ResponseWriter, _ *http.Request) {
 	refuse(rw, http.StatusServiceUnavailable, codeUnconfigured)
-}
-
-// fingerprint identifies a secret in a registry key without keeping it readable.
-func fingerprint(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:8])
 }
 
 // ServeHTTP forwards at once a request that repeats one the general path allowed moments ago:
@@ -180,11 +167,11 @@ func (m *middleware) firstHit(b *binding) {
 // serveGeneral follows the request path (docs/architecture.md): credentials, client IP,
 // decision, answer.
 func (m *middleware) serveGeneral(rw http.ResponseWriter, req *http.Request) {
-	if !m.s.allowEncodedSlash && req.URL.RawPath != "" && hasEncodedSeparator(req.URL.RawPath) {
+	if !m.opts.allowEncodedSlash && req.URL.RawPath != "" && hasEncodedSeparator(req.URL.RawPath) {
 		refuse(rw, http.StatusBadRequest, codeEncodedSlash)
 		return
 	}
-	key, spelled, err := apiKey(req, m.s)
+	key, spelled, err := apiKey(req, m.opts)
 	if err == errMalformedKey {
 		refuse(rw, http.StatusBadRequest, codeMalformedKey)
 		return
@@ -194,15 +181,15 @@ func (m *middleware) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if key == "" {
-		if m.s.requireKey {
+		if m.opts.requireKey {
 			refuse(rw, http.StatusUnauthorized, codeMissingKey)
 			return
 		}
 		m.next.ServeHTTP(rw, req) // New API answers 401 itself
 		return
 	}
-	ip, err := identity.ClientIP(req, m.s.trustedProxies)
-	if err == identity.ErrUnnamedClient || (err == nil && identity.InPrefixes(ip, m.s.relays)) {
+	ip, err := identity.ClientIP(req, m.opts.trustedProxies)
+	if err == identity.ErrUnnamedClient || (err == nil && identity.InPrefixes(ip, m.opts.relays)) {
 		m.fromRelay(rw, req, ip, err)
 		return
 	}
@@ -224,7 +211,7 @@ func (m *middleware) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		if !v.ok {
 			// Neither Redis nor admind could decide. Open mode forwards without binding
 			// (a binding is never created from a cache-only view); closed mode refuses.
-			open := m.failOpen() || m.s.monitor
+			open := m.failOpen() || m.opts.monitor
 			if m.redis != nil {
 				m.redis.usage.failsafe(open)
 			}
@@ -236,11 +223,11 @@ func (m *middleware) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
-	if code == codeClaimLimited && !m.s.monitor {
+	if code == codeClaimLimited && !m.opts.monitor {
 		refuseClaimLimited(rw, retryAfter)
 		return
 	}
-	if code != "" && !m.s.monitor {
+	if code != "" && !m.opts.monitor {
 		refuse(rw, http.StatusForbidden, code)
 		return
 	}
@@ -268,7 +255,7 @@ func (m *middleware) rememberHot(req *http.Request, b *binding) {
 		return
 	}
 	ap, err := netip.ParseAddrPort(req.RemoteAddr)
-	if err != nil || identity.InPrefixes(identity.CanonicalAddr(ap.Addr()), m.s.trustedProxies) {
+	if err != nil || identity.InPrefixes(identity.CanonicalAddr(ap.Addr()), m.opts.trustedProxies) {
 		return
 	}
 	peer := req.RemoteAddr[:strings.LastIndexByte(req.RemoteAddr, ':')+1]
@@ -286,7 +273,7 @@ type verdict struct {
 
 // rememberFromAdmind caches a binding admind sent, for no longer than admind allows.
 func (m *middleware) rememberFromAdmind(key string, b *binding, cacheTTLS int, epoch int64) {
-	ttl, maxAge := m.s.cacheTTL, cacheMaxAge
+	ttl, maxAge := m.opts.cacheTTL, cacheMaxAge
 	if limit := time.Duration(cacheTTLS) * time.Second; limit > 0 && limit < maxAge {
 		maxAge = limit
 		if limit < ttl {
@@ -304,7 +291,7 @@ func (m *middleware) decideUncached(req *http.Request, key, spelled string, ip n
 	hint := identity.Hint(spelled)
 	if b := m.redisBinding(hash); b != nil {
 		b.hash, b.hint = hash, hint
-		m.remember(key, b, m.s.cacheTTL, cacheMaxAge, epoch)
+		m.remember(key, b, m.opts.cacheTTL, cacheMaxAge, epoch)
 		code := b.check(ip)
 		if code != "" {
 			m.reportIntercept(req, hash, hint, ip, code)
@@ -373,7 +360,7 @@ func (m *middleware) fromRelay(rw http.ResponseWriter, req *http.Request, ip net
 		}
 		fmt.Fprintf(os.Stderr, "sentinel[%s]: refused a keyed request from %s, a relay's address (%s), not a client's: see README, client addresses\n", m.name, ip, why)
 	}
-	if m.s.monitor {
+	if m.opts.monitor {
 		m.next.ServeHTTP(rw, req)
 		return
 	}
@@ -401,7 +388,7 @@ func (m *middleware) failOpen() bool {
 			return true
 		}
 	}
-	return m.s.failOpen
+	return m.opts.failOpen
 }
 
 // remember caches b, looked up in the cache's epoch, for ttl (or maxAge while the cache is
@@ -413,7 +400,7 @@ func (m *middleware) remember(key string, b *binding, ttl, maxAge time.Duration,
 }
 
 // hashKey is the only form of the key that leaves the plugin.
-func (m *middleware) hashKey(key string) string { return identity.Hash(m.s.hmacSecret, key) }
+func (m *middleware) hashKey(key string) string { return identity.Hash(m.opts.hmacSecret, key) }
 
 // redisBinding returns the cached binding, or nil on a miss, a malformed entry or any Redis
 // failure: all of those go to admind, which reads PostgreSQL. Nothing here reads a failure as

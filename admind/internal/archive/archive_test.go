@@ -60,8 +60,8 @@ func setup(t *testing.T) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c := cache.New(rdb)
 	e := &env{db: db, dsn: dsn, rdb: rdb, now: time.Now(), created: map[string]bindings.Binding{}}
-	e.svc = &bindings.Service{Store: db, Cache: c, Claims: c, Log: log, BindPrefixes: func() (int, int) { return 32, 64 }, CacheTTL: time.Hour, Now: time.Now}
-	admin := &bindings.Admin{Store: db, Cache: c, Log: log, CacheTTL: time.Hour, Now: time.Now}
+	e.svc = &bindings.Service{Store: db, Cache: c, Claims: c, Log: log, BindPrefixes: func() (int, int) { return 32, 64 }, RedisEntryTTL: time.Hour, Now: time.Now}
+	admin := &bindings.Admin{Store: db, Cache: c, Log: log, RedisEntryTTL: time.Hour, Now: time.Now}
 	e.syncer = &lastuse.Syncer{Redis: rdb, Store: db, Name: "test"}
 	e.arch = &archive.Archiver{Store: db, SyncLastUse: e.syncer.Sync, DropCached: admin.DropCached,
 		Settings: func() settings.Settings { return settings.Settings{ArchiveDays: 30} }, Now: func() time.Time { return e.now }, Log: log}

@@ -71,11 +71,11 @@ type AdminCache interface {
 // plugin's next cache miss sees the new state. A Redis failure does not undo the change: it
 // is retried by RetryInvalidations until Redis takes it.
 type Admin struct {
-	Store    AdminStore
-	Cache    AdminCache
-	Log      *slog.Logger
-	CacheTTL time.Duration
-	Now      func() time.Time
+	Store         AdminStore
+	Cache         AdminCache
+	Log           *slog.Logger
+	RedisEntryTTL time.Duration // lifetime of a binding entry in Redis
+	Now           func() time.Time
 
 	mu      sync.Mutex
 	pending map[string]func(context.Context) error // by key hash; the newest change wins
@@ -129,7 +129,7 @@ func (a *Admin) change(ctx context.Context, who audit.Actor, id int64, action st
 		return Change{}, err
 	}
 	ok := a.updateCache(ctx, after.KeyHash, func(ctx context.Context) error {
-		return a.Cache.ChangeBinding(ctx, after.KeyHash, after.CacheEntry(), after.Version, a.CacheTTL)
+		return a.Cache.ChangeBinding(ctx, after.KeyHash, after.CacheEntry(), after.Version, a.RedisEntryTTL)
 	})
 	a.Log.Info("binding changed", "action", action, "actor", who.Name, "binding_id", id, "key_hint", after.KeyHint,
 		"before", before.View(), "after", after.View())
@@ -143,7 +143,7 @@ func (a *Admin) Unbind(ctx context.Context, who audit.Actor, id int64) (Change, 
 		return Change{}, err
 	}
 	ok := a.updateCache(ctx, before.KeyHash, func(ctx context.Context) error {
-		return a.Cache.DropBinding(ctx, before.KeyHash, version, a.CacheTTL)
+		return a.Cache.DropBinding(ctx, before.KeyHash, version, a.RedisEntryTTL)
 	})
 	a.Log.Info("binding removed", "action", "binding.unbind", "actor", who.Name, "binding_id", id, "key_hint", before.KeyHint)
 	return Change{Before: before, CacheUpdated: ok}, nil
@@ -153,7 +153,7 @@ func (a *Admin) Unbind(ctx context.Context, who audit.Actor, id int64) (Change, 
 // same ordering and retries as admin changes.
 func (a *Admin) DropCached(ctx context.Context, keyHash string, version int64) {
 	a.updateCache(ctx, keyHash, func(ctx context.Context) error {
-		return a.Cache.DropBinding(ctx, keyHash, version, a.CacheTTL)
+		return a.Cache.DropBinding(ctx, keyHash, version, a.RedisEntryTTL)
 	})
 }
 

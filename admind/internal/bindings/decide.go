@@ -61,8 +61,8 @@ type Service struct {
 	Claims Claims
 	Log    *slog.Logger
 	// BindPrefixes gives the IPv4 and IPv6 prefix lengths a first use binds (runtime settings).
-	BindPrefixes func() (v4, v6 int)
-	CacheTTL     time.Duration // lifetime of a binding entry in Redis
+	BindPrefixes  func() (v4, v6 int)
+	RedisEntryTTL time.Duration // lifetime of a binding entry in Redis
 	// FillTimeout bounds the Redis refresh; a slow Redis must not delay the decision.
 	FillTimeout time.Duration
 	Now         func() time.Time
@@ -136,5 +136,5 @@ func (s *Service) fill(ctx context.Context, b Binding) error {
 		ctx, cancel = context.WithTimeout(ctx, s.FillTimeout)
 		defer cancel()
 	}
-	return s.Cache.SetBinding(ctx, b.KeyHash, b.CacheEntry(), b.Version, s.CacheTTL)
+	return s.Cache.SetBinding(ctx, b.KeyHash, b.CacheEntry(), b.Version, s.RedisEntryTTL)
 }

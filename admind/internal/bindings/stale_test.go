@@ -112,8 +112,8 @@ func TestStaleFillLosesToAdminChange(t *testing.T) {
 			st := &pausingStore{rows: map[string]bindings.Binding{}}
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
 			svc := &bindings.Service{Store: st, Cache: c, Claims: c, Log: log, BindPrefixes: func() (int, int) { return 32, 64 },
-				CacheTTL: time.Hour, Now: time.Now}
-			admin := &bindings.Admin{Store: st, Cache: c, Log: log, CacheTTL: time.Hour, Now: time.Now}
+				RedisEntryTTL: time.Hour, Now: time.Now}
+			admin := &bindings.Admin{Store: st, Cache: c, Log: log, RedisEntryTTL: time.Hour, Now: time.Now}
 			ctx := context.Background()
 			const hash = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 			ip := netip.MustParseAddr("127.0.0.2")
@@ -167,7 +167,7 @@ func TestDecideAdoptsLegacyBinding(t *testing.T) {
 	c := cache.New(testenv.Redis(t).Client(t))
 	st := &pausingStore{rows: map[string]bindings.Binding{}}
 	svc := &bindings.Service{Store: st, Cache: c, Claims: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		BindPrefixes: func() (int, int) { return 32, 64 }, CacheTTL: time.Hour, Now: time.Now}
+		BindPrefixes: func() (int, int) { return 32, 64 }, RedisEntryTTL: time.Hour, Now: time.Now}
 	ctx := context.Background()
 	const legacy = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 	const canonical = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"

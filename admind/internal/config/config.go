@@ -65,7 +65,7 @@ type Config struct {
 	ClaimWindowSeconds int
 	ClaimPrefixV4      int
 	ClaimPrefixV6      int
-	BindingCacheTTL    time.Duration
+	RedisEntryTTL      time.Duration // BINDING_CACHE_TTL: lifetime of a binding entry in Redis
 	DBMaxConns         int
 	LogLevel           slog.Level
 }
@@ -91,7 +91,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ClaimWindowSeconds: r.intIn("CLAIM_WINDOW_SECONDS", 60, 1, 86_400),
 		ClaimPrefixV4:      r.intIn("CLAIM_PREFIX_V4", 32, 8, 32),
 		ClaimPrefixV6:      r.intIn("CLAIM_PREFIX_V6", 64, 16, 128),
-		BindingCacheTTL:    r.duration("BINDING_CACHE_TTL", time.Hour),
+		RedisEntryTTL:      r.duration("BINDING_CACHE_TTL", time.Hour),
 		DBMaxConns:         r.intIn("DB_MAX_CONNS", 20, 1, 1000),
 
 		AdminUsername:  r.str("ADMIN_USERNAME", "admin"),
@@ -211,7 +211,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("claim_window_seconds", c.ClaimWindowSeconds),
 		slog.Int("claim_prefix_v4", c.ClaimPrefixV4),
 		slog.Int("claim_prefix_v6", c.ClaimPrefixV6),
-		slog.Duration("binding_cache_ttl", c.BindingCacheTTL),
+		slog.Duration("binding_cache_ttl", c.RedisEntryTTL),
 		slog.Int("db_max_conns", c.DBMaxConns),
 		slog.String("admin_username", c.AdminUsername),
 		slog.String("admin_password", redacted(c.AdminPassword)),

@@ -28,8 +28,9 @@ type Deps struct {
 	InternalToken string
 	// Ready checks PostgreSQL and Redis.
 	Ready func(ctx context.Context) error
-	// CacheTTL bounds how long the plugin may keep a decision's binding locally.
-	CacheTTL time.Duration
+	// PluginCacheLimit bounds how long the plugin may keep a decision's binding in its local
+	// cache (cache_ttl_s in the answer); the plugin's own cacheTTL may be shorter.
+	PluginCacheLimit time.Duration
 
 	// Admin API.
 	Auth          *auth.Authenticator
@@ -108,8 +109,8 @@ func decodeEvent(w http.ResponseWriter, r *http.Request, needReason bool) (contr
 	return ev, ip, true
 }
 
-func newDecideResponse(dec bindings.Decision, cacheTTL time.Duration) contract.DecideResponse {
-	out := contract.DecideResponse{Allow: dec.Allow, Reason: dec.Reason, CacheTTLS: int(cacheTTL / time.Second),
+func newDecideResponse(dec bindings.Decision, pluginCacheLimit time.Duration) contract.DecideResponse {
+	out := contract.DecideResponse{Allow: dec.Allow, Reason: dec.Reason, CacheTTLS: int(pluginCacheLimit / time.Second),
 		Provisional: dec.Provisional, Claim: dec.ClaimID}
 	if dec.Reason == contract.ReasonClaimLimited {
 		out.RetryAfterS = int((dec.RetryAfter + time.Second - 1) / time.Second)
@@ -142,7 +143,7 @@ func handleDecide(d Deps) http.Handler {
 			d.Log.Info("intercepted", "key_hint", ev.KeyHint, "ip", ip.String(), "reason", dec.Reason,
 				"path", ev.Path, "user_agent", escapeControls(ev.UserAgent))
 		}
-		encode(w, http.StatusOK, newDecideResponse(dec, d.CacheTTL))
+		encode(w, http.StatusOK, newDecideResponse(dec, d.PluginCacheLimit))
 	})
 }
 
@@ -173,7 +174,7 @@ func handleConfirm(d Deps) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot confirm now")
 			return
 		}
-		encode(w, http.StatusOK, newDecideResponse(dec, d.CacheTTL))
+		encode(w, http.StatusOK, newDecideResponse(dec, d.PluginCacheLimit))
 	})
 }
 
