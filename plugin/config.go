@@ -136,6 +136,7 @@ type options struct {
 
 	dashboardRoutes   *routeSet
 	keyRoutes         *routeSet
+	routeVerdicts     *routeVerdicts // what the two tables said, by path
 	allowEncodedSlash bool
 
 	// secretsMissing, with missingSecrets "refuse": why the secrets could not be read. The
@@ -256,6 +257,7 @@ func parseConfig(c *Config) (*options, error) {
 	}
 	s.dashboardRoutes = parseRoutes("dashboardRoutes", dashboard, bad)
 	s.keyRoutes = parseRoutes("keyRoutes", keys, bad)
+	s.routeVerdicts = newRouteVerdicts()
 	s.allowEncodedSlash = c.AllowEncodedSlash
 
 	refuseWithoutSecrets := false

@@ -2,6 +2,8 @@ package plugin
 
 import (
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -11,6 +13,7 @@ func defaultOptions(t *testing.T) *options {
 	return &options{
 		dashboardRoutes: parseRoutes("dashboardRoutes", newAPIDashboardRoutes, noErr),
 		keyRoutes:       parseRoutes("keyRoutes", newAPIKeyRoutes, noErr),
+		routeVerdicts:   newRouteVerdicts(),
 	}
 }
 
@@ -88,23 +91,26 @@ func TestAPIKey(t *testing.T) {
 		{desc: "double slash", target: "//v1/chat/completions", headers: map[string][]string{"Authorization": {"Bearer abc123"}}, want: "abc123"},
 		{desc: "apiary is not /api", target: "/apiary", headers: map[string][]string{"Authorization": {"Bearer abc123"}}, want: "abc123"},
 	}
-	for _, tt := range tests {
-		req, err := http.NewRequest(http.MethodPost, "http://sentinel.test"+tt.target, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, vs := range tt.headers {
-			req.Header[k] = vs
-		}
-		got, _, err := apiKey(req, s)
-		if tt.wantErr != nil {
-			if err != tt.wantErr {
-				t.Errorf("%s: got %q, %v; want %v", tt.desc, got, err, tt.wantErr)
+	// Twice: the second pass reads the route verdicts the first one remembered.
+	for pass := 0; pass < 2; pass++ {
+		for _, tt := range tests {
+			req, err := http.NewRequest(http.MethodPost, "http://sentinel.test"+tt.target, nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("%s: got %q, %v; want %q", tt.desc, got, err, tt.want)
+			for k, vs := range tt.headers {
+				req.Header[k] = vs
+			}
+			got, _, err := apiKey(req, s)
+			if tt.wantErr != nil {
+				if err != tt.wantErr {
+					t.Errorf("%s: got %q, %v; want %v", tt.desc, got, err, tt.wantErr)
+				}
+				continue
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("%s: got %q, %v; want %q", tt.desc, got, err, tt.want)
+			}
 		}
 	}
 }
@@ -130,5 +136,27 @@ func TestHasEncodedSeparator(t *testing.T) {
 		if got := hasEncodedSeparator(raw); got != want {
 			t.Errorf("hasEncodedSeparator(%q) = %v", raw, got)
 		}
+	}
+}
+
+// The route verdicts are bounded: no path over maxRouteVerdictOf bytes, no more than
+// maxRouteVerdicts paths; a path they do not hold is matched again.
+func TestRouteVerdictsBounded(t *testing.T) {
+	rv := newRouteVerdicts()
+	rv.put("/"+strings.Repeat("a", maxRouteVerdictOf), true)
+	if _, ok := rv.get("/" + strings.Repeat("a", maxRouteVerdictOf)); ok {
+		t.Fatal("a long path was remembered")
+	}
+	for i := 0; i < maxRouteVerdicts+10; i++ {
+		rv.put("/p/"+strconv.Itoa(i), i%2 == 0)
+	}
+	if len(rv.m) != maxRouteVerdicts {
+		t.Fatalf("%d paths remembered, bound %d", len(rv.m), maxRouteVerdicts)
+	}
+	if v, ok := rv.get("/p/2"); !ok || !v {
+		t.Fatal("/p/2 lost")
+	}
+	if _, ok := rv.get("/p/" + strconv.Itoa(maxRouteVerdicts+5)); ok {
+		t.Fatal("remembered past the bound")
 	}
 }

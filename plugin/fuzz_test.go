@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/netip"
@@ -22,6 +23,7 @@ func FuzzAPIKey(f *testing.F) {
 	s := &options{
 		dashboardRoutes: parseRoutes("dashboardRoutes", newAPIDashboardRoutes, noErr),
 		keyRoutes:       parseRoutes("keyRoutes", newAPIKeyRoutes, noErr),
+		routeVerdicts:   newRouteVerdicts(),
 	}
 	f.Fuzz(func(t *testing.T, path, auth, xAPIKey, query, ws, mj string) {
 		req := &http.Request{Method: "POST", Header: http.Header{}}
@@ -41,6 +43,24 @@ func FuzzAPIKey(f *testing.F) {
 			if c := k[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
 				t.Fatalf("not canonical: %q", k)
 			}
+		}
+	})
+}
+
+// FuzzReadBulkString: the general path's GET reply parser never panics on what a broken or
+// hostile peer sends, and agrees with readReply on every reply both accept.
+func FuzzReadBulkString(f *testing.F) {
+	for _, seed := range []string{"$5\r\nhello\r\n", "$-1\r\n", "-ERR x\r\n", "$0\r\n\r\n", "$3\r\nabcde", "$99999999999\r\n", "+OK\r\n", "$-2\r\n"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, found, err := readBulkString(bufio.NewReader(bytes.NewReader(data)))
+		if err != nil {
+			return
+		}
+		r, rerr := readReply(bufio.NewReader(bytes.NewReader(data)), 0)
+		if rerr != nil || r.kind != '$' || r.null == found || r.str != v {
+			t.Fatalf("readBulkString %q %v; readReply %+v %v", v, found, r, rerr)
 		}
 	})
 }

@@ -100,6 +100,68 @@ func (c *redisClient) do(args ...string) (respValue, error) {
 	return replies[0], nil
 }
 
+// getString runs GET key, the general path's one Redis round trip on a local cache miss. It
+// is written out rather than run through pipeline and readReply: under Yaegi every
+// interpreted step and standard-library call costs allocations, and this runs on every miss.
+// found is false for a nil reply; an error reply is a *redisError.
+func (c *redisClient) getString(key string) (value string, found bool, err error) {
+	if until := c.downUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return "", false, errRedisDown
+	}
+	rc, err := c.get()
+	if err != nil {
+		c.markDown()
+		return "", false, err
+	}
+	value, found, err = rc.getString(key, c.opts.timeout)
+	if _, isReply := err.(*redisError); err != nil && !isReply {
+		_ = rc.conn.Close()
+		c.markDown()
+		return "", false, err
+	}
+	c.put(rc)
+	return value, found, err
+}
+
+func (rc *respConn) getString(key string, timeout time.Duration) (string, bool, error) {
+	if err := rc.conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return "", false, err
+	}
+	rc.w.WriteString("*2\r\n$3\r\nGET\r\n$" + strconv.Itoa(len(key)) + "\r\n" + key + "\r\n")
+	if err := rc.w.Flush(); err != nil {
+		return "", false, fmt.Errorf("redis: write: %w", err)
+	}
+	return readBulkString(rc.r)
+}
+
+// readBulkString reads the reply to a GET: a bulk string, a nil reply (found false) or an
+// error reply (*redisError).
+func readBulkString(r *bufio.Reader) (string, bool, error) {
+	head, err := readLine(r)
+	switch {
+	case err != nil:
+		return "", false, err
+	case head == "$-1":
+		return "", false, nil
+	case len(head) > 0 && head[0] == '-':
+		return "", false, &redisError{msg: head[1:]}
+	case len(head) < 2 || head[0] != '$':
+		return "", false, errRedisProtocol
+	}
+	n, err := strconv.Atoi(head[1:])
+	if err != nil || n < 0 || n > maxBulkLen {
+		return "", false, errRedisProtocol
+	}
+	buf := make([]byte, n+2)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return "", false, fmt.Errorf("redis: read: %w", err)
+	}
+	if buf[n] != '\r' || buf[n+1] != '\n' {
+		return "", false, errRedisProtocol
+	}
+	return string(buf[:n]), true, nil
+}
+
 // pipeline sends cmds in one write and reads one reply per command. Error replies are
 // returned as values of kind '-'; the error result is for connection-level failures.
 func (c *redisClient) pipeline(cmds [][]string) ([]respValue, error) {

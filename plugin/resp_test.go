@@ -87,6 +87,42 @@ func TestRESPReplies(t *testing.T) {
 	}
 }
 
+// getString, the general path's GET, reads what do reads, and keeps the connection after an
+// error reply; a malformed reply costs the connection (and Redis, for retryInterval).
+func TestRESPGetString(t *testing.T) {
+	addr, commands := fakeRedis(t, []string{"$16\r\nv1|active|all|\r\n\r\n", "$-1\r\n", "-ERR wrong type\r\n", "$0\r\n\r\n", "$3\r\nabcde"})
+	c := newRedisClient(testRedisOptions(addr))
+	for _, tt := range []struct {
+		value   string
+		found   bool
+		errKind string
+	}{
+		{value: "v1|active|all|\r\n", found: true},
+		{},
+		{errKind: "reply"},
+		{value: "", found: true},
+		{errKind: "protocol"},
+	} {
+		v, found, err := c.getString("sentinel:b:k")
+		if cmd := <-commands; len(cmd) != 2 || cmd[0] != "GET" || cmd[1] != "sentinel:b:k" {
+			t.Fatalf("sent %q", cmd)
+		}
+		switch _, isReply := err.(*redisError); {
+		case tt.errKind == "reply" && !isReply, tt.errKind == "protocol" && err != errRedisProtocol, tt.errKind == "" && err != nil:
+			t.Fatalf("want %q error, got %v", tt.errKind, err)
+		}
+		if v != tt.value || found != tt.found {
+			t.Fatalf("got %q %v, want %q %v", v, found, tt.value, tt.found)
+		}
+		if tt.errKind != "protocol" && len(c.idle) != 1 {
+			t.Fatalf("after %+v the pool holds %d connections, want 1", tt, len(c.idle))
+		}
+	}
+	if len(c.idle) != 0 || c.downUntil.Load() == 0 {
+		t.Fatalf("a malformed reply left %d pooled connections, down until %d", len(c.idle), c.downUntil.Load())
+	}
+}
+
 func TestRESPAuthSelectAndPipeline(t *testing.T) {
 	addr, cmds := fakeRedis(t, []string{"+OK\r\n", "+OK\r\n", "$1\r\nx\r\n", ":1\r\n"})
 	o := testRedisOptions(addr)

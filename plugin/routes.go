@@ -3,6 +3,7 @@ package plugin
 import (
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // New API reads Authorization as a dashboard login (a session JWT or an access token) on
@@ -114,10 +115,46 @@ func (s *options) authorizationIsAPIKey(req *http.Request) bool {
 		return true
 	}
 	p := req.URL.Path
-	if !s.dashboardRoutes.match(p, true) {
-		return true
+	if v, ok := s.routeVerdicts.get(p); ok {
+		return v
 	}
-	return s.keyRoutes.match(p, false)
+	v := !s.dashboardRoutes.match(p, true) || s.keyRoutes.match(p, false)
+	s.routeVerdicts.put(p, v)
+	return v
+}
+
+// routeVerdicts remembers authorizationIsAPIKey's answer by path: the tables are matched in
+// interpreted code (about a tenth of a cache miss's cost under Yaegi), and clients send the
+// same few paths again and again. Bounded in paths and path length; once full it takes no
+// more, so a client sending many paths costs the match, as it would without it.
+type routeVerdicts struct {
+	mu sync.RWMutex
+	m  map[string]bool
+}
+
+const (
+	maxRouteVerdicts  = 4096
+	maxRouteVerdictOf = 256 // bytes of path
+)
+
+func newRouteVerdicts() *routeVerdicts { return &routeVerdicts{m: map[string]bool{}} }
+
+func (rv *routeVerdicts) get(path string) (verdict, ok bool) {
+	rv.mu.RLock()
+	verdict, ok = rv.m[path]
+	rv.mu.RUnlock()
+	return verdict, ok
+}
+
+func (rv *routeVerdicts) put(path string, verdict bool) {
+	if len(path) > maxRouteVerdictOf {
+		return
+	}
+	rv.mu.Lock()
+	if len(rv.m) < maxRouteVerdicts {
+		rv.m[path] = verdict
+	}
+	rv.mu.Unlock()
 }
 
 // hasEncodedSeparator reports whether an escaped path spells "/" or "\" as %2F or %5C: a

@@ -284,20 +284,32 @@ func (m *middleware) rememberFromAdmind(key string, b *binding, cacheTTLS int, e
 }
 
 // decideUncached looks the binding up in Redis, then asks admind (which claims an unbound key
-// for its first user).
+// for its first user). Each source has a function of its own: under Yaegi a call allocates
+// the whole frame of the function it enters, and most misses end in Redis.
 func (m *middleware) decideUncached(req *http.Request, key, spelled string, ip netip.Addr) verdict {
 	epoch := m.cache.currentEpoch()
 	hash := m.hashKey(key)
-	hint := identity.Hint(spelled)
 	if b := m.redisBinding(hash); b != nil {
-		b.hash, b.hint = hash, hint
-		m.remember(key, b, m.opts.cacheTTL, cacheMaxAge, epoch)
-		code := b.check(ip)
-		if code != "" {
-			m.reportIntercept(req, hash, hint, ip, code)
-		}
-		return verdict{b: b, code: code, ok: true}
+		return m.decideByEntry(req, key, spelled, hash, b, ip, epoch)
 	}
+	return m.decideByAdmind(req, key, spelled, hash, ip, epoch)
+}
+
+// decideByEntry decides with the binding entry Redis had for the key, and caches it.
+func (m *middleware) decideByEntry(req *http.Request, key, spelled, hash string, b *binding, ip netip.Addr, epoch int64) verdict {
+	b.hash, b.hint = hash, identity.Hint(spelled)
+	m.remember(key, b, m.opts.cacheTTL, cacheMaxAge, epoch)
+	code := b.check(ip)
+	if code != "" {
+		m.reportIntercept(req, hash, b.hint, ip, code)
+	}
+	return verdict{b: b, code: code, ok: true}
+}
+
+// decideByAdmind asks admind, which reads PostgreSQL, records refusals itself and claims an
+// unbound key for its first user.
+func (m *middleware) decideByAdmind(req *http.Request, key, spelled, hash string, ip netip.Addr, epoch int64) verdict {
+	hint := identity.Hint(spelled)
 	dr := newDecideRequest(req, hash, hint, ip)
 	if spelled != key {
 		// Bindings made before keys had a canonical form are under the hash of the key as
@@ -409,11 +421,11 @@ func (m *middleware) redisBinding(hash string) *binding {
 	if m.redis == nil {
 		return nil
 	}
-	v, err := m.redis.do("GET", redisBindingKey(hash))
-	if err != nil || v.null || v.kind != '$' {
+	entry, found, err := m.redis.getString(redisBindingKey(hash))
+	if err != nil || !found {
 		return nil
 	}
-	b, err := parseBindingEntry(v.str)
+	b, err := parseBindingEntry(entry)
 	if err != nil {
 		return nil
 	}
