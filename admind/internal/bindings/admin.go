@@ -18,11 +18,12 @@ type AuditView struct {
 	Mode    Mode     `json:"mode"`
 	CIDRs   []string `json:"cidrs"`
 	Status  Status   `json:"status"`
+	Note    string   `json:"note,omitempty"`
 }
 
 // View returns the binding's audit view.
 func (b Binding) View() AuditView {
-	return AuditView{ID: b.ID, KeyHint: b.KeyHint, Mode: b.Mode, CIDRs: b.CIDRStrings(), Status: b.Status}
+	return AuditView{ID: b.ID, KeyHint: b.KeyHint, Mode: b.Mode, CIDRs: b.CIDRStrings(), Status: b.Status, Note: b.Note}
 }
 
 // Query selects bindings for the admin list.
@@ -115,6 +116,23 @@ func (a *Admin) Unban(ctx context.Context, who audit.Actor, id int64) (Change, e
 		b.Status = StatusActive
 		return nil
 	})
+}
+
+// SetNote replaces a binding's note (the operator's own words: a customer, a ticket). The
+// note is not part of the binding's Redis entry, so the plugins' caches are left alone.
+func (a *Admin) SetNote(ctx context.Context, who audit.Actor, id int64, note string) (Change, error) {
+	if err := checkNote(note); err != nil {
+		return Change{}, err
+	}
+	before, after, err := a.Store.ChangeBinding(ctx, id, func(b *Binding) error {
+		b.Note, b.UpdatedAt = note, a.Now()
+		return nil
+	}, audit.Entry{Actor: who, Action: "binding.set_note", Target: fmt.Sprintf("binding:%d", id)})
+	if err != nil {
+		return Change{}, err
+	}
+	a.Log.Info("binding changed", "action", "binding.set_note", "actor", who.Name, "binding_id", id, "key_hint", after.KeyHint)
+	return Change{Before: before, After: after, CacheUpdated: true}, nil
 }
 
 func (a *Admin) change(ctx context.Context, who audit.Actor, id int64, action string, apply func(*Binding) error) (Change, error) {

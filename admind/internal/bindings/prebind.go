@@ -80,8 +80,8 @@ func (nb NewBinding) binding(origin Origin) (Binding, error) {
 	default:
 		return Binding{}, inputErrorf(`status must be "active" or "banned"`)
 	}
-	if len(nb.Note) > MaxNoteLen || !utf8.ValidString(nb.Note) || strings.IndexByte(nb.Note, 0) >= 0 {
-		return Binding{}, inputErrorf("note must be UTF-8 text without NUL of at most %d bytes", MaxNoteLen)
+	if err := checkNote(nb.Note); err != nil {
+		return Binding{}, err
 	}
 	return Binding{KeyHash: nb.KeyHash, KeyHint: nb.KeyHint, Mode: nb.Mode, CIDRs: cidrs, Status: status,
 		Origin: origin, Note: nb.Note}, nil
@@ -194,4 +194,12 @@ func (nb NewBinding) redact(msg string) string {
 		msg = strings.ReplaceAll(msg, fmt.Sprintf("%q", truncate(e)), fmt.Sprintf("cidrs entry %d", i+1))
 	}
 	return msg
+}
+
+// checkNote refuses a note that is not UTF-8 text without NUL of at most MaxNoteLen bytes.
+func checkNote(note string) error {
+	if len(note) > MaxNoteLen || !utf8.ValidString(note) || strings.IndexByte(note, 0) >= 0 {
+		return inputErrorf("note must be UTF-8 text without NUL of at most %d bytes", MaxNoteLen)
+	}
+	return nil
 }

@@ -299,7 +299,17 @@ type changeRequest struct {
 	ID    int64    `json:"id"`
 	Mode  string   `json:"mode,omitempty"`
 	CIDRs []string `json:"cidrs,omitempty"`
+	Note  *string  `json:"note,omitempty"`
 }
+
+// What a binding change takes besides the id.
+type changeTakes int
+
+const (
+	takesID   changeTakes = iota // ban, unban, unbind
+	takesRule                    // mode and cidrs
+	takesNote                    // note
+)
 
 type changeResponse struct {
 	Binding *bindingView `json:"binding,omitempty"` // absent after unbind
@@ -307,8 +317,8 @@ type changeResponse struct {
 	CacheUpdated bool `json:"cache_updated"`
 }
 
-// handleChange serves the four binding changes; apply performs one.
-func handleChange(d Deps, needRule bool, apply func(context.Context, audit.Actor, changeRequest) (bindings.Change, error)) http.Handler {
+// handleChange serves the binding changes; apply performs one.
+func handleChange(d Deps, takes changeTakes, apply func(context.Context, audit.Actor, changeRequest) (bindings.Change, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req changeRequest
 		if err := decode(r, &req); err != nil {
@@ -319,8 +329,16 @@ func handleChange(d Deps, needRule bool, apply func(context.Context, audit.Actor
 			writeError(w, http.StatusBadRequest, "bad_request", "id must be a binding id")
 			return
 		}
-		if !needRule && (req.Mode != "" || req.CIDRs != nil) {
+		hasRule := req.Mode != "" || req.CIDRs != nil
+		switch {
+		case takes == takesID && (hasRule || req.Note != nil):
 			writeError(w, http.StatusBadRequest, "bad_request", "this change takes only an id")
+			return
+		case takes == takesRule && req.Note != nil:
+			writeError(w, http.StatusBadRequest, "bad_request", "this change takes an id, a mode and cidrs")
+			return
+		case takes == takesNote && (hasRule || req.Note == nil):
+			writeError(w, http.StatusBadRequest, "bad_request", "this change takes an id and a note")
 			return
 		}
 		c, err := apply(r.Context(), actor(d, r), req)
@@ -338,26 +356,32 @@ func handleChange(d Deps, needRule bool, apply func(context.Context, audit.Actor
 }
 
 func handleUnbind(d Deps) http.Handler {
-	return handleChange(d, false, func(ctx context.Context, a audit.Actor, req changeRequest) (bindings.Change, error) {
+	return handleChange(d, takesID, func(ctx context.Context, a audit.Actor, req changeRequest) (bindings.Change, error) {
 		return d.Admin.Unbind(ctx, a, req.ID)
 	})
 }
 
 func handleSetRule(d Deps) http.Handler {
-	return handleChange(d, true, func(ctx context.Context, a audit.Actor, req changeRequest) (bindings.Change, error) {
+	return handleChange(d, takesRule, func(ctx context.Context, a audit.Actor, req changeRequest) (bindings.Change, error) {
 		return d.Admin.SetRule(ctx, a, req.ID, bindings.Mode(req.Mode), req.CIDRs)
 	})
 }
 
 func handleBan(d Deps) http.Handler {
-	return handleChange(d, false, func(ctx context.Context, a audit.Actor, req changeRequest) (bindings.Change, error) {
+	return handleChange(d, takesID, func(ctx context.Context, a audit.Actor, req changeRequest) (bindings.Change, error) {
 		return d.Admin.Ban(ctx, a, req.ID)
 	})
 }
 
 func handleUnban(d Deps) http.Handler {
-	return handleChange(d, false, func(ctx context.Context, a audit.Actor, req changeRequest) (bindings.Change, error) {
+	return handleChange(d, takesID, func(ctx context.Context, a audit.Actor, req changeRequest) (bindings.Change, error) {
 		return d.Admin.Unban(ctx, a, req.ID)
+	})
+}
+
+func handleSetNote(d Deps) http.Handler {
+	return handleChange(d, takesNote, func(ctx context.Context, a audit.Actor, req changeRequest) (bindings.Change, error) {
+		return d.Admin.SetNote(ctx, a, req.ID, *req.Note)
 	})
 }
 

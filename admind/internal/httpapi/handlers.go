@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/key-ip-sentinel/sentinel/admind/internal/audit"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/auth"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
@@ -54,6 +55,8 @@ type Queries interface {
 	ListBindings(ctx context.Context, q bindings.Query) ([]bindings.Binding, int, error)
 	ListIntercepts(ctx context.Context, q bindings.LogQuery) ([]bindings.Intercept, int, error)
 	EachIntercept(ctx context.Context, q bindings.LogQuery, fn func(bindings.Intercept) error) error
+	ListAudit(ctx context.Context, q audit.Query) ([]audit.Record, int, error)
+	EachAudit(ctx context.Context, q audit.Query, fn func(audit.Record) error) error
 	BindingTotals(ctx context.Context) (store.Totals, error)
 	InterceptsPerDay(ctx context.Context, since time.Time) ([]store.DayCount, error)
 	TopInterceptedKeys(ctx context.Context, since time.Time, limit int) ([]store.KeyCount, error)

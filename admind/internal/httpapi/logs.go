@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/csv"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -55,20 +54,9 @@ func logQuery(d Deps, r *http.Request) (bindings.LogQuery, error) {
 			return bad("ip must be an IP address or CIDR")
 		}
 	}
-	for _, t := range []struct {
-		name string
-		dst  *time.Time
-	}{{"from", &q.From}, {"to", &q.To}} {
-		if s := v.Get(t.name); s != "" {
-			tm, err := time.Parse(time.RFC3339, s)
-			if err != nil {
-				return bad(t.name + " must be an RFC 3339 time such as 2026-11-29T10:00:00Z")
-			}
-			*t.dst = tm
-		}
-	}
-	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
-		return bad("from must be before to")
+	var err error
+	if q.From, q.To, err = timeRange(r); err != nil {
+		return q, err
 	}
 	switch q.Reason = v.Get("reason"); q.Reason {
 	case "", contract.ReasonIPNotAllowed, contract.ReasonKeyBanned:
@@ -102,6 +90,27 @@ func handleListLogs(d Deps) http.Handler {
 	})
 }
 
+// timeRange reads from and to (RFC 3339; either may be absent), from before to.
+func timeRange(r *http.Request) (from, to time.Time, err error) {
+	v := r.URL.Query()
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		if s := v.Get(t.name); s != "" {
+			tm, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				return from, to, &bindings.InputError{Message: t.name + " must be an RFC 3339 time such as 2026-11-29T10:00:00Z"}
+			}
+			*t.dst = tm
+		}
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return from, to, &bindings.InputError{Message: "from must be before to"}
+	}
+	return from, to, nil
+}
+
 // exportWriteTimeout replaces the server's write timeout for one export: a large export
 // streams for longer than an API answer should take.
 const exportWriteTimeout = 10 * time.Minute
@@ -115,36 +124,15 @@ func handleExportLogs(d Deps) http.Handler {
 			writeFailure(w, d, r, err)
 			return
 		}
-		rc := http.NewResponseController(w)
-		_ = rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		w.Header().Set("Content-Disposition", `attachment; filename="sentinel-intercepts-`+time.Now().UTC().Format("20060102-150405")+`.csv"`)
-		w.Header().Set("Cache-Control", "no-store")
-		cw := csv.NewWriter(w)
-		_ = cw.Write([]string{"id", "time", "key_hint", "key_hash", "ip", "reason", "method", "path", "user_agent"})
-		n := 0
-		err = d.Queries.EachIntercept(r.Context(), q, func(ic bindings.Intercept) error {
-			_ = cw.Write([]string{
-				strconv.FormatInt(ic.ID, 10), ic.At.UTC().Format(time.RFC3339Nano), csvCell(ic.KeyHint), ic.KeyHash,
-				ic.IP.String(), csvCell(ic.Reason), csvCell(ic.Method), csvCell(ic.Path), csvCell(ic.UserAgent),
+		streamCSV(w, d, "sentinel-intercepts", []string{"id", "time", "key_hint", "key_hash", "ip", "reason", "method", "path", "user_agent"},
+			func(row func([]string) error) error {
+				return d.Queries.EachIntercept(r.Context(), q, func(ic bindings.Intercept) error {
+					return row([]string{
+						strconv.FormatInt(ic.ID, 10), ic.At.UTC().Format(time.RFC3339Nano), csvCell(ic.KeyHint), ic.KeyHash,
+						ic.IP.String(), csvCell(ic.Reason), csvCell(ic.Method), csvCell(ic.Path), csvCell(ic.UserAgent),
+					})
+				})
 			})
-			if n++; n%1000 == 0 {
-				cw.Flush()
-				_ = rc.Flush()
-				return cw.Error()
-			}
-			return nil
-		})
-		cw.Flush()
-		if err == nil {
-			err = cw.Error()
-		}
-		if err != nil {
-			// The status is sent already: cut the connection so the client sees an incomplete
-			// download instead of a short file that looks whole.
-			d.Log.Error("log export failed", "rows_written", n, "err", err)
-			panic(http.ErrAbortHandler)
-		}
 	})
 }
 

@@ -41,8 +41,11 @@ func NewPublicHandler(d Deps) http.Handler {
 	r.Handle(api+"/bindings/ip", console(admin(handleSetRule(d)))).Methods(http.MethodPut)
 	r.Handle(api+"/bindings/ban", console(admin(handleBan(d)))).Methods(http.MethodPost)
 	r.Handle(api+"/bindings/unban", console(admin(handleUnban(d)))).Methods(http.MethodPost)
+	r.Handle(api+"/bindings/note", console(admin(handleSetNote(d)))).Methods(http.MethodPut)
 	r.Handle(api+"/logs", console(admin(handleListLogs(d)))).Methods(http.MethodGet)
 	r.Handle(api+"/logs/export", console(admin(handleExportLogs(d)))).Methods(http.MethodGet)
+	r.Handle(api+"/audit", console(admin(handleListAudit(d)))).Methods(http.MethodGet)
+	r.Handle(api+"/audit/export", console(admin(handleExportAudit(d)))).Methods(http.MethodGet)
 	r.Handle(api+"/settings", console(admin(handleGetSettings(d)))).Methods(http.MethodGet)
 	r.Handle(api+"/settings", console(admin(handlePutSettings(d)))).Methods(http.MethodPut)
 

@@ -112,10 +112,10 @@ func (s *Store) ChangeBinding(ctx context.Context, id int64, change func(*bindin
 			return err
 		}
 		after, err = scanBinding(tx.QueryRow(ctx, `
-			UPDATE token_bindings SET rule_mode = $2, cidrs = $3, status = $4, updated_at = $5,
+			UPDATE token_bindings SET rule_mode = $2, cidrs = $3, status = $4, updated_at = $5, note = $6,
 				version = nextval('binding_version')
 			WHERE id = $1 RETURNING `+bindingColumns,
-			id, string(next.Mode), next.CIDRs, string(next.Status), next.UpdatedAt))
+			id, string(next.Mode), next.CIDRs, string(next.Status), next.UpdatedAt, next.Note))
 		if err != nil {
 			return err
 		}
