@@ -70,14 +70,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Logf("screenshots: %s", shots)
 
 	// What the clicks did, seen from the database.
-	for _, action := range []string{"binding.set_rule", "binding.ban", "binding.unban", "settings.update", "binding.create", "binding.import", "binding.export"} {
-		if n := countRows(t, s, `SELECT count(*) FROM admin_audit WHERE action = $1`, action); n != 1 {
-			t.Errorf("admin_audit has %d %s rows, want 1", n, action)
+	for action, want := range map[string]int{"binding.set_rule": 1, "binding.ban": 2, "binding.unban": 2, "binding.set_note": 1,
+		"settings.update": 1, "binding.create": 1, "binding.import": 1, "binding.export": 1} {
+		if n := countRows(t, s, `SELECT count(*) FROM admin_audit WHERE action = $1`, action); n != want {
+			t.Errorf("admin_audit has %d %s rows, want %d", n, action, want)
 		}
 	}
 	if n := countRows(t, s, `SELECT count(*) FROM token_bindings WHERE key_hash = $1 AND status = 'active'
-		AND rule_mode = 'multiple' AND cidrs = '{127.0.0.2/32,10.0.0.0/8}'`, keyHash(key)); n != 1 {
-		t.Error("the rule set in the console is not the binding's rule")
+		AND rule_mode = 'multiple' AND cidrs = '{127.0.0.2/32,10.0.0.0/8}' AND note = 'VIP customer, ticket 7'`, keyHash(key)); n != 1 {
+		t.Error("the rule and note set in the console are not the binding's")
 	}
 	// The key pre-bound in the console: refused elsewhere on its first request, served at home.
 	if n := countRows(t, s, `SELECT count(*) FROM token_bindings WHERE key_hash = $1 AND origin = 'admin'

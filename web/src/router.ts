@@ -13,6 +13,7 @@ export const router = createRouter({
         { path: 'dashboard', name: 'dashboard', component: () => import('./views/DashboardView.vue') },
         { path: 'bindings', name: 'bindings', component: () => import('./views/BindingsView.vue') },
         { path: 'logs', name: 'logs', component: () => import('./views/LogsView.vue') },
+        { path: 'audit', name: 'audit', component: () => import('./views/AuditView.vue') },
         { path: 'settings', name: 'settings', component: () => import('./views/SettingsView.vue') },
       ],
     },

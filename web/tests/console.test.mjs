@@ -94,6 +94,47 @@ test('admin console', async (t) => {
     await row().locator('[data-test="status"]', { hasText: 'Active' }).waitFor()
   })
 
+  await t.test("edit the note, then read the binding's history in the audit trail", async () => {
+    await row().locator('[data-test="edit-note"]').click()
+    await page.locator('.el-message-box__input input').fill('VIP customer, ticket 7')
+    await page.locator('.el-message-box__btns .el-button--primary').click()
+    await row().locator('[data-test="note"]', { hasText: 'VIP customer, ticket 7' }).waitFor()
+    await shot('04b-bindings-note')
+    await row().locator('[data-test="history"]').click()
+    const rows = page.locator('[data-test="audit-table"] .el-table__body tr')
+    await rows.first().waitFor()
+    // Newest first: the note, the unban, the ban, the rule set above.
+    assert.equal(await rows.count(), 4)
+    assert.match(await rows.nth(0).innerText(), /binding\.set_note[\s\S]*VIP customer, ticket 7/)
+    assert.match(await rows.nth(1).innerText(), /binding\.unban/)
+    assert.match(await rows.nth(3).innerText(), /binding\.set_rule[\s\S]*10\.0\.0\.0\/8/)
+    assert.match(await page.inputValue('[data-test="audit-target"]'), /^binding:\d+$/)
+    await shot('04c-audit-binding')
+  })
+
+  await t.test('filter the audit trail and download it as CSV', async () => {
+    await page.fill('[data-test="audit-target"]', '')
+    await pick('[data-test="audit-action"]', 'Banned')
+    await page.click('[data-test="audit-search"]')
+    const rows = page.locator('[data-test="audit-table"] .el-table__body tr')
+    await page.waitForFunction(() => document.querySelectorAll('[data-test="audit-table"] .el-table__body tr').length === 1)
+    assert.match(await rows.first().innerText(), /binding\.ban/)
+    await page.fill('[data-test="audit-actor"]', 'nobody')
+    await page.click('[data-test="audit-search"]')
+    await page.locator('[data-test="audit-table"] .el-table__empty-text').waitFor()
+    await page.fill('[data-test="audit-actor"]', 'admin')
+    await page.click('[data-test="audit-search"]')
+    await rows.first().waitFor()
+    await shot('04d-audit-filtered')
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-test="audit-export"]')])
+    const file = join(shots, 'audit.csv')
+    await download.saveAs(file)
+    const csv = readFileSync(file, 'utf8')
+    assert.match(csv, /^id,time,actor,ip,action,target,before,after\n/)
+    assert.equal(csv.trim().split('\n').length, 2) // the header and the one ban: the filter applies to the export
+    assert.match(csv, /,admin,[^,]*,binding\.ban,binding:\d+,/)
+  })
+
   await t.test('the dashboard shows the totals and the week', async () => {
     await page.click('[data-test="nav-dashboard"]')
     await page.locator('[data-test="card-active"]').waitFor()
@@ -101,6 +142,24 @@ test('admin console', async (t) => {
     await page.locator('[data-test="week-chart"] canvas').waitFor()
     assert.match(await page.locator('[data-test="top-ips"]').innerText(), /127\.0\.0\.3/)
     await shot('05-dashboard')
+  })
+
+  await t.test("toasts never cover the dashboard's cards", async () => {
+    // Two changes in a row raise two toasts; the dashboard is opened while they show.
+    await page.click('[data-test="nav-bindings"]')
+    await row().locator('[data-test="ban"]').click()
+    await page.locator('.el-message-box__btns .el-button--primary').click()
+    await row().locator('[data-test="unban"]').click()
+    await page.locator('.el-message-box__btns .el-button--primary').click()
+    await row().locator('[data-test="status"]', { hasText: 'Active' }).waitFor()
+    await page.click('[data-test="nav-dashboard"]')
+    await page.locator('[data-test="card-active"]').waitFor()
+    const boxes = (selector) => page.locator(selector).evaluateAll((els) => els.map((e) => e.getBoundingClientRect().toJSON()))
+    const [cards, toasts] = [await boxes('[data-test^="card-"]'), await boxes('.el-message')]
+    assert.ok(cards.length >= 4 && toasts.length >= 1, `cards ${cards.length}, toasts ${toasts.length}`)
+    const overlaps = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom
+    for (const toast of toasts) for (const card of cards) assert.ok(!overlaps(toast, card), `a toast ${JSON.stringify(toast)} covers a card ${JSON.stringify(card)}`)
+    await shot('05b-dashboard-toast')
   })
 
   await t.test('filter the intercept log and download it as CSV', async () => {
@@ -214,6 +273,15 @@ test('admin console', async (t) => {
     await page.locator('.el-dialog:visible', { hasText: '导入绑定' }).waitFor()
     await shot('12-import-dialog-zh-CN')
     await page.click('.el-dialog:visible .el-dialog__headerbtn')
+    await page.click('[data-test="nav-audit"]')
+    await page.locator('[data-test="audit-table"] .el-table__body tr').first().waitFor()
+    await page.locator('[data-test="audit-table"] th', { hasText: '操作者' }).waitFor()
+    await shot('12b-audit-zh-CN')
+    await page.click('[data-test="nav-bindings"]')
+    await row().locator('[data-test="edit-note"]').click()
+    await page.locator('.el-message-box', { hasText: '备注' }).waitFor()
+    await shot('12c-note-zh-CN')
+    await page.locator('.el-message-box__btns .el-button:not(.el-button--primary)').click()
   })
 
   await t.test('usable on a phone-width screen', async () => {
@@ -232,6 +300,13 @@ test('admin console', async (t) => {
     const box = await page.locator('.el-dialog:visible').boundingBox()
     assert.ok(box && box.x >= 0 && box.x + box.width <= 391, `the dialog does not fit the screen: ${JSON.stringify(box)}`)
     await page.click('.el-dialog:visible .el-dialog__headerbtn')
+    // The audit trail: the menu folds at this width, so it is reached by its address.
+    await page.goto(consoleURL + 'audit')
+    await page.locator('[data-test="audit-table"] .el-table__body tr').first().waitFor()
+    await page.waitForTimeout(300)
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+    assert.ok(overflow <= 1, `16-phone-audit: the page is ${overflow}px wider than the screen`)
+    await shot('16-phone-audit')
   })
 
   await t.test('no script errors', () => {

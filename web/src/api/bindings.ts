@@ -40,6 +40,7 @@ export const setRule = (id: number, mode: RuleMode, cidrs: string[]) =>
 export const ban = (id: number) => request<ChangeReply>('POST', '/bindings/ban', { body: { id } })
 export const unban = (id: number) => request<ChangeReply>('POST', '/bindings/unban', { body: { id } })
 export const unbind = (id: number) => request<ChangeReply>('POST', '/bindings/unbind', { body: { id } })
+export const setNote = (id: number, note: string) => request<ChangeReply>('PUT', '/bindings/note', { body: { id, note } })
 
 /** NewBinding pre-binds a key before its first use: the raw key (hashed by admind, never stored) or its hash. */
 export interface NewBinding {

@@ -2,7 +2,7 @@ import type en from './en'
 
 const zh: typeof en = {
   app: { title: 'Key-IP Sentinel', logout: '退出登录', language: '语言' },
-  nav: { dashboard: '仪表盘', bindings: '绑定管理', logs: '拦截日志', settings: '系统设置' },
+  nav: { dashboard: '仪表盘', bindings: '绑定管理', logs: '拦截日志', audit: '审计记录', settings: '系统设置' },
   login: {
     title: '登录 Key-IP Sentinel',
     username: '用户名',
@@ -44,6 +44,11 @@ const zh: typeof en = {
     ban: '封禁',
     unban: '解封',
     unbind: '解绑',
+    note: '备注',
+    editNote: '备注',
+    notePrompt: '{key} 的备注（仅管理员可见）',
+    noteTooLong: '最多 1000 字节。',
+    history: '历史',
     confirmBan: '确定封禁 {key}？解封前使用该密钥的所有请求都会被拒绝。',
     confirmUnban: '确定解封 {key}？它将再次允许从绑定地址使用。',
     confirmUnbind: '确定解绑 {key}？下一个使用它的地址将成为新的绑定。',
@@ -114,6 +119,26 @@ const zh: typeof en = {
     empty: '没有匹配的拦截记录。',
   },
   reason: { ip_not_allowed: '地址不允许', key_banned: '密钥已封禁' },
+  audit: {
+    actor: '操作者',
+    action: '操作',
+    target: '对象（binding:42）',
+    before: '变更前',
+    after: '变更后',
+    empty: '没有匹配的审计记录。',
+    actions: {
+      binding_all: '所有绑定变更',
+      binding_create: '创建绑定',
+      binding_import: '导入绑定',
+      binding_export: '导出绑定',
+      binding_set_rule: '修改规则',
+      binding_set_note: '修改备注',
+      binding_ban: '封禁',
+      binding_unban: '解封',
+      binding_unbind: '解绑',
+      settings_update: '修改设置',
+    },
+  },
   settings: {
     alerts: '告警',
     webhookURL: '告警 Webhook 地址',
