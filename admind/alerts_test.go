@@ -69,6 +69,9 @@ func TestInterceptAlertWebhook(t *testing.T) {
 	if strings.Contains(b, key) {
 		t.Fatal("the raw key reached the webhook")
 	}
+	if strings.Contains(b, "auto_banned") || a.decideKey(t, key, "127.0.0.2").Allow == false {
+		t.Fatalf("without auto_ban_on_alert the key was banned: %s", b)
+	}
 	_, metrics := a.call(t, "", http.MethodGet, "/metrics", nil)
 	for _, want := range []string{`sentinel_webhook_deliveries_total{outcome="delivered"} 1`, `sentinel_webhook_deliveries_total{outcome="retried"} 1`} {
 		if !strings.Contains(string(metrics), want) {
@@ -76,3 +79,68 @@ func TestInterceptAlertWebhook(t *testing.T) {
 		}
 	}
 }
+
+// auto_ban_on_alert: the alert that a key was refused too often bans it at once, as admind's
+// own change (actor "system" in admin_audit), and says so; its owner is refused from then on
+// and the plugin's Redis entry says banned. A key banned already is not banned again.
+func TestAutoBanOnAlert(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(body))
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	a := startAdmind(t, map[string]string{
+		"ALERT_WEBHOOK_URL": srv.URL, "ALERT_WEBHOOK_FORMAT": "slack", "ALERT_THRESHOLD_COUNT": "3", "ALERT_THRESHOLD_SECONDS": "60",
+		"ALERT_WEBHOOK_ALLOW_PRIVATE": "true", "AUTO_BAN_ON_ALERT": "true",
+	})
+	conn := a.db(t)
+	const key = "autoBanKey0123456789"
+	hash := hashKey(strings.ToLower(key))
+	if d := a.decideKey(t, key, "127.0.0.2"); !d.Allow {
+		t.Fatalf("first use: %+v", d)
+	}
+	for _, ip := range []string{"127.0.0.3", "127.0.0.4"} {
+		a.decideKey(t, key, ip)
+	}
+	time.Sleep(500 * time.Millisecond) // two refusals: below the threshold, nothing happens
+	if n := count(t, conn, `SELECT count(*) FROM token_bindings WHERE key_hash = $1 AND status = 'active'`, hash); n != 1 {
+		t.Fatalf("banned below the threshold")
+	}
+	a.decideKey(t, key, "127.0.0.5")
+	testenv.WaitFor(t, 15*time.Second, "the key banned by the alert", func() bool {
+		return count(t, conn, `SELECT count(*) FROM token_bindings WHERE key_hash = $1 AND status = 'banned'`, hash) == 1
+	})
+	if n := count(t, conn, `SELECT count(*) FROM admin_audit WHERE action = 'binding.ban' AND actor = 'system' AND ip IS NULL`); n != 1 {
+		t.Fatalf("admin_audit has %d system bans, want 1", n)
+	}
+	if d := a.decideKey(t, key, "127.0.0.2"); d.Allow || d.Reason != "key_banned" {
+		t.Fatalf("the owner after the ban: %+v", d)
+	}
+	if entry := a.redisEntry(t, hash); !strings.HasPrefix(entry, "v1|banned|") {
+		t.Fatalf("the plugin's entry: %q", entry)
+	}
+	testenv.WaitFor(t, 15*time.Second, "the alert delivered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(bodies) == 1
+	})
+	mu.Lock()
+	body := bodies[0]
+	mu.Unlock()
+	if !strings.Contains(body, "banned automatically") || !strings.Contains(body, "(banned)") || strings.Contains(body, key) {
+		t.Fatalf("the alert: %s", body)
+	}
+	// More refusals in a new window: the key is banned already, so no second ban.
+	for _, ip := range []string{"127.0.0.6", "127.0.0.7", "127.0.0.8"} {
+		a.decideKey(t, key, ip)
+	}
+	time.Sleep(time.Second)
+	if n := count(t, conn, `SELECT count(*) FROM admin_audit WHERE action = 'binding.ban'`); n != 1 {
+		t.Fatalf("admin_audit has %d bans, want 1", n)
+	}
+}
+

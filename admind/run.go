@@ -17,6 +17,7 @@ import (
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/alerts"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/archive"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/audit"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/auth"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/cache"
@@ -102,6 +103,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	}
 	evaluator := &alerts.Evaluator{
 		Redis: rdb, Settings: live.Current, Binding: db.BindingByHash, Notify: notifier.Enqueue, Now: time.Now, Log: log,
+		Ban: func(ctx context.Context, id int64) (bindings.Binding, error) {
+			c, err := admin.Ban(ctx, audit.Actor{Name: "system"}, id)
+			return c.After, err
+		},
 	}
 	evaluator.Init(10000)
 	db.OnInterceptsWritten = func(ctx context.Context, list []bindings.Intercept) {

@@ -18,6 +18,7 @@ type settingsJSON struct {
 	AlertWebhookFormat    string `json:"alert_webhook_format"`
 	AlertThresholdCount   int    `json:"alert_threshold_count"`
 	AlertThresholdSeconds int    `json:"alert_threshold_seconds"`
+	AutoBanOnAlert        bool   `json:"auto_ban_on_alert"`
 	ArchiveDays           int    `json:"archive_days"`
 	LogRetentionDays      int    `json:"log_retention_days"`
 	FailsafeMode          string `json:"failsafe_mode"`
@@ -65,8 +66,8 @@ func TestAdminSettings(t *testing.T) {
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open"}`+"x")
 	wantError(t, st, body, http.StatusBadRequest, "bad_request", "invalid JSON")
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open"}`)
-	wantError(t, st, body, http.StatusBadRequest, "bad_request", "missing: alert_webhook_url, alert_webhook_format, alert_threshold_count, alert_threshold_seconds, archive_days, log_retention_days, bind_prefix_v4, bind_prefix_v6, claim_limit, claim_window_seconds, claim_prefix_v4, claim_prefix_v6")
-	withUnknown := `{"alert_webhook_url":"","alert_webhook_format":"json","alert_threshold_count":5,"alert_threshold_seconds":300,"archive_days":30,"log_retention_days":90,"failsafe_mode":"open","bind_prefix_v4":32,"bind_prefix_v6":64,"claim_limit":30,"claim_window_seconds":60,"claim_prefix_v4":32,"claim_prefix_v6":64,"unknown":1}`
+	wantError(t, st, body, http.StatusBadRequest, "bad_request", "missing: alert_webhook_url, alert_webhook_format, alert_threshold_count, alert_threshold_seconds, auto_ban_on_alert, archive_days, log_retention_days, bind_prefix_v4, bind_prefix_v6, claim_limit, claim_window_seconds, claim_prefix_v4, claim_prefix_v6")
+	withUnknown := `{"alert_webhook_url":"","alert_webhook_format":"json","alert_threshold_count":5,"alert_threshold_seconds":300,"auto_ban_on_alert":false,"archive_days":30,"log_retention_days":90,"failsafe_mode":"open","bind_prefix_v4":32,"bind_prefix_v6":64,"claim_limit":30,"claim_window_seconds":60,"claim_prefix_v4":32,"claim_prefix_v6":64,"unknown":1}`
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", withUnknown)
 	wantError(t, st, body, http.StatusBadRequest, "bad_request", "unknown field")
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", strings.Replace(withUnknown, `"archive_days":30`, `"archive_days":"30"`, 1))

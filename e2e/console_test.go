@@ -80,6 +80,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		AND rule_mode = 'multiple' AND cidrs = '{127.0.0.2/32,10.0.0.0/8}' AND note = 'VIP customer, ticket 7'`, keyHash(key)); n != 1 {
 		t.Error("the rule and note set in the console are not the binding's")
 	}
+	if n := countRows(t, s, `SELECT count(*) FROM admin_audit WHERE action = 'settings.update'
+		AND (after->>'auto_ban_on_alert')::boolean AND (after->>'alert_threshold_count')::int = 9`); n != 1 {
+		t.Error("the settings saved in the console are not in admin_audit as entered")
+	}
 	// The key pre-bound in the console: refused elsewhere on its first request, served at home.
 	if n := countRows(t, s, `SELECT count(*) FROM token_bindings WHERE key_hash = $1 AND origin = 'admin'
 		AND rule_mode = 'single' AND cidrs = '{127.0.0.40/32}' AND note = 'customer 42'`, keyHash(preBound)); n != 1 {

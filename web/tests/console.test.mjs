@@ -191,12 +191,14 @@ test('admin console', async (t) => {
     const count = page.locator('[data-test="threshold-count"] input')
     await count.waitFor()
     await count.fill('9')
+    await page.click('[data-test="auto-ban"]')
     await page.click('[data-test="settings-save"]')
     await page.locator('[data-test="settings-result"]', { hasText: 'Settings saved' }).waitFor()
     await shot('07-settings')
     await page.reload()
     await count.waitFor()
     assert.equal(await count.inputValue(), '9')
+    assert.ok(await page.locator('[data-test="auto-ban"]').evaluate((e) => e.classList.contains('is-checked')), 'auto ban is off after the reload')
   })
 
   await t.test('pre-bind a key by the key itself', async () => {

@@ -225,6 +225,9 @@ func Text(a Alert) string {
 			}
 			fmt.Fprintf(&b, ". Binding: %s (%s)", rule, a.Binding.Status)
 		}
+		if a.AutoBanned {
+			b.WriteString(". The key was banned automatically (auto_ban_on_alert); unban it in the console")
+		}
 		b.WriteString(".")
 	}
 	fmt.Fprintf(&b, " Time: %s. Alert %s.", a.At.Format(time.RFC3339), a.ID)

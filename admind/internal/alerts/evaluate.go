@@ -37,8 +37,10 @@ type Alert struct {
 	WindowStart   time.Time           `json:"window_start"`
 	IPs           []string            `json:"ips,omitempty"`
 	Binding       *bindings.AuditView `json:"binding,omitempty"`
-	FailsafeOpen  int64               `json:"failsafe_forwarded,omitempty"`
-	FailsafeClose int64               `json:"failsafe_refused,omitempty"`
+	// AutoBanned: the key was banned by this alert (the auto_ban_on_alert setting).
+	AutoBanned    bool  `json:"auto_banned,omitempty"`
+	FailsafeOpen  int64 `json:"failsafe_forwarded,omitempty"`
+	FailsafeClose int64 `json:"failsafe_refused,omitempty"`
 }
 
 // maxIPs bounds the addresses an alert lists.
@@ -76,9 +78,12 @@ type Evaluator struct {
 	Settings func() settings.Settings
 	// Binding looks up the rule to show in the alert (PostgreSQL).
 	Binding func(ctx context.Context, keyHash string) (bindings.Binding, error)
-	Notify  func(Alert)
-	Now     func() time.Time
-	Log     *slog.Logger
+	// Ban bans a binding on behalf of admind itself (actor "system", in admin_audit), for the
+	// auto_ban_on_alert setting.
+	Ban    func(ctx context.Context, id int64) (bindings.Binding, error)
+	Notify func(Alert)
+	Now    func() time.Time
+	Log    *slog.Logger
 
 	queue chan []bindings.Intercept
 }
@@ -146,12 +151,27 @@ func (e *Evaluator) Intercepts(ctx context.Context, list []bindings.Intercept) {
 		}
 		a.Kind, a.KeyHint, a.KeyHash = KindIntercepts, g.hint, hash
 		if b, err := e.Binding(ctx, hash); err == nil {
+			if set.AutoBanOnAlert && b.Status == bindings.StatusActive {
+				b, a.AutoBanned = e.autoBan(ctx, b)
+			}
 			v := b.View()
 			a.Binding = &v
 		}
-		e.Log.Warn("alert: key intercepted repeatedly", "alert_id", a.ID, "key_hint", g.hint, "count", a.Count, "window_s", a.WindowSeconds)
+		e.Log.Warn("alert: key intercepted repeatedly", "alert_id", a.ID, "key_hint", g.hint, "count", a.Count, "window_s", a.WindowSeconds,
+			"auto_banned", a.AutoBanned)
 		e.Notify(a)
 	}
+}
+
+// autoBan bans b for the auto_ban_on_alert setting; on failure the alert still goes out, and
+// says the key is not banned.
+func (e *Evaluator) autoBan(ctx context.Context, b bindings.Binding) (bindings.Binding, bool) {
+	banned, err := e.Ban(ctx, b.ID)
+	if err != nil {
+		e.Log.Error("auto ban failed", "key_hint", b.KeyHint, "binding_id", b.ID, "err", err)
+		return b, false
+	}
+	return banned, true
 }
 
 // Failsafe reports requests the plugin decided by its failsafe mode (neither Redis nor

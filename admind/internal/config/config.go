@@ -53,6 +53,7 @@ type Config struct {
 	AlertWebhookAllowPrivate bool
 	AlertThresholdCount      int
 	AlertThresholdSeconds    int
+	AutoBanOnAlert           bool
 	ArchiveDays              int
 	LogRetentionDays         int
 	ArchiveInterval          time.Duration // how often the archive job (one replica at a time) and intercept-log retention run
@@ -103,6 +104,7 @@ func Load(getenv func(string) string) (Config, error) {
 		AlertWebhookFormat:       r.str("ALERT_WEBHOOK_FORMAT", "json"),
 		AlertWebhookSecret:       r.secret("ALERT_WEBHOOK_SECRET"),
 		AlertWebhookAllowPrivate: r.boolean("ALERT_WEBHOOK_ALLOW_PRIVATE"),
+		AutoBanOnAlert:           r.boolean("AUTO_BAN_ON_ALERT"),
 		AlertThresholdCount:      r.intIn("ALERT_THRESHOLD_COUNT", 5, 1, 1_000_000),
 		AlertThresholdSeconds:    r.intIn("ALERT_THRESHOLD_SECONDS", 300, 1, 86_400),
 		ArchiveDays:              r.intIn("ARCHIVE_DAYS", 30, 0, 3650),
@@ -180,6 +182,7 @@ func (c Config) Settings() settings.Settings {
 		AlertWebhookFormat:    c.AlertWebhookFormat,
 		AlertThresholdCount:   c.AlertThresholdCount,
 		AlertThresholdSeconds: c.AlertThresholdSeconds,
+		AutoBanOnAlert:        c.AutoBanOnAlert,
 		ArchiveDays:           c.ArchiveDays,
 		LogRetentionDays:      c.LogRetentionDays,
 		FailsafeMode:          c.FailsafeMode,
@@ -225,6 +228,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("alert_webhook_allow_private", c.AlertWebhookAllowPrivate),
 		slog.Int("alert_threshold_count", c.AlertThresholdCount),
 		slog.Int("alert_threshold_seconds", c.AlertThresholdSeconds),
+		slog.Bool("auto_ban_on_alert", c.AutoBanOnAlert),
 		slog.Int("archive_days", c.ArchiveDays),
 		slog.Int("log_retention_days", c.LogRetentionDays),
 	)

@@ -27,6 +27,7 @@ type Settings struct {
 	AlertWebhookFormat    string `json:"alert_webhook_format"` // json | slack | dingtalk | feishu | wecom
 	AlertThresholdCount   int    `json:"alert_threshold_count"`
 	AlertThresholdSeconds int    `json:"alert_threshold_seconds"`
+	AutoBanOnAlert        bool   `json:"auto_ban_on_alert"`  // a key that raises an intercept alert is banned at once
 	ArchiveDays           int    `json:"archive_days"`       // 0: never archive
 	LogRetentionDays      int    `json:"log_retention_days"` // intercept logs older are deleted; 0: kept forever
 	FailsafeMode          string `json:"failsafe_mode"`

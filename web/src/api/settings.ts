@@ -7,6 +7,7 @@ export interface Settings {
   alert_webhook_format: WebhookFormat
   alert_threshold_count: number
   alert_threshold_seconds: number
+  auto_ban_on_alert: boolean
   archive_days: number
   log_retention_days: number
   failsafe_mode: 'closed' | 'open'

@@ -144,6 +144,8 @@ export default {
     webhookFormat: 'Webhook format',
     thresholdCount: 'Alert after intercepts',
     thresholdSeconds: 'within seconds',
+    autoBan: 'Ban a key when it raises an alert',
+    autoBanHelp: 'The ban is recorded in the audit trail as made by "system" and said in the alert; unban the key here when it was a false alarm.',
     binding: 'Binding',
     archiveDays: 'Archive bindings unused for (days)',
     archiveHelp: '0 never archives.',

@@ -146,6 +146,8 @@ const zh: typeof en = {
     webhookFormat: 'Webhook 格式',
     thresholdCount: '拦截次数达到',
     thresholdSeconds: '时间窗口（秒）',
+    autoBan: '密钥触发告警时自动封禁',
+    autoBanHelp: '封禁会以操作者 "system" 记入审计记录，并在告警中说明；误报时可在此解封该密钥。',
     binding: '绑定',
     archiveDays: '未使用多少天后归档',
     archiveHelp: '0 表示从不归档。',
