@@ -143,4 +143,3 @@ func TestAutoBanOnAlert(t *testing.T) {
 		t.Fatalf("admin_audit has %d bans, want 1", n)
 	}
 }
-
