@@ -143,3 +143,78 @@ func TestAutoBanOnAlert(t *testing.T) {
 		t.Fatalf("admin_audit has %d bans, want 1", n)
 	}
 }
+
+// The key-scan detector: one address presenting scan_threshold distinct keys within the
+// window (here new keys New API then refused, and keys bound to others) raises one key_scan
+// alert naming the source, and with scan_block_seconds its new claims are refused (429) for
+// that long, while its own bound key keeps working and other addresses claim as before.
+func TestKeyScanDetector(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(body))
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	a := startAdmind(t, map[string]string{
+		"ALERT_WEBHOOK_URL": srv.URL, "ALERT_WEBHOOK_ALLOW_PRIVATE": "true", "CLAIM_LIMIT": "0",
+		"SCAN_THRESHOLD": "4", "SCAN_WINDOW_SECONDS": "60", "SCAN_BLOCK_SECONDS": "30",
+	})
+	scanner := "127.0.0.9"
+	if d := a.decideKey(t, "scannersOwnKey0123", scanner); !d.Allow { // its own key: bound, never counted again
+		t.Fatalf("own key: %+v", d)
+	}
+	if d := a.decideKey(t, "othersKey0123456789", "127.0.0.2"); !d.Allow {
+		t.Fatalf("another's key: %+v", d)
+	}
+	bodiesNow := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), bodies...)
+	}
+	// Its own key's first use (a claim), another's key refused twice (one distinct key), two new
+	// keys New API refused (claimed, then released): four distinct keys.
+	a.decideKey(t, "othersKey0123456789", scanner)
+	a.decideKey(t, "othersKey0123456789", scanner)
+	for _, k := range []string{"randomKeyA01234567", "randomKeyB01234567"} {
+		d, st := a.internal(t, http.DefaultClient, "decide", hashKey(strings.ToLower(k)), "sk-…", scanner, "")
+		if st != 200 || !d.Allow || !d.Provisional {
+			t.Fatalf("claim %s: %d %+v", k, st, d)
+		}
+		if _, st := a.internal(t, http.DefaultClient, "release", hashKey(strings.ToLower(k)), "sk-…", scanner, d.Claim); st != 200 {
+			t.Fatalf("release %s: %d", k, st)
+		}
+	}
+	testenv.WaitFor(t, 15*time.Second, "the key-scan alert", func() bool { return len(bodiesNow()) == 1 })
+	b := bodiesNow()[0]
+	for _, want := range []string{`"type":"sentinel.alert.key_scan"`, `"source":"127.0.0.9/32"`, `"count":4`, `"window_seconds":60`, `"claims_refused_seconds":30`} {
+		if !strings.Contains(b, want) {
+			t.Errorf("alert lacks %s: %s", want, b)
+		}
+	}
+	testenv.WaitFor(t, 5*time.Second, "the source's new claims refused", func() bool {
+		d, st := a.internal(t, http.DefaultClient, "decide", hashKey("randomkeyc01234567"), "sk-…", scanner, "")
+		return st == 200 && !d.Allow && d.Reason == "claim_rate_limited" && d.RetryAfterS > 0 && d.RetryAfterS <= 30
+	})
+	if d := a.decideKey(t, "scannersOwnKey0123", scanner); !d.Allow {
+		t.Fatalf("the scanner's own bound key was refused: %+v", d)
+	}
+	if d := a.decideKey(t, "newKeyElsewhere0123", "127.0.0.10"); !d.Allow {
+		t.Fatalf("another address's first use was refused: %+v", d)
+	}
+	// One alert per window, however many more keys the source presents.
+	a.decideKey(t, "newKeyD0123456789", scanner)
+	time.Sleep(time.Second)
+	if n := len(bodiesNow()); n != 1 {
+		t.Fatalf("%d alerts, want 1", n)
+	}
+	if conn := a.db(t); count(t, conn, `SELECT count(*) FROM token_bindings WHERE key_hash = $1`, hashKey("newkeyd0123456789")) != 0 {
+		t.Fatal("a blocked source bound a key")
+	}
+	_, metrics := a.call(t, "", http.MethodGet, "/metrics", nil)
+	if !strings.Contains(string(metrics), `sentinel_claims_total{outcome="blocked"}`) {
+		t.Error("metrics lack the blocked claims")
+	}
+}

@@ -28,6 +28,9 @@ type settingsJSON struct {
 	ClaimWindowSeconds    int    `json:"claim_window_seconds"`
 	ClaimPrefixV4         int    `json:"claim_prefix_v4"`
 	ClaimPrefixV6         int    `json:"claim_prefix_v6"`
+	ScanThreshold         int    `json:"scan_threshold"`
+	ScanWindowSeconds     int    `json:"scan_window_seconds"`
+	ScanBlockSeconds      int    `json:"scan_block_seconds"`
 }
 
 func TestAdminSettings(t *testing.T) {
@@ -43,7 +46,7 @@ func TestAdminSettings(t *testing.T) {
 		t.Fatalf("get: %d %s", st, body)
 	}
 	want := settingsJSON{AlertWebhookFormat: "json", AlertThresholdCount: 7, AlertThresholdSeconds: 300, ArchiveDays: 30, LogRetentionDays: 90, FailsafeMode: "closed", BindPrefixV4: 32, BindPrefixV6: 64,
-		ClaimLimit: 30, ClaimWindowSeconds: 60, ClaimPrefixV4: 32, ClaimPrefixV6: 64}
+		ClaimLimit: 30, ClaimWindowSeconds: 60, ClaimPrefixV4: 32, ClaimPrefixV6: 64, ScanThreshold: 20, ScanWindowSeconds: 600}
 	if cur != want {
 		t.Fatalf("defaults from the environment: %+v, want %+v", cur, want)
 	}
@@ -57,8 +60,9 @@ func TestAdminSettings(t *testing.T) {
 	bad := want
 	bad.AlertWebhookURL, bad.FailsafeMode, bad.BindPrefixV4, bad.AlertThresholdCount = "javascript:alert(1)", "sometimes", 33, 0
 	bad.ClaimLimit, bad.ClaimWindowSeconds, bad.ClaimPrefixV6 = -1, 0, 129
+	bad.ScanThreshold, bad.ScanWindowSeconds, bad.ScanBlockSeconds = -1, 0, 86_401
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", bad)
-	for _, field := range []string{"alert_webhook_url", "failsafe_mode", "bind_prefix_v4", "alert_threshold_count", "claim_limit", "claim_window_seconds", "claim_prefix_v6"} {
+	for _, field := range []string{"alert_webhook_url", "failsafe_mode", "bind_prefix_v4", "alert_threshold_count", "claim_limit", "claim_window_seconds", "claim_prefix_v6", "scan_threshold", "scan_window_seconds", "scan_block_seconds"} {
 		if st != http.StatusBadRequest || !strings.Contains(string(body), field) {
 			t.Fatalf("invalid settings: %d %s (want %s named)", st, body, field)
 		}
@@ -66,8 +70,8 @@ func TestAdminSettings(t *testing.T) {
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open"}`+"x")
 	wantError(t, st, body, http.StatusBadRequest, "bad_request", "invalid JSON")
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open"}`)
-	wantError(t, st, body, http.StatusBadRequest, "bad_request", "missing: alert_webhook_url, alert_webhook_format, alert_threshold_count, alert_threshold_seconds, auto_ban_on_alert, archive_days, log_retention_days, bind_prefix_v4, bind_prefix_v6, claim_limit, claim_window_seconds, claim_prefix_v4, claim_prefix_v6")
-	withUnknown := `{"alert_webhook_url":"","alert_webhook_format":"json","alert_threshold_count":5,"alert_threshold_seconds":300,"auto_ban_on_alert":false,"archive_days":30,"log_retention_days":90,"failsafe_mode":"open","bind_prefix_v4":32,"bind_prefix_v6":64,"claim_limit":30,"claim_window_seconds":60,"claim_prefix_v4":32,"claim_prefix_v6":64,"unknown":1}`
+	wantError(t, st, body, http.StatusBadRequest, "bad_request", "missing: alert_webhook_url, alert_webhook_format, alert_threshold_count, alert_threshold_seconds, auto_ban_on_alert, archive_days, log_retention_days, bind_prefix_v4, bind_prefix_v6, claim_limit, claim_window_seconds, claim_prefix_v4, claim_prefix_v6, scan_threshold, scan_window_seconds, scan_block_seconds")
+	withUnknown := `{"alert_webhook_url":"","alert_webhook_format":"json","alert_threshold_count":5,"alert_threshold_seconds":300,"auto_ban_on_alert":false,"archive_days":30,"log_retention_days":90,"failsafe_mode":"open","bind_prefix_v4":32,"bind_prefix_v6":64,"claim_limit":30,"claim_window_seconds":60,"claim_prefix_v4":32,"claim_prefix_v6":64,"scan_threshold":20,"scan_window_seconds":600,"scan_block_seconds":0,"unknown":1}`
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", withUnknown)
 	wantError(t, st, body, http.StatusBadRequest, "bad_request", "unknown field")
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", strings.Replace(withUnknown, `"archive_days":30`, `"archive_days":"30"`, 1))

@@ -210,6 +210,12 @@ func Text(a Alert) string {
 	switch a.Kind {
 	case KindDropped:
 		fmt.Fprintf(&b, "[Key-IP Sentinel] %d alerts dropped: more were raised than could be delivered. See the intercept logs.", a.Count)
+	case KindKeyScan:
+		fmt.Fprintf(&b, "[Key-IP Sentinel] %s presented %d distinct API keys within %d s: key scanning, or a stolen key list being tried.",
+			a.Source, a.Count, a.WindowSeconds)
+		if a.ClaimsRefusedSeconds > 0 {
+			fmt.Fprintf(&b, " New keys from it are refused for %d s.", a.ClaimsRefusedSeconds)
+		}
 	case KindFailsafe:
 		fmt.Fprintf(&b, "[Key-IP Sentinel] Failsafe mode used: Redis and admind could not decide. %d requests forwarded unchecked, %d refused (503).",
 			a.FailsafeOpen, a.FailsafeClose)

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sort"
 	"time"
 
@@ -27,16 +28,20 @@ const (
 
 // Alert is what a webhook receives (rendered per format). It never holds a raw key.
 type Alert struct {
-	ID            string              `json:"id"` // webhook-id: the same on every retry
-	Kind          string              `json:"kind"`
-	At            time.Time           `json:"time"`
-	KeyHint       string              `json:"key_hint,omitempty"`
-	KeyHash       string              `json:"key_hash,omitempty"`
-	Count         int64               `json:"count"`
-	WindowSeconds int                 `json:"window_seconds"`
-	WindowStart   time.Time           `json:"window_start"`
-	IPs           []string            `json:"ips,omitempty"`
-	Binding       *bindings.AuditView `json:"binding,omitempty"`
+	ID            string    `json:"id"` // webhook-id: the same on every retry
+	Kind          string    `json:"kind"`
+	At            time.Time `json:"time"`
+	KeyHint       string    `json:"key_hint,omitempty"`
+	KeyHash       string    `json:"key_hash,omitempty"`
+	Count         int64     `json:"count"`
+	WindowSeconds int       `json:"window_seconds"`
+	WindowStart   time.Time `json:"window_start"`
+	IPs           []string  `json:"ips,omitempty"`
+	// Source (key_scan): the client address, widened to the claim prefix, that presented
+	// Count distinct keys; ClaimsRefusedSeconds: how long its new claims are refused.
+	Source               string              `json:"source,omitempty"`
+	ClaimsRefusedSeconds int                 `json:"claims_refused_seconds,omitempty"`
+	Binding              *bindings.AuditView `json:"binding,omitempty"`
 	// AutoBanned: the key was banned by this alert (the auto_ban_on_alert setting).
 	AutoBanned    bool  `json:"auto_banned,omitempty"`
 	FailsafeOpen  int64 `json:"failsafe_forwarded,omitempty"`
@@ -85,11 +90,30 @@ type Evaluator struct {
 	Now    func() time.Time
 	Log    *slog.Logger
 
-	queue chan []bindings.Intercept
+	queue    chan []bindings.Intercept
+	presentQ chan presentedKey
 }
 
-// Init prepares the queue Submit feeds; call before Submit and Run.
-func (e *Evaluator) Init(size int) { e.queue = make(chan []bindings.Intercept, size) }
+type presentedKey struct {
+	ip      netip.Addr
+	keyHash string
+}
+
+// Init prepares the queues Submit and SubmitPresented feed; call before them and Run.
+func (e *Evaluator) Init(size int) {
+	e.queue = make(chan []bindings.Intercept, size)
+	e.presentQ = make(chan presentedKey, size)
+}
+
+// SubmitPresented queues a key a claim presented, for the key-scan detector, without
+// waiting on Redis. A full queue drops it (logged).
+func (e *Evaluator) SubmitPresented(ip netip.Addr, keyHash string) {
+	select {
+	case e.presentQ <- presentedKey{ip: ip, keyHash: keyHash}:
+	default:
+		e.Log.Error("key-scan queue full: a presented key not counted")
+	}
+}
 
 // Submit queues written intercepts for counting without waiting on Redis: the decide path
 // must not slow down when Redis does. A full queue drops the batch (logged).
@@ -111,12 +135,17 @@ func (e *Evaluator) Run(ctx context.Context) {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			e.Intercepts(cctx, list)
 			cancel()
+		case p := <-e.presentQ:
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			e.Presented(cctx, p.ip, p.keyHash)
+			cancel()
 		}
 	}
 }
 
 // Intercepts counts newly written intercepts; call it after they are stored.
 func (e *Evaluator) Intercepts(ctx context.Context, list []bindings.Intercept) {
+	e.presentedByIntercepts(ctx, list)
 	type group struct {
 		hint string
 		n    int64

@@ -72,6 +72,17 @@ func newClaimID() (string, error) {
 
 // claim answers a decide for an unbound key.
 func (s *Service) claim(ctx context.Context, r DecideRequest) (Decision, error) {
+	if s.KeyPresented != nil {
+		s.KeyPresented(r.IP, r.KeyHash)
+	}
+	if s.ClaimBlocked != nil {
+		if left := s.ClaimBlocked(ctx, r.IP); left > 0 {
+			// The source presented too many keys (alerts.KindKeyScan): it claims nothing for a
+			// while. Its bound keys are decided before any claim, so they still work.
+			s.observeClaim("blocked")
+			return Decision{Provisional: true, Reason: contract.ReasonClaimLimited, RetryAfter: left}, nil
+		}
+	}
 	v4, v6 := s.BindPrefixes()
 	id, err := newClaimID()
 	if err != nil {

@@ -72,6 +72,11 @@ type Service struct {
 	ClaimTTL time.Duration
 	// ClaimLimits gives the per-source limit on new claims (runtime settings); nil: none.
 	ClaimLimits func() ClaimLimit
+	// KeyPresented, when set, hears of every key a claim presents (the key-scan detector; it
+	// must not block). ClaimBlocked, when set, says how long the client's source is still
+	// refused new claims (the detector's block; 0: not).
+	KeyPresented func(ip netip.Addr, keyHash string)
+	ClaimBlocked func(ctx context.Context, ip netip.Addr) time.Duration
 	// ObserveClaim, when set, sees each claim outcome: claimed, joined (the claimant again),
 	// contended (another address), limited (over the source's limit), confirmed (a binding
 	// written), released, lost (metrics).

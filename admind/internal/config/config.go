@@ -66,9 +66,13 @@ type Config struct {
 	ClaimWindowSeconds int
 	ClaimPrefixV4      int
 	ClaimPrefixV6      int
-	RedisEntryTTL      time.Duration // BINDING_CACHE_TTL: lifetime of a binding entry in Redis
-	DBMaxConns         int
-	LogLevel           slog.Level
+	// The key-scan detector's defaults (runtime settings scan_*).
+	ScanThreshold     int
+	ScanWindowSeconds int
+	ScanBlockSeconds  int
+	RedisEntryTTL     time.Duration // BINDING_CACHE_TTL: lifetime of a binding entry in Redis
+	DBMaxConns        int
+	LogLevel          slog.Level
 }
 
 // Load reads the configuration. Every secret may also come from <NAME>_FILE.
@@ -89,6 +93,9 @@ func Load(getenv func(string) string) (Config, error) {
 		BindPrefixV4:       r.intIn("BIND_PREFIX_V4", 32, 8, 32),
 		BindPrefixV6:       r.intIn("BIND_PREFIX_V6", 64, 16, 128),
 		ClaimLimit:         r.intIn("CLAIM_LIMIT", 30, 0, 1_000_000),
+		ScanThreshold:      r.intIn("SCAN_THRESHOLD", 20, 0, 10_000),
+		ScanWindowSeconds:  r.intIn("SCAN_WINDOW_SECONDS", 600, 1, 86_400),
+		ScanBlockSeconds:   r.intIn("SCAN_BLOCK_SECONDS", 0, 0, 86_400),
 		ClaimWindowSeconds: r.intIn("CLAIM_WINDOW_SECONDS", 60, 1, 86_400),
 		ClaimPrefixV4:      r.intIn("CLAIM_PREFIX_V4", 32, 8, 32),
 		ClaimPrefixV6:      r.intIn("CLAIM_PREFIX_V6", 64, 16, 128),
@@ -192,6 +199,9 @@ func (c Config) Settings() settings.Settings {
 		ClaimWindowSeconds:    c.ClaimWindowSeconds,
 		ClaimPrefixV4:         c.ClaimPrefixV4,
 		ClaimPrefixV6:         c.ClaimPrefixV6,
+		ScanThreshold:         c.ScanThreshold,
+		ScanWindowSeconds:     c.ScanWindowSeconds,
+		ScanBlockSeconds:      c.ScanBlockSeconds,
 	}
 }
 
@@ -211,6 +221,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("bind_prefix_v4", c.BindPrefixV4),
 		slog.Int("bind_prefix_v6", c.BindPrefixV6),
 		slog.Int("claim_limit", c.ClaimLimit),
+		slog.Int("scan_threshold", c.ScanThreshold),
+		slog.Int("scan_window_seconds", c.ScanWindowSeconds),
+		slog.Int("scan_block_seconds", c.ScanBlockSeconds),
 		slog.Int("claim_window_seconds", c.ClaimWindowSeconds),
 		slog.Int("claim_prefix_v4", c.ClaimPrefixV4),
 		slog.Int("claim_prefix_v6", c.ClaimPrefixV6),

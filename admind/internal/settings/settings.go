@@ -37,6 +37,12 @@ type Settings struct {
 	ClaimWindowSeconds    int    `json:"claim_window_seconds"`
 	ClaimPrefixV4         int    `json:"claim_prefix_v4"` // a source: the client address widened to these
 	ClaimPrefixV6         int    `json:"claim_prefix_v6"`
+	// The key-scan detector: a source (as for the claim limit) that presents ScanThreshold
+	// distinct keys within ScanWindowSeconds raises an alert (0: off), and has its new claims
+	// refused for ScanBlockSeconds (0: only the alert).
+	ScanThreshold     int `json:"scan_threshold"`
+	ScanWindowSeconds int `json:"scan_window_seconds"`
+	ScanBlockSeconds  int `json:"scan_block_seconds"`
 }
 
 // Fields are the settings' JSON names, in order.
@@ -105,6 +111,15 @@ func (s Settings) Validate() error {
 	}
 	if s.ClaimPrefixV6 < 16 || s.ClaimPrefixV6 > 128 {
 		bad("claim_prefix_v6 must be in 16-128, got %d", s.ClaimPrefixV6)
+	}
+	if s.ScanThreshold < 0 || s.ScanThreshold > 10_000 {
+		bad("scan_threshold must be in 0-10000 (0: off), got %d", s.ScanThreshold)
+	}
+	if s.ScanWindowSeconds < 1 || s.ScanWindowSeconds > 86_400 {
+		bad("scan_window_seconds must be in 1-86400, got %d", s.ScanWindowSeconds)
+	}
+	if s.ScanBlockSeconds < 0 || s.ScanBlockSeconds > 86_400 {
+		bad("scan_block_seconds must be in 0-86400 (0: alert only), got %d", s.ScanBlockSeconds)
 	}
 	if len(problems) > 0 {
 		return &ValidationError{Problems: problems}

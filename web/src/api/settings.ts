@@ -17,6 +17,9 @@ export interface Settings {
   claim_window_seconds: number
   claim_prefix_v4: number
   claim_prefix_v6: number
+  scan_threshold: number
+  scan_window_seconds: number
+  scan_block_seconds: number
 }
 
 export const getSettings = () => request<Settings>('GET', '/settings')
