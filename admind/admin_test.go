@@ -120,7 +120,7 @@ func TestAdminEndpointsNeedAToken(t *testing.T) {
 		{"GET", "/admin/api/dashboard"}, {"GET", "/admin/api/bindings"}, {"POST", "/admin/api/bindings/unbind"},
 		{"PUT", "/admin/api/bindings/ip"}, {"POST", "/admin/api/bindings/ban"}, {"POST", "/admin/api/bindings/unban"},
 		{"GET", "/admin/api/logs"}, {"GET", "/admin/api/logs/export"}, {"GET", "/admin/api/settings"}, {"PUT", "/admin/api/settings"},
-		{"PUT", "/admin/api/bindings/note"}, {"GET", "/admin/api/audit"}, {"GET", "/admin/api/audit/export"},
+		{"PUT", "/admin/api/bindings/note"}, {"GET", "/admin/api/audit"}, {"GET", "/admin/api/audit/export"}, {"POST", "/admin/api/alerts/test"},
 	}
 	for _, ep := range endpoints {
 		for _, tok := range tokens {

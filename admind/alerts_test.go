@@ -4,11 +4,13 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,5 +218,47 @@ func TestKeyScanDetector(t *testing.T) {
 	_, metrics := a.call(t, "", http.MethodGet, "/metrics", nil)
 	if !strings.Contains(string(metrics), `sentinel_claims_total{outcome="blocked"}`) {
 		t.Error("metrics lack the blocked claims")
+	}
+}
+
+// "Send test alert" in the console: 409 without a channel; a Telegram URL without its chat is
+// refused when saved; a receiver that refuses the alert shows why (502, its answer quoted,
+// never the URL's token); one that takes it, 200.
+func TestSendTestAlertEndpoint(t *testing.T) {
+	var refuse atomic.Bool
+	refuse.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuse.Load() {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}`))
+		}
+	}))
+	defer srv.Close()
+	a := startAdmind(t, map[string]string{"ALERT_WEBHOOK_ALLOW_PRIVATE": "true"})
+	tok := a.login(t)
+	st, body := a.call(t, tok, http.MethodPost, "/admin/api/alerts/test", nil)
+	wantError(t, st, body, http.StatusConflict, "no_alert_channel", "no alert webhook")
+
+	st, body = a.call(t, tok, http.MethodGet, "/admin/api/settings", nil)
+	var set map[string]any
+	if st != 200 || json.Unmarshal(body, &set) != nil {
+		t.Fatalf("settings: %d %s", st, body)
+	}
+	set["alert_webhook_format"] = "telegram"
+	set["alert_webhook_url"] = srv.URL + "/botSECRETTOKEN/sendMessage"
+	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", set)
+	wantError(t, st, body, http.StatusBadRequest, "bad_request", "chat_id")
+	set["alert_webhook_url"] = srv.URL + "/botSECRETTOKEN/sendMessage?chat_id=42"
+	if st, body := a.call(t, tok, http.MethodPut, "/admin/api/settings", set); st != 200 {
+		t.Fatalf("save: %d %s", st, body)
+	}
+	st, body = a.call(t, tok, http.MethodPost, "/admin/api/alerts/test", nil)
+	wantError(t, st, body, http.StatusBadGateway, "alert_not_delivered", "chat not found")
+	if strings.Contains(string(body), "SECRETTOKEN") {
+		t.Fatalf("the answer quotes the URL's token: %s", body)
+	}
+	refuse.Store(false)
+	if st, body := a.call(t, tok, http.MethodPost, "/admin/api/alerts/test", nil); st != 200 || !strings.Contains(string(body), `"delivered":true`) {
+		t.Fatalf("delivered: %d %s", st, body)
 	}
 }

@@ -186,6 +186,13 @@ test('admin console', async (t) => {
     assert.doesNotMatch(csv, /127\.0\.0\.2,/) // the filter applies to the export too
   })
 
+  await t.test('a test alert without a channel fails loudly', async () => {
+    await page.click('[data-test="nav-settings"]')
+    await page.click('[data-test="test-alert"]')
+    await page.locator('[data-test="test-alert-result"].el-alert--error', { hasText: 'no alert webhook is configured' }).waitFor()
+    await shot('07a-settings-test-alert')
+  })
+
   await t.test('a setting saved survives a reload', async () => {
     await page.click('[data-test="nav-settings"]')
     const count = page.locator('[data-test="threshold-count"] input')

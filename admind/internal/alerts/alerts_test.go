@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -262,7 +264,7 @@ func TestChatFormats(t *testing.T) {
 		"feishu":   `{"content":{"text":"[Key-IP Sentinel] Key sk-abcd`,
 	}
 	for format, prefix := range want {
-		b, err := Render(a, format)
+		b, _, err := Render(a, format, "")
 		if err != nil || !strings.HasPrefix(string(b), prefix) {
 			t.Errorf("%s: %s %v", format, b, err)
 		}
@@ -322,5 +324,112 @@ func TestWebhookToAnInternalAddressIsRefused(t *testing.T) {
 	}
 	if len(r.attempts) != 0 || outcome(outcomes, "failed") != 1 || outcome(outcomes, "retried") != 0 {
 		t.Fatalf("%d requests arrived; outcomes failed %d retried %d", len(r.attempts), outcome(outcomes, "failed"), outcome(outcomes, "retried"))
+	}
+}
+
+// Telegram, Gotify and ntfy, each against a local receiver that checks what the real service
+// reads: the path and query the operator's URL gives, the content type and the body's fields.
+func TestPushServiceFormats(t *testing.T) {
+	type request struct {
+		path, query, contentType string
+		body                     []byte
+	}
+	tests := []struct {
+		format, path string
+		check        func(r request) error
+	}{
+		{format: "telegram", path: "/botTOKEN/sendMessage?chat_id=-100123", check: func(r request) error {
+			var v struct {
+				ChatID string `json:"chat_id"`
+				Text   string `json:"text"`
+			}
+			if err := json.Unmarshal(r.body, &v); err != nil || r.path != "/botTOKEN/sendMessage" || v.ChatID != "-100123" ||
+				!strings.HasPrefix(r.contentType, "application/json") || !strings.Contains(v.Text, "Key sk-abcd…wxyz was refused 5 times") {
+				return fmt.Errorf("%+v %s %v", r, r.body, err)
+			}
+			return nil
+		}},
+		{format: "gotify", path: "/message?token=APPTOKEN", check: func(r request) error {
+			var v struct {
+				Title    string `json:"title"`
+				Message  string `json:"message"`
+				Priority int    `json:"priority"`
+			}
+			if err := json.Unmarshal(r.body, &v); err != nil || r.path != "/message" || r.query != "token=APPTOKEN" ||
+				v.Title != "Key-IP Sentinel" || v.Priority != 8 || !strings.Contains(v.Message, "refused 5 times") {
+				return fmt.Errorf("%+v %s %v", r, r.body, err)
+			}
+			return nil
+		}},
+		{format: "ntfy", path: "/sentinel-alerts", check: func(r request) error {
+			if r.path != "/sentinel-alerts" || !strings.HasPrefix(r.contentType, "text/plain") || !strings.HasPrefix(string(r.body), "[Key-IP Sentinel] Key sk-abcd…wxyz") {
+				return fmt.Errorf("%+v %s", r, r.body)
+			}
+			return nil
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format, func(t *testing.T) {
+			got := make(chan request, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				got <- request{path: r.URL.Path, query: r.URL.RawQuery, contentType: r.Header.Get("Content-Type"), body: body}
+			}))
+			defer srv.Close()
+			n, _ := newNotifier(srv.URL+tt.path, tt.format, nil)
+			a := Alert{ID: "alert_push", Kind: KindIntercepts, At: time.Now().UTC(), KeyHint: "sk-abcd…wxyz", KeyHash: hash, Count: 5, WindowSeconds: 60}
+			if !n.Deliver(context.Background(), a) {
+				t.Fatal("not delivered")
+			}
+			if err := tt.check(<-got); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// The console's test alert: one attempt, and the reason it failed, quoting the receiver.
+func TestTestAlert(t *testing.T) {
+	fail := atomic.Bool{}
+	fail.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte("{\"ok\":false,\"error_code\":401,\"description\":\"Unauthorized\"}\n"))
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		if !strings.Contains(string(body), "Test alert, sent from the console by admin") {
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	}))
+	defer srv.Close()
+	n, outcomes := newNotifier("", "telegram", nil)
+	if err := n.Test(context.Background(), "admin"); !errors.Is(err, ErrNoChannel) {
+		t.Fatalf("no channel: %v", err)
+	}
+	n, outcomes = newNotifier(srv.URL+"/botTOKEN/sendMessage?chat_id=1", "telegram", nil)
+	err := n.Test(context.Background(), "admin")
+	if err == nil || !strings.Contains(err.Error(), "status 401") || !strings.Contains(err.Error(), `"description":"Unauthorized"`) || strings.Contains(err.Error(), "TOKEN") {
+		t.Fatalf("refused: %v", err)
+	}
+	fail.Store(false)
+	if err := n.Test(context.Background(), "admin"); err != nil {
+		t.Fatalf("delivered: %v", err)
+	}
+	if outcome(outcomes, "retried") != 0 {
+		t.Fatal("a test alert was retried")
+	}
+}
+
+func TestExcerpt(t *testing.T) {
+	if got := excerpt([]byte("\x00bad\r\n\tnews\xff")); got != ": bad news" {
+		t.Errorf("%q", got)
+	}
+	if got := excerpt([]byte(strings.Repeat("a", 300))); len(got) != 2+200+len("…") {
+		t.Errorf("%d", len(got))
+	}
+	if excerpt(nil) != "" {
+		t.Error("empty")
 	}
 }

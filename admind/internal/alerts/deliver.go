@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -92,14 +93,14 @@ func (n *Notifier) Deliver(ctx context.Context, a Alert) bool {
 		n.Log.Info("alert not delivered: no webhook configured", "alert_id", a.ID)
 		return false
 	}
-	body, err := Render(a, set.AlertWebhookFormat)
+	body, contentType, err := Render(a, set.AlertWebhookFormat, set.AlertWebhookURL)
 	if err != nil {
 		n.Log.Error("alert not rendered", "alert_id", a.ID, "err", err)
 		return false
 	}
 	delay := n.BaseDelay
 	for attempt := 1; ; attempt++ {
-		retry, err := n.post(ctx, set.AlertWebhookURL, a.ID, body)
+		retry, err := n.post(ctx, set.AlertWebhookURL, a.ID, contentType, body)
 		if err == nil {
 			n.outcome("delivered")
 			n.Log.Info("alert delivered", "alert_id", a.ID, "attempt", attempt)
@@ -124,15 +125,40 @@ func (n *Notifier) Deliver(ctx context.Context, a Alert) bool {
 	}
 }
 
+// ErrNoChannel: no alert webhook is configured.
+var ErrNoChannel = errors.New("no alert webhook is configured: set its URL in the settings")
+
+// Test sends a test alert once, without retries, and says why it did not arrive: the
+// console's "send test alert", so that a misconfigured channel fails loudly there rather than
+// on the day of a leak. The error quotes the receiver's status and the start of its answer
+// (a chat service says what is wrong), never the URL.
+func (n *Notifier) Test(ctx context.Context, actor string) error {
+	set := n.Settings()
+	if set.AlertWebhookURL == "" {
+		return ErrNoChannel
+	}
+	a := Alert{ID: newID(), Kind: KindTest, At: n.Now().UTC(), Source: actor}
+	body, contentType, err := Render(a, set.AlertWebhookFormat, set.AlertWebhookURL)
+	if err != nil {
+		return err
+	}
+	if _, err := n.post(ctx, set.AlertWebhookURL, a.ID, contentType, body); err != nil {
+		n.Log.Warn("test alert not delivered", "alert_id", a.ID, "err", err)
+		return err
+	}
+	n.Log.Info("test alert delivered", "alert_id", a.ID, "actor", actor)
+	return nil
+}
+
 // post makes one attempt; retry says whether another may succeed. Errors never quote the URL
-// (chat webhook URLs carry tokens).
-func (n *Notifier) post(ctx context.Context, url, id string, body []byte) (retry bool, err error) {
+// (chat webhook URLs carry tokens), but do quote the start of a refusal's body.
+func (n *Notifier) post(ctx context.Context, url, id, contentType string, body []byte) (retry bool, err error) {
 	ts := strconv.FormatInt(n.Now().Unix(), 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return false, errors.New("invalid webhook URL")
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "key-ip-sentinel-admind")
 	req.Header.Set("webhook-id", id)
 	req.Header.Set("webhook-timestamp", ts)
@@ -158,18 +184,39 @@ func (n *Notifier) post(ctx context.Context, url, id string, body []byte) (retry
 		}
 		return true, errors.New("connection failed")
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return false, nil
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		return true, fmt.Errorf("status %d", resp.StatusCode)
+		return true, fmt.Errorf("status %d%s", resp.StatusCode, excerpt(answer))
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		return false, fmt.Errorf("status %d: redirects are not followed", resp.StatusCode)
 	default:
-		return false, fmt.Errorf("status %d", resp.StatusCode)
+		return false, fmt.Errorf("status %d%s", resp.StatusCode, excerpt(answer))
 	}
+}
+
+// excerpt is the start of a receiver's answer, printable ASCII only, for an error message.
+func excerpt(answer []byte) string {
+	const maxLen = 200
+	var b strings.Builder
+	for _, c := range answer {
+		if b.Len() >= maxLen {
+			b.WriteString("…")
+			break
+		}
+		if c >= 0x20 && c < 0x7f {
+			b.WriteByte(c)
+		} else if b.Len() > 0 && !strings.HasSuffix(b.String(), " ") {
+			b.WriteByte(' ')
+		}
+	}
+	if s := strings.TrimSpace(b.String()); s != "" {
+		return ": " + s
+	}
+	return ""
 }
 
 // Sign is the Standard Webhooks signature: base64(HMAC-SHA256(secret, id.timestamp.body)).
@@ -180,14 +227,16 @@ func Sign(secret []byte, id, timestamp string, body []byte) string {
 	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
-// Render makes the webhook body: the alert as JSON, or a text message in the shape a chat
-// tool's incoming webhook takes.
-func Render(a Alert, format string) ([]byte, error) {
+// Render makes the webhook body and its content type: the alert as JSON, or a text message
+// in the shape a chat tool's incoming webhook or a push service's API takes. webhookURL is
+// read by the formats that carry a parameter in it (telegram: chat_id).
+func Render(a Alert, format, webhookURL string) (body []byte, contentType string, err error) {
 	if format == "" || format == "json" {
-		return json.Marshal(struct {
+		body, err = json.Marshal(struct {
 			Type string `json:"type"`
 			Alert
 		}{Type: "sentinel.alert." + a.Kind, Alert: a})
+		return body, "application/json", err
 	}
 	text := Text(a)
 	var v any
@@ -198,10 +247,25 @@ func Render(a Alert, format string) ([]byte, error) {
 		v = map[string]any{"msgtype": "text", "text": map[string]string{"content": text}}
 	case "feishu":
 		v = map[string]any{"msg_type": "text", "content": map[string]string{"text": text}}
+	case "telegram":
+		// https://api.telegram.org/bot<token>/sendMessage?chat_id=<chat>: the chat goes in
+		// the body too, where the Bot API reads it for certain.
+		u, perr := url.Parse(webhookURL)
+		if perr != nil {
+			return nil, "", errors.New("invalid webhook URL")
+		}
+		v = map[string]any{"chat_id": u.Query().Get("chat_id"), "text": text, "disable_web_page_preview": true}
+	case "gotify":
+		// https://gotify.example/message?token=<application token>
+		v = map[string]any{"title": "Key-IP Sentinel", "message": text, "priority": 8}
+	case "ntfy":
+		// https://ntfy.sh/<topic>: the message is the body, as plain text.
+		return []byte(text), "text/plain; charset=utf-8", nil
 	default:
-		return nil, fmt.Errorf("unknown webhook format %q", format)
+		return nil, "", fmt.Errorf("unknown webhook format %q", format)
 	}
-	return json.Marshal(v)
+	body, err = json.Marshal(v)
+	return body, "application/json", err
 }
 
 // Text is the alert as a short human message.
@@ -210,6 +274,8 @@ func Text(a Alert) string {
 	switch a.Kind {
 	case KindDropped:
 		fmt.Fprintf(&b, "[Key-IP Sentinel] %d alerts dropped: more were raised than could be delivered. See the intercept logs.", a.Count)
+	case KindTest:
+		fmt.Fprintf(&b, "[Key-IP Sentinel] Test alert, sent from the console by %s: alerts reach you here.", a.Source)
 	case KindKeyScan:
 		fmt.Fprintf(&b, "[Key-IP Sentinel] %s presented %d distinct API keys within %d s: key scanning, or a stolen key list being tried.",
 			a.Source, a.Count, a.WindowSeconds)

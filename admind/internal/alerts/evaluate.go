@@ -24,6 +24,7 @@ const (
 	KindIntercepts = "intercepts" // one key refused too often
 	KindFailsafe   = "failsafe"   // the plugin decided requests without Redis and admind
 	KindDropped    = "dropped"    // Count alerts did not fit the delivery queue
+	KindTest       = "test"       // sent from the console to check the channel
 )
 
 // Alert is what a webhook receives (rendered per format). It never holds a raw key.
@@ -38,7 +39,8 @@ type Alert struct {
 	WindowStart   time.Time `json:"window_start"`
 	IPs           []string  `json:"ips,omitempty"`
 	// Source (key_scan): the client address, widened to the claim prefix, that presented
-	// Count distinct keys; ClaimsRefusedSeconds: how long its new claims are refused.
+	// Count distinct keys; ClaimsRefusedSeconds: how long its new claims are refused. For a
+	// test alert, the admin who sent it.
 	Source               string              `json:"source,omitempty"`
 	ClaimsRefusedSeconds int                 `json:"claims_refused_seconds,omitempty"`
 	Binding              *bindings.AuditView `json:"binding,omitempty"`

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/key-ip-sentinel/sentinel/admind/internal/alerts"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/audit"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/auth"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
@@ -382,6 +383,22 @@ func handleUnban(d Deps) http.Handler {
 func handleSetNote(d Deps) http.Handler {
 	return handleChange(d, takesNote, func(ctx context.Context, a audit.Actor, req changeRequest) (bindings.Change, error) {
 		return d.Admin.SetNote(ctx, a, req.ID, *req.Note)
+	})
+}
+
+// handleTestAlert sends a test alert: 200 when the receiver took it, otherwise the reason,
+// so a misconfigured channel shows in the console at once.
+func handleTestAlert(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := d.TestAlert(r.Context(), actor(d, r).Name)
+		switch {
+		case errors.Is(err, alerts.ErrNoChannel):
+			writeError(w, http.StatusConflict, "no_alert_channel", err.Error())
+		case err != nil:
+			writeError(w, http.StatusBadGateway, "alert_not_delivered", "the receiver did not take the test alert: "+err.Error())
+		default:
+			encode(w, http.StatusOK, map[string]bool{"delivered": true})
+		}
 	})
 }
 

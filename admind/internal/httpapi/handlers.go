@@ -39,6 +39,9 @@ type Deps struct {
 	Settings      *settings.Service
 	Queries       Queries
 	AllowedCounts func(ctx context.Context, days []string) ([]int64, error)
+	// TestAlert sends a test alert through the configured channel at once and says why it did
+	// not arrive (alerts.Notifier.Test).
+	TestAlert func(ctx context.Context, actor string) error
 	// HMACSecret hashes a key an admin searches for, as the plugin would.
 	HMACSecret []byte
 	// TrustedProxies are the peers whose X-Forwarded-For names the admin's address.

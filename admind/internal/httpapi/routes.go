@@ -48,6 +48,7 @@ func NewPublicHandler(d Deps) http.Handler {
 	r.Handle(api+"/audit/export", console(admin(handleExportAudit(d)))).Methods(http.MethodGet)
 	r.Handle(api+"/settings", console(admin(handleGetSettings(d)))).Methods(http.MethodGet)
 	r.Handle(api+"/settings", console(admin(handlePutSettings(d)))).Methods(http.MethodPut)
+	r.Handle(api+"/alerts/test", console(admin(handleTestAlert(d)))).Methods(http.MethodPost)
 
 	r.Handle("/admin/ui", console(http.RedirectHandler(ConsolePrefix, http.StatusMovedPermanently))).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/", console(http.RedirectHandler(ConsolePrefix, http.StatusFound))).Methods(http.MethodGet, http.MethodHead)

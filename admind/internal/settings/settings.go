@@ -24,7 +24,7 @@ import (
 // Settings are the runtime settings. The JSON names are the wire and storage names.
 type Settings struct {
 	AlertWebhookURL       string `json:"alert_webhook_url"`
-	AlertWebhookFormat    string `json:"alert_webhook_format"` // json | slack | dingtalk | feishu | wecom
+	AlertWebhookFormat    string `json:"alert_webhook_format"` // json | slack | dingtalk | feishu | wecom | telegram | gotify | ntfy
 	AlertThresholdCount   int    `json:"alert_threshold_count"`
 	AlertThresholdSeconds int    `json:"alert_threshold_seconds"`
 	AutoBanOnAlert        bool   `json:"auto_ban_on_alert"`  // a key that raises an intercept alert is banned at once
@@ -75,9 +75,17 @@ func (s Settings) Validate() error {
 		}
 	}
 	switch s.AlertWebhookFormat {
-	case "json", "slack", "dingtalk", "feishu", "wecom":
+	case "json", "slack", "dingtalk", "feishu", "wecom", "ntfy":
+	case "telegram":
+		if u, err := url.Parse(s.AlertWebhookURL); s.AlertWebhookURL != "" && (err != nil || !strings.HasSuffix(u.Path, "/sendMessage") || u.Query().Get("chat_id") == "") {
+			bad("alert_webhook_url for telegram must be https://api.telegram.org/bot<token>/sendMessage?chat_id=<chat id>")
+		}
+	case "gotify":
+		if u, err := url.Parse(s.AlertWebhookURL); s.AlertWebhookURL != "" && (err != nil || !strings.HasSuffix(u.Path, "/message") || u.Query().Get("token") == "") {
+			bad("alert_webhook_url for gotify must be https://<gotify server>/message?token=<application token>")
+		}
 	default:
-		bad(`alert_webhook_format must be "json", "slack", "dingtalk", "feishu" or "wecom", got %q`, s.AlertWebhookFormat)
+		bad(`alert_webhook_format must be "json", "slack", "dingtalk", "feishu", "wecom", "telegram", "gotify" or "ntfy", got %q`, s.AlertWebhookFormat)
 	}
 	if s.AlertThresholdCount < 1 || s.AlertThresholdCount > 1_000_000 {
 		bad("alert_threshold_count must be in 1-1000000, got %d", s.AlertThresholdCount)

@@ -1,6 +1,6 @@
 import { request } from './http'
 
-export type WebhookFormat = 'json' | 'slack' | 'dingtalk' | 'feishu' | 'wecom'
+export type WebhookFormat = 'json' | 'slack' | 'dingtalk' | 'feishu' | 'wecom' | 'telegram' | 'gotify' | 'ntfy'
 
 export interface Settings {
   alert_webhook_url: string
@@ -24,3 +24,4 @@ export interface Settings {
 
 export const getSettings = () => request<Settings>('GET', '/settings')
 export const saveSettings = (s: Settings) => request<Settings>('PUT', '/settings', { body: s })
+export const sendTestAlert = () => request<{ delivered: boolean }>('POST', '/alerts/test')
