@@ -94,6 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 
 	notifier := &alerts.Notifier{
 		Settings: live.Current, Secret: []byte(cfg.AlertWebhookSecret), Client: netguard.Client(10*time.Second, cfg.AlertWebhookAllowPrivate),
+		Mail:          &alerts.Mailer{Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, AllowInternal: cfg.AlertWebhookAllowPrivate},
 		AllowInternal: cfg.AlertWebhookAllowPrivate, Log: log,
 		Outcome:     func(o string) { m.WebhookDeliveries.WithLabelValues(o).Inc() },
 		MaxAttempts: 6, BaseDelay: time.Second, MaxDelay: time.Minute, Now: time.Now,

@@ -19,6 +19,9 @@ type settingsJSON struct {
 	AlertThresholdCount   int    `json:"alert_threshold_count"`
 	AlertThresholdSeconds int    `json:"alert_threshold_seconds"`
 	AutoBanOnAlert        bool   `json:"auto_ban_on_alert"`
+	AlertEmailTo          string `json:"alert_email_to"`
+	SMTPAddr              string `json:"smtp_addr"`
+	SMTPFrom              string `json:"smtp_from"`
 	ArchiveDays           int    `json:"archive_days"`
 	LogRetentionDays      int    `json:"log_retention_days"`
 	FailsafeMode          string `json:"failsafe_mode"`
@@ -61,8 +64,9 @@ func TestAdminSettings(t *testing.T) {
 	bad.AlertWebhookURL, bad.FailsafeMode, bad.BindPrefixV4, bad.AlertThresholdCount = "javascript:alert(1)", "sometimes", 33, 0
 	bad.ClaimLimit, bad.ClaimWindowSeconds, bad.ClaimPrefixV6 = -1, 0, 129
 	bad.ScanThreshold, bad.ScanWindowSeconds, bad.ScanBlockSeconds = -1, 0, 86_401
+	bad.AlertEmailTo, bad.SMTPAddr, bad.SMTPFrom = "ops@example.com,\r\nBcc: x@evil", "smtp.example.com", "not an address"
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", bad)
-	for _, field := range []string{"alert_webhook_url", "failsafe_mode", "bind_prefix_v4", "alert_threshold_count", "claim_limit", "claim_window_seconds", "claim_prefix_v6", "scan_threshold", "scan_window_seconds", "scan_block_seconds"} {
+	for _, field := range []string{"alert_webhook_url", "failsafe_mode", "bind_prefix_v4", "alert_threshold_count", "claim_limit", "claim_window_seconds", "claim_prefix_v6", "scan_threshold", "scan_window_seconds", "scan_block_seconds", "alert_email_to", "smtp_addr", "smtp_from"} {
 		if st != http.StatusBadRequest || !strings.Contains(string(body), field) {
 			t.Fatalf("invalid settings: %d %s (want %s named)", st, body, field)
 		}
@@ -70,8 +74,8 @@ func TestAdminSettings(t *testing.T) {
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open"}`+"x")
 	wantError(t, st, body, http.StatusBadRequest, "bad_request", "invalid JSON")
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open"}`)
-	wantError(t, st, body, http.StatusBadRequest, "bad_request", "missing: alert_webhook_url, alert_webhook_format, alert_threshold_count, alert_threshold_seconds, auto_ban_on_alert, archive_days, log_retention_days, bind_prefix_v4, bind_prefix_v6, claim_limit, claim_window_seconds, claim_prefix_v4, claim_prefix_v6, scan_threshold, scan_window_seconds, scan_block_seconds")
-	withUnknown := `{"alert_webhook_url":"","alert_webhook_format":"json","alert_threshold_count":5,"alert_threshold_seconds":300,"auto_ban_on_alert":false,"archive_days":30,"log_retention_days":90,"failsafe_mode":"open","bind_prefix_v4":32,"bind_prefix_v6":64,"claim_limit":30,"claim_window_seconds":60,"claim_prefix_v4":32,"claim_prefix_v6":64,"scan_threshold":20,"scan_window_seconds":600,"scan_block_seconds":0,"unknown":1}`
+	wantError(t, st, body, http.StatusBadRequest, "bad_request", "missing: alert_webhook_url, alert_webhook_format, alert_threshold_count, alert_threshold_seconds, auto_ban_on_alert, alert_email_to, smtp_addr, smtp_from, archive_days, log_retention_days, bind_prefix_v4, bind_prefix_v6, claim_limit, claim_window_seconds, claim_prefix_v4, claim_prefix_v6, scan_threshold, scan_window_seconds, scan_block_seconds")
+	withUnknown := `{"alert_webhook_url":"","alert_webhook_format":"json","alert_threshold_count":5,"alert_threshold_seconds":300,"auto_ban_on_alert":false,"alert_email_to":"","smtp_addr":"","smtp_from":"","archive_days":30,"log_retention_days":90,"failsafe_mode":"open","bind_prefix_v4":32,"bind_prefix_v6":64,"claim_limit":30,"claim_window_seconds":60,"claim_prefix_v4":32,"claim_prefix_v6":64,"scan_threshold":20,"scan_window_seconds":600,"scan_block_seconds":0,"unknown":1}`
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", withUnknown)
 	wantError(t, st, body, http.StatusBadRequest, "bad_request", "unknown field")
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", strings.Replace(withUnknown, `"archive_days":30`, `"archive_days":"30"`, 1))

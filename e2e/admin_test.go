@@ -119,7 +119,7 @@ func TestAdminChangesReachTraefik(t *testing.T) {
 	// Failsafe mode set in the console reaches the plugin: with admind stopped, a new key
 	// is forwarded unbound ("open") instead of 503 ("closed", the plugin's option here).
 	settings := map[string]any{"alert_webhook_url": "", "alert_webhook_format": "json", "alert_threshold_count": 5, "alert_threshold_seconds": 300,
-		"auto_ban_on_alert": false, "archive_days": 30, "log_retention_days": 90, "failsafe_mode": "open", "bind_prefix_v4": 32, "bind_prefix_v6": 64,
+		"auto_ban_on_alert": false, "alert_email_to": "", "smtp_addr": "", "smtp_from": "", "archive_days": 30, "log_retention_days": 90, "failsafe_mode": "open", "bind_prefix_v4": 32, "bind_prefix_v6": 64,
 		// The probes below are new keys from one address, many per second: no claim limit.
 		"claim_limit": 0, "claim_window_seconds": 60, "claim_prefix_v4": 32, "claim_prefix_v6": 64,
 		"scan_threshold": 0, "scan_window_seconds": 600, "scan_block_seconds": 0}

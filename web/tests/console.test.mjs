@@ -189,7 +189,7 @@ test('admin console', async (t) => {
   await t.test('a test alert without a channel fails loudly', async () => {
     await page.click('[data-test="nav-settings"]')
     await page.click('[data-test="test-alert"]')
-    await page.locator('[data-test="test-alert-result"].el-alert--error', { hasText: 'no alert webhook is configured' }).waitFor()
+    await page.locator('[data-test="test-alert-result"].el-alert--error', { hasText: 'no alert channel is configured' }).waitFor()
     await shot('07a-settings-test-alert')
   })
 

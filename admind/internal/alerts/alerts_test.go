@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -431,5 +433,111 @@ func TestExcerpt(t *testing.T) {
 	}
 	if excerpt(nil) != "" {
 		t.Error("empty")
+	}
+}
+
+// fakeSMTP is a minimal SMTP server on loopback: it answers the commands net/smtp sends,
+// refuses RCPT with rcptReply when set, and hands each message's envelope and data over.
+type smtpMessage struct {
+	from string
+	to   []string
+	data string
+}
+
+func fakeSMTP(t *testing.T, rcptReply string) (addr string, got chan smtpMessage) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got = make(chan smtpMessage, 4)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(conn net.Conn) {
+				defer conn.Close()
+				tp := textproto.NewConn(conn)
+				var m smtpMessage
+				_ = tp.PrintfLine("220 fake.smtp ESMTP")
+				for {
+					line, err := tp.ReadLine()
+					if err != nil {
+						return
+					}
+					cmd := strings.ToUpper(strings.SplitN(line, " ", 2)[0])
+					switch {
+					case cmd == "EHLO" || cmd == "HELO":
+						_ = tp.PrintfLine("250-fake.smtp\r\n250 8BITMIME")
+					case strings.HasPrefix(strings.ToUpper(line), "MAIL FROM:"):
+						m.from = strings.Fields(line[len("MAIL FROM:"):])[0]
+						_ = tp.PrintfLine("250 ok")
+					case strings.HasPrefix(strings.ToUpper(line), "RCPT TO:"):
+						if rcptReply != "" {
+							_ = tp.PrintfLine("%s", rcptReply)
+							continue
+						}
+						m.to = append(m.to, line[len("RCPT TO:"):])
+						_ = tp.PrintfLine("250 ok")
+					case cmd == "DATA":
+						_ = tp.PrintfLine("354 go ahead")
+						b, err := tp.ReadDotBytes()
+						if err != nil {
+							return
+						}
+						m.data = string(b)
+						_ = tp.PrintfLine("250 queued")
+						got <- m
+					case cmd == "QUIT":
+						_ = tp.PrintfLine("221 bye")
+						return
+					default:
+						_ = tp.PrintfLine("250 ok")
+					}
+				}
+			}(conn)
+		}
+	}()
+	return ln.Addr().String(), got
+}
+
+// E-mail alerts, beside the webhook: the envelope and the message as the settings say, a
+// refusal shown by the test alert, and an internal server refused unless allowed.
+func TestEmailAlerts(t *testing.T) {
+	addr, got := fakeSMTP(t, "")
+	set := settings.Settings{AlertEmailTo: "ops@example.com, Security <sec@example.com>", SMTPAddr: addr, SMTPFrom: "Sentinel <sentinel@example.com>"}
+	n, outcomes := newNotifier("", "json", nil)
+	n.Settings = func() settings.Settings { return set }
+	n.Mail = &Mailer{AllowInternal: true, Timeout: 2 * time.Second}
+	a := Alert{ID: "alert_mail", Kind: KindIntercepts, At: time.Now().UTC(), KeyHint: "sk-abcd…wxyz", KeyHash: hash, Count: 5, WindowSeconds: 60}
+	if !n.Deliver(context.Background(), a) {
+		t.Fatal("not delivered")
+	}
+	m := <-got
+	if m.from != "<sentinel@example.com>" || strings.Join(m.to, ",") != "<ops@example.com>,<sec@example.com>" {
+		t.Fatalf("envelope %+v", m)
+	}
+	for _, want := range []string{"Subject: [Key-IP Sentinel] a key was refused repeatedly\n", "To: <ops@example.com>, \"Security\" <sec@example.com>\n",
+		"Message-ID: <alert_mail@key-ip-sentinel>\n", "Key sk-abcd…wxyz was refused 5 times within 60 s"} {
+		if !strings.Contains(m.data, want) {
+			t.Errorf("message lacks %q:\n%s", want, m.data)
+		}
+	}
+	if outcome(outcomes, "delivered") != 1 {
+		t.Error("outcome not reported")
+	}
+
+	refusing, _ := fakeSMTP(t, "550 5.1.1 <ops@example.com>: no such user")
+	set.SMTPAddr = refusing
+	if err := n.Test(context.Background(), "admin"); err == nil || !strings.Contains(err.Error(), "e-mail: smtp: RCPT TO ops@example.com: 550") || !strings.Contains(err.Error(), "no such user") {
+		t.Fatalf("refused recipient: %v", err)
+	}
+	n.Mail.AllowInternal = false
+	set.SMTPAddr = addr
+	if err := n.Test(context.Background(), "admin"); !errors.Is(err, netguard.ErrForbidden) {
+		t.Fatalf("loopback SMTP server without ALERT_WEBHOOK_ALLOW_PRIVATE: %v", err)
 	}
 }

@@ -33,7 +33,9 @@ type Notifier struct {
 	Client   *http.Client // netguard.Client: no redirects; internal addresses refused unless allowed
 	// AllowInternal lets the webhook be on an internal address (ALERT_WEBHOOK_ALLOW_PRIVATE).
 	AllowInternal bool
-	Log           *slog.Logger
+	// Mail sends the e-mail alerts, when the settings ask for them; nil: none.
+	Mail *Mailer
+	Log  *slog.Logger
 	// Outcome, when set, sees each attempt's outcome: delivered, retried, failed, dropped.
 	Outcome     func(string)
 	MaxAttempts int
@@ -86,34 +88,54 @@ func (n *Notifier) outcome(o string) {
 	}
 }
 
-// Deliver sends one alert, retrying as described on Notifier, and reports whether it arrived.
+// Deliver sends one alert to each configured channel (the webhook, e-mail), retrying as
+// described on Notifier, and reports whether it arrived everywhere.
 func (n *Notifier) Deliver(ctx context.Context, a Alert) bool {
 	set := n.Settings()
-	if set.AlertWebhookURL == "" {
-		n.Log.Info("alert not delivered: no webhook configured", "alert_id", a.ID)
+	webhook, email := set.AlertWebhookURL != "", n.Mail != nil && emailConfigured(set)
+	if !webhook && !email {
+		n.Log.Info("alert not delivered: no alert channel configured", "alert_id", a.ID)
 		return false
 	}
-	body, contentType, err := Render(a, set.AlertWebhookFormat, set.AlertWebhookURL)
-	if err != nil {
-		n.Log.Error("alert not rendered", "alert_id", a.ID, "err", err)
-		return false
+	ok := true
+	if webhook {
+		body, contentType, err := Render(a, set.AlertWebhookFormat, set.AlertWebhookURL)
+		if err != nil {
+			n.Log.Error("alert not rendered", "alert_id", a.ID, "err", err)
+			ok = false
+		} else {
+			ok = n.withRetries(ctx, a, "webhook", func() (bool, error) {
+				return n.post(ctx, set.AlertWebhookURL, a.ID, contentType, body)
+			}) && ok
+		}
 	}
+	if email {
+		ok = n.withRetries(ctx, a, "email", func() (bool, error) {
+			// Every SMTP failure may be passing (a busy server, a greylisting reply).
+			return true, n.Mail.Send(ctx, set, a)
+		}) && ok
+	}
+	return ok
+}
+
+// withRetries makes attempts until one succeeds, one fails for good, or MaxAttempts.
+func (n *Notifier) withRetries(ctx context.Context, a Alert, channel string, attempt func() (retry bool, err error)) bool {
 	delay := n.BaseDelay
-	for attempt := 1; ; attempt++ {
-		retry, err := n.post(ctx, set.AlertWebhookURL, a.ID, contentType, body)
+	for i := 1; ; i++ {
+		retry, err := attempt()
 		if err == nil {
 			n.outcome("delivered")
-			n.Log.Info("alert delivered", "alert_id", a.ID, "attempt", attempt)
+			n.Log.Info("alert delivered", "alert_id", a.ID, "channel", channel, "attempt", i)
 			return true
 		}
-		if !retry || attempt >= n.MaxAttempts {
+		if !retry || i >= n.MaxAttempts {
 			n.outcome("failed")
-			n.Log.Error("alert delivery failed", "alert_id", a.ID, "attempt", attempt, "err", err)
+			n.Log.Error("alert delivery failed", "alert_id", a.ID, "channel", channel, "attempt", i, "err", err)
 			return false
 		}
 		n.outcome("retried")
 		wait := delay + rand.N(delay/2+1) //nolint:gosec // G404: retry jitter, not a secret
-		n.Log.Warn("alert delivery will be retried", "alert_id", a.ID, "attempt", attempt, "in", wait, "err", err)
+		n.Log.Warn("alert delivery will be retried", "alert_id", a.ID, "channel", channel, "attempt", i, "in", wait, "err", err)
 		select {
 		case <-ctx.Done():
 			return false
@@ -125,8 +147,8 @@ func (n *Notifier) Deliver(ctx context.Context, a Alert) bool {
 	}
 }
 
-// ErrNoChannel: no alert webhook is configured.
-var ErrNoChannel = errors.New("no alert webhook is configured: set its URL in the settings")
+// ErrNoChannel: no alert channel is configured.
+var ErrNoChannel = errors.New("no alert channel is configured: set a webhook URL or e-mail recipients in the settings")
 
 // Test sends a test alert once, without retries, and says why it did not arrive: the
 // console's "send test alert", so that a misconfigured channel fails loudly there rather than
@@ -134,15 +156,27 @@ var ErrNoChannel = errors.New("no alert webhook is configured: set its URL in th
 // (a chat service says what is wrong), never the URL.
 func (n *Notifier) Test(ctx context.Context, actor string) error {
 	set := n.Settings()
-	if set.AlertWebhookURL == "" {
+	webhook, email := set.AlertWebhookURL != "", n.Mail != nil && emailConfigured(set)
+	if !webhook && !email {
 		return ErrNoChannel
 	}
 	a := Alert{ID: newID(), Kind: KindTest, At: n.Now().UTC(), Source: actor}
-	body, contentType, err := Render(a, set.AlertWebhookFormat, set.AlertWebhookURL)
-	if err != nil {
-		return err
+	var errs []error
+	if webhook {
+		body, contentType, err := Render(a, set.AlertWebhookFormat, set.AlertWebhookURL)
+		if err == nil {
+			_, err = n.post(ctx, set.AlertWebhookURL, a.ID, contentType, body)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("webhook: %w", err))
+		}
 	}
-	if _, err := n.post(ctx, set.AlertWebhookURL, a.ID, contentType, body); err != nil {
+	if email {
+		if err := n.Mail.Send(ctx, set, a); err != nil {
+			errs = append(errs, fmt.Errorf("e-mail: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		n.Log.Warn("test alert not delivered", "alert_id", a.ID, "err", err)
 		return err
 	}

@@ -48,6 +48,10 @@ type Config struct {
 	AlertWebhookURL    string
 	AlertWebhookFormat string
 	AlertWebhookSecret string // signs webhook bodies (Standard Webhooks); never a runtime setting
+	// E-mail alerts: the SMTP credentials (never runtime settings) and the defaults of the
+	// runtime settings alert_email_to, smtp_addr, smtp_from.
+	SMTPUsername, SMTPPassword       string
+	AlertEmailTo, SMTPAddr, SMTPFrom string
 	// AlertWebhookAllowPrivate lets the webhook be on a loopback, private or link-local
 	// address (netguard); an operator's choice, never a runtime setting an admin token changes.
 	AlertWebhookAllowPrivate bool
@@ -110,6 +114,11 @@ func Load(getenv func(string) string) (Config, error) {
 		AlertWebhookURL:          r.secret("ALERT_WEBHOOK_URL"),
 		AlertWebhookFormat:       r.str("ALERT_WEBHOOK_FORMAT", "json"),
 		AlertWebhookSecret:       r.secret("ALERT_WEBHOOK_SECRET"),
+		SMTPUsername:             r.str("SMTP_USERNAME", ""),
+		SMTPPassword:             r.secret("SMTP_PASSWORD"),
+		AlertEmailTo:             r.str("ALERT_EMAIL_TO", ""),
+		SMTPAddr:                 r.str("SMTP_ADDR", ""),
+		SMTPFrom:                 r.str("SMTP_FROM", ""),
 		AlertWebhookAllowPrivate: r.boolean("ALERT_WEBHOOK_ALLOW_PRIVATE"),
 		AutoBanOnAlert:           r.boolean("AUTO_BAN_ON_ALERT"),
 		AlertThresholdCount:      r.intIn("ALERT_THRESHOLD_COUNT", 5, 1, 1_000_000),
@@ -190,6 +199,9 @@ func (c Config) Settings() settings.Settings {
 		AlertThresholdCount:   c.AlertThresholdCount,
 		AlertThresholdSeconds: c.AlertThresholdSeconds,
 		AutoBanOnAlert:        c.AutoBanOnAlert,
+		AlertEmailTo:          c.AlertEmailTo,
+		SMTPAddr:              c.SMTPAddr,
+		SMTPFrom:              c.SMTPFrom,
 		ArchiveDays:           c.ArchiveDays,
 		LogRetentionDays:      c.LogRetentionDays,
 		FailsafeMode:          c.FailsafeMode,
@@ -238,6 +250,11 @@ func (c Config) LogValue() slog.Value {
 		slog.String("alert_webhook_url", redacted(c.AlertWebhookURL)),
 		slog.String("alert_webhook_format", c.AlertWebhookFormat),
 		slog.String("alert_webhook_secret", redacted(c.AlertWebhookSecret)),
+		slog.String("alert_email_to", c.AlertEmailTo),
+		slog.String("smtp_addr", c.SMTPAddr),
+		slog.String("smtp_from", c.SMTPFrom),
+		slog.String("smtp_username", c.SMTPUsername),
+		slog.String("smtp_password", redacted(c.SMTPPassword)),
 		slog.Bool("alert_webhook_allow_private", c.AlertWebhookAllowPrivate),
 		slog.Int("alert_threshold_count", c.AlertThresholdCount),
 		slog.Int("alert_threshold_seconds", c.AlertThresholdSeconds),

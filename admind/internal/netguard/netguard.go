@@ -53,11 +53,28 @@ func CheckURL(raw string) error {
 // proxy from the environment, the proxy is dialed unchecked and the target's name is resolved
 // and checked before the request instead (CheckTarget), as the proxy will resolve it itself.
 func Client(timeout time.Duration, allowInternal bool) *http.Client {
-	proxies := proxyAddrs()
+	d := dialer(timeout, allowInternal, proxyAddrs())
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = d.DialContext
+	return &http.Client{
+		Timeout:       timeout,
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Dialer dials with a timeout and, unless allowInternal, refuses an internal address, checked
+// on the address actually dialed (the alert e-mail's SMTP server).
+func Dialer(timeout time.Duration, allowInternal bool) *net.Dialer {
+	return dialer(timeout, allowInternal, nil)
+}
+
+// dialer is Dialer that lets the addresses in exempt (the proxies) through.
+func dialer(timeout time.Duration, allowInternal bool, exempt map[string]bool) *net.Dialer {
 	d := &net.Dialer{Timeout: timeout}
 	if !allowInternal {
-		d.Control = func(network, address string, _ syscall.RawConn) error {
-			if proxies[address] {
+		d.Control = func(_, address string, _ syscall.RawConn) error {
+			if exempt[address] {
 				return nil
 			}
 			ap, err := netip.ParseAddrPort(address)
@@ -67,13 +84,7 @@ func Client(timeout time.Duration, allowInternal bool) *http.Client {
 			return nil
 		}
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.DialContext = d.DialContext
-	return &http.Client{
-		Timeout:       timeout,
-		Transport:     tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	return d
 }
 
 // CheckTarget, for a request that goes through a proxy, resolves the target's name and

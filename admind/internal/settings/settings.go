@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/mail"
 	"net/url"
 	"reflect"
 	"strings"
@@ -27,16 +29,21 @@ type Settings struct {
 	AlertWebhookFormat    string `json:"alert_webhook_format"` // json | slack | dingtalk | feishu | wecom | telegram | gotify | ntfy
 	AlertThresholdCount   int    `json:"alert_threshold_count"`
 	AlertThresholdSeconds int    `json:"alert_threshold_seconds"`
-	AutoBanOnAlert        bool   `json:"auto_ban_on_alert"`  // a key that raises an intercept alert is banned at once
-	ArchiveDays           int    `json:"archive_days"`       // 0: never archive
-	LogRetentionDays      int    `json:"log_retention_days"` // intercept logs older are deleted; 0: kept forever
-	FailsafeMode          string `json:"failsafe_mode"`
-	BindPrefixV4          int    `json:"bind_prefix_v4"`
-	BindPrefixV6          int    `json:"bind_prefix_v6"`
-	ClaimLimit            int    `json:"claim_limit"` // new first-use claims per source per window; 0: no limit
-	ClaimWindowSeconds    int    `json:"claim_window_seconds"`
-	ClaimPrefixV4         int    `json:"claim_prefix_v4"` // a source: the client address widened to these
-	ClaimPrefixV6         int    `json:"claim_prefix_v6"`
+	AutoBanOnAlert        bool   `json:"auto_ban_on_alert"`
+	// E-mail alerts (beside the webhook): to AlertEmailTo (comma-separated; "" off) from
+	// SMTPFrom through SMTPAddr (host:port); credentials come from the environment.
+	AlertEmailTo       string `json:"alert_email_to"`
+	SMTPAddr           string `json:"smtp_addr"`
+	SMTPFrom           string `json:"smtp_from"`          // a key that raises an intercept alert is banned at once
+	ArchiveDays        int    `json:"archive_days"`       // 0: never archive
+	LogRetentionDays   int    `json:"log_retention_days"` // intercept logs older are deleted; 0: kept forever
+	FailsafeMode       string `json:"failsafe_mode"`
+	BindPrefixV4       int    `json:"bind_prefix_v4"`
+	BindPrefixV6       int    `json:"bind_prefix_v6"`
+	ClaimLimit         int    `json:"claim_limit"` // new first-use claims per source per window; 0: no limit
+	ClaimWindowSeconds int    `json:"claim_window_seconds"`
+	ClaimPrefixV4      int    `json:"claim_prefix_v4"` // a source: the client address widened to these
+	ClaimPrefixV6      int    `json:"claim_prefix_v6"`
 	// The key-scan detector: a source (as for the claim limit) that presents ScanThreshold
 	// distinct keys within ScanWindowSeconds raises an alert (0: off), and has its new claims
 	// refused for ScanBlockSeconds (0: only the alert).
@@ -86,6 +93,19 @@ func (s Settings) Validate() error {
 		}
 	default:
 		bad(`alert_webhook_format must be "json", "slack", "dingtalk", "feishu", "wecom", "telegram", "gotify" or "ntfy", got %q`, s.AlertWebhookFormat)
+	}
+	if s.AlertEmailTo != "" {
+		to, err := mail.ParseAddressList(s.AlertEmailTo)
+		switch {
+		case len(s.AlertEmailTo) > 1000 || err != nil || len(to) > 10:
+			bad("alert_email_to must be at most 10 e-mail addresses, comma-separated")
+		}
+		if _, _, err := net.SplitHostPort(s.SMTPAddr); err != nil || len(s.SMTPAddr) > 255 {
+			bad("smtp_addr must be host:port, such as smtp.example.com:587")
+		}
+		if a, err := mail.ParseAddress(s.SMTPFrom); err != nil || len(s.SMTPFrom) > 255 || strings.ContainsAny(a.Name, "\r\n") {
+			bad("smtp_from must be an e-mail address")
+		}
 	}
 	if s.AlertThresholdCount < 1 || s.AlertThresholdCount > 1_000_000 {
 		bad("alert_threshold_count must be in 1-1000000, got %d", s.AlertThresholdCount)

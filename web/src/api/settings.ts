@@ -8,6 +8,9 @@ export interface Settings {
   alert_threshold_count: number
   alert_threshold_seconds: number
   auto_ban_on_alert: boolean
+  alert_email_to: string
+  smtp_addr: string
+  smtp_from: string
   archive_days: number
   log_retention_days: number
   failsafe_mode: 'closed' | 'open'
