@@ -86,17 +86,9 @@ func TestInterceptAlertWebhook(t *testing.T) {
 // own change (actor "system" in admin_audit), and says so; its owner is refused from then on
 // and the plugin's Redis entry says banned. A key banned already is not banned again.
 func TestAutoBanOnAlert(t *testing.T) {
-	var mu sync.Mutex
-	var bodies []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies = append(bodies, string(body))
-		mu.Unlock()
-	}))
-	defer srv.Close()
+	url, bodies := webhookReceiver(t)
 	a := startAdmind(t, map[string]string{
-		"ALERT_WEBHOOK_URL": srv.URL, "ALERT_WEBHOOK_FORMAT": "slack", "ALERT_THRESHOLD_COUNT": "3", "ALERT_THRESHOLD_SECONDS": "60",
+		"ALERT_WEBHOOK_URL": url, "ALERT_WEBHOOK_FORMAT": "slack", "ALERT_THRESHOLD_COUNT": "3", "ALERT_THRESHOLD_SECONDS": "60",
 		"ALERT_WEBHOOK_ALLOW_PRIVATE": "true", "AUTO_BAN_ON_ALERT": "true",
 	})
 	conn := a.db(t)
@@ -125,14 +117,8 @@ func TestAutoBanOnAlert(t *testing.T) {
 	if entry := a.redisEntry(t, hash); !strings.HasPrefix(entry, "v1|banned|") {
 		t.Fatalf("the plugin's entry: %q", entry)
 	}
-	testenv.WaitFor(t, 15*time.Second, "the alert delivered", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(bodies) == 1
-	})
-	mu.Lock()
-	body := bodies[0]
-	mu.Unlock()
+	testenv.WaitFor(t, 15*time.Second, "the alert delivered", func() bool { return len(bodies()) == 1 })
+	body := bodies()[0]
 	if !strings.Contains(body, "banned automatically") || !strings.Contains(body, "(banned)") || strings.Contains(body, key) {
 		t.Fatalf("the alert: %s", body)
 	}
@@ -151,17 +137,9 @@ func TestAutoBanOnAlert(t *testing.T) {
 // alert naming the source, and with scan_block_seconds its new claims are refused (429) for
 // that long, while its own bound key keeps working and other addresses claim as before.
 func TestKeyScanDetector(t *testing.T) {
-	var mu sync.Mutex
-	var bodies []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies = append(bodies, string(body))
-		mu.Unlock()
-	}))
-	defer srv.Close()
+	url, bodiesNow := webhookReceiver(t)
 	a := startAdmind(t, map[string]string{
-		"ALERT_WEBHOOK_URL": srv.URL, "ALERT_WEBHOOK_ALLOW_PRIVATE": "true", "CLAIM_LIMIT": "0",
+		"ALERT_WEBHOOK_URL": url, "ALERT_WEBHOOK_ALLOW_PRIVATE": "true", "CLAIM_LIMIT": "0",
 		"SCAN_THRESHOLD": "4", "SCAN_WINDOW_SECONDS": "60", "SCAN_BLOCK_SECONDS": "30",
 	})
 	scanner := "127.0.0.9"
@@ -170,11 +148,6 @@ func TestKeyScanDetector(t *testing.T) {
 	}
 	if d := a.decideKey(t, "othersKey0123456789", "127.0.0.2"); !d.Allow {
 		t.Fatalf("another's key: %+v", d)
-	}
-	bodiesNow := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), bodies...)
 	}
 	// Its own key's first use (a claim), another's key refused twice (one distinct key), two new
 	// keys New API refused (claimed, then released): four distinct keys.
@@ -260,5 +233,24 @@ func TestSendTestAlertEndpoint(t *testing.T) {
 	refuse.Store(false)
 	if st, body := a.call(t, tok, http.MethodPost, "/admin/api/alerts/test", nil); st != 200 || !strings.Contains(string(body), `"delivered":true`) {
 		t.Fatalf("delivered: %d %s", st, body)
+	}
+}
+
+// webhookReceiver takes every webhook and answers 200; bodies returns what arrived so far.
+func webhookReceiver(t *testing.T) (url string, bodies func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, string(body))
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), got...)
 	}
 }

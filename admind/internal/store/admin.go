@@ -214,24 +214,8 @@ var errRollback = errors.New("rollback")
 // EachBinding calls fn for every binding in id order, straight from the database cursor
 // (export), so memory stays flat whatever the count.
 func (s *Store) EachBinding(ctx context.Context, fn func(bindings.Binding) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT `+bindingColumns+` FROM token_bindings ORDER BY id`)
-	if err != nil {
-		return fmt.Errorf("store: export bindings: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		b, err := scanBinding(rows)
-		if err != nil {
-			return fmt.Errorf("store: export bindings: %w", err)
-		}
-		if err := fn(b); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: export bindings: %w", err)
-	}
-	return nil
+	return eachRow(ctx, s, "export bindings", `SELECT `+bindingColumns+` FROM token_bindings ORDER BY id`, nil,
+		scanBinding, fn)
 }
 
 // RecordAudit writes an audit row for an action that changes nothing (an export).

@@ -68,22 +68,6 @@ func (s *Store) ListAudit(ctx context.Context, q audit.Query) ([]audit.Record, i
 // EachAudit streams every matching row, newest first, to fn without holding them in memory.
 func (s *Store) EachAudit(ctx context.Context, q audit.Query, fn func(audit.Record) error) error {
 	w := auditWhere(q)
-	rows, err := s.pool.Query(ctx, `SELECT `+auditColumns+` FROM admin_audit`+w.sql()+` ORDER BY created_at DESC, id DESC`, w.args...)
-	if err != nil {
-		return fmt.Errorf("store: export audit: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanAudit(rows)
-		if err != nil {
-			return fmt.Errorf("store: export audit: %w", err)
-		}
-		if err := fn(r); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: export audit: %w", err)
-	}
-	return nil
+	return eachRow(ctx, s, "export audit", `SELECT `+auditColumns+` FROM admin_audit`+w.sql()+` ORDER BY created_at DESC, id DESC`, w.args,
+		scanAudit, fn)
 }

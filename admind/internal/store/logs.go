@@ -61,22 +61,29 @@ func (s *Store) ListIntercepts(ctx context.Context, q bindings.LogQuery) ([]bind
 // memory: pgx reads rows off the connection as fn consumes them.
 func (s *Store) EachIntercept(ctx context.Context, q bindings.LogQuery, fn func(bindings.Intercept) error) error {
 	w := logWhere(q)
-	rows, err := s.pool.Query(ctx, `SELECT `+interceptColumns+` FROM intercept_logs`+w.sql()+` ORDER BY created_at DESC, id DESC`, w.args...)
+	return eachRow(ctx, s, "export intercepts", `SELECT `+interceptColumns+` FROM intercept_logs`+w.sql()+` ORDER BY created_at DESC, id DESC`, w.args,
+		scanIntercept, fn)
+}
+
+// eachRow runs query and hands each row, scanned, to fn as pgx reads it off the connection
+// (exports: memory stays flat whatever the count). what names the work in errors.
+func eachRow[T any](ctx context.Context, s *Store, what, query string, args []any, scan func(pgx.Row) (T, error), fn func(T) error) error {
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("store: export intercepts: %w", err)
+		return fmt.Errorf("store: %s: %w", what, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		ic, err := scanIntercept(rows)
+		v, err := scan(rows)
 		if err != nil {
-			return fmt.Errorf("store: export intercepts: %w", err)
+			return fmt.Errorf("store: %s: %w", what, err)
 		}
-		if err := fn(ic); err != nil {
+		if err := fn(v); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: export intercepts: %w", err)
+		return fmt.Errorf("store: %s: %w", what, err)
 	}
 	return nil
 }
