@@ -297,7 +297,11 @@ func (m *middleware) decideUncached(req *http.Request, key, spelled string, ip n
 
 // decideByEntry decides with the binding entry Redis had for the key, and caches it.
 func (m *middleware) decideByEntry(req *http.Request, key, spelled, hash string, b *binding, ip netip.Addr, epoch int64) verdict {
-	b.hash, b.hint = hash, identity.Hint(spelled)
+	// Two statements: under Yaegi v0.16.1 "b.hash, b.hint = hash, identity.Hint(spelled)"
+	// assigns "" to b.hash (a variable beside a call on the right loses its value), and every
+	// refusal decided from this cached binding would then report no key hash.
+	b.hash = hash
+	b.hint = identity.Hint(spelled)
 	m.remember(key, b, m.opts.cacheTTL, cacheMaxAge, epoch)
 	code := b.check(ip)
 	if code != "" {
