@@ -49,7 +49,7 @@ func TestAdminSettings(t *testing.T) {
 		t.Fatalf("get: %d %s", st, body)
 	}
 	want := settingsJSON{AlertWebhookFormat: "json", AlertThresholdCount: 7, AlertThresholdSeconds: 300, ArchiveDays: 30, LogRetentionDays: 90, FailsafeMode: "closed", BindPrefixV4: 32, BindPrefixV6: 64,
-		ClaimLimit: 30, ClaimWindowSeconds: 60, ClaimPrefixV4: 32, ClaimPrefixV6: 64, ScanThreshold: 20, ScanWindowSeconds: 600}
+		ClaimLimit: 30, ClaimWindowSeconds: 60, ClaimPrefixV4: 32, ClaimPrefixV6: 64, ScanThreshold: 50, ScanWindowSeconds: 600}
 	if cur != want {
 		t.Fatalf("defaults from the environment: %+v, want %+v", cur, want)
 	}

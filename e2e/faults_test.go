@@ -381,6 +381,19 @@ func (r *alertReceiver) count() int {
 	return len(r.bodies)
 }
 
+// countKind counts the alerts of one kind (json format: "type":"sentinel.alert.<kind>").
+func (r *alertReceiver) countKind(kind string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, b := range r.bodies {
+		if strings.Contains(b, `"type":"sentinel.alert.`+kind+`"`) {
+			n++
+		}
+	}
+	return n
+}
+
 func (r *alertReceiver) waitFor(t *testing.T, n int, contains string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

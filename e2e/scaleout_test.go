@@ -17,12 +17,13 @@ import (
 //     logged exactly once, and Redis agrees with PostgreSQL.
 //   - The intercept stream, read by both admind in one consumer group, is written to
 //     PostgreSQL exactly once.
-//   - One alert per window although both admind count intercepts.
+//   - One alert per window although both admind count intercepts; one key-scan alert per
+//     racing address (each presents a new key per round), although both admind count keys.
 //   - The archive job, run every second by both admind, archives each idle binding once.
 func TestTwoOfEverything(t *testing.T) {
 	hook := newAlertReceiver(t)
 	s := startStack(t, stackOptions{AdmindEnv: []string{"ALERT_WEBHOOK_URL=" + hook.URL, "ALERT_THRESHOLD_COUNT=5", "ALERT_THRESHOLD_SECONDS=300",
-		"ARCHIVE_INTERVAL=1s"}})
+		"SCAN_THRESHOLD=20", "ARCHIVE_INTERVAL=1s"}})
 	r := s.startReplica(t)
 	via := []string{s.webURL, r.webURL}
 	ctx := context.Background()
@@ -104,10 +105,16 @@ func TestTwoOfEverything(t *testing.T) {
 		t.Fatalf("%d events left pending", pending.Count)
 	}
 	// Each round's key crossed the threshold (5) on both admind: still one alert per key.
-	testenv.WaitFor(t, 30*time.Second, "an alert per key", func() bool { return hook.count() >= rounds })
+	testenv.WaitFor(t, 30*time.Second, "an alert per key", func() bool { return hook.countKind("intercepts") >= rounds })
+	// Each racing address presented a new key in each of the rounds (= SCAN_THRESHOLD): one
+	// key-scan alert each.
+	testenv.WaitFor(t, 30*time.Second, "a key-scan alert per address", func() bool { return hook.countKind("key_scan") >= addrs })
 	time.Sleep(3 * time.Second)
-	if n := hook.count(); n != rounds {
+	if n := hook.countKind("intercepts"); n != rounds {
 		t.Fatalf("%d alerts for %d keys over threshold in one window", n, rounds)
+	}
+	if n := hook.countKind("key_scan"); n != addrs {
+		t.Fatalf("%d key-scan alerts for %d addresses that each presented %d keys", n, addrs, rounds)
 	}
 
 	// 30 bindings idle for 40 days; both admind run the archive job every second.

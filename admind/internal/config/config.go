@@ -97,7 +97,7 @@ func Load(getenv func(string) string) (Config, error) {
 		BindPrefixV4:       r.intIn("BIND_PREFIX_V4", 32, 8, 32),
 		BindPrefixV6:       r.intIn("BIND_PREFIX_V6", 64, 16, 128),
 		ClaimLimit:         r.intIn("CLAIM_LIMIT", 30, 0, 1_000_000),
-		ScanThreshold:      r.intIn("SCAN_THRESHOLD", 20, 0, 10_000),
+		ScanThreshold:      r.intIn("SCAN_THRESHOLD", 50, 0, 10_000),
 		ScanWindowSeconds:  r.intIn("SCAN_WINDOW_SECONDS", 600, 1, 86_400),
 		ScanBlockSeconds:   r.intIn("SCAN_BLOCK_SECONDS", 0, 0, 86_400),
 		ClaimWindowSeconds: r.intIn("CLAIM_WINDOW_SECONDS", 60, 1, 86_400),
