@@ -540,4 +540,8 @@ func TestEmailAlerts(t *testing.T) {
 	if err := n.Test(context.Background(), "admin"); !errors.Is(err, netguard.ErrForbidden) {
 		t.Fatalf("loopback SMTP server without ALERT_WEBHOOK_ALLOW_PRIVATE: %v", err)
 	}
+	// A refused address is final: not retried.
+	if n.Deliver(context.Background(), a) || outcome(outcomes, "retried") != 0 {
+		t.Fatalf("delivered to a refused address, or retried it %d times", outcome(outcomes, "retried"))
+	}
 }

@@ -111,8 +111,10 @@ func (n *Notifier) Deliver(ctx context.Context, a Alert) bool {
 	}
 	if email {
 		ok = n.withRetries(ctx, a, "email", func() (bool, error) {
-			// Every SMTP failure may be passing (a busy server, a greylisting reply).
-			return true, n.Mail.Send(ctx, set, a)
+			// An SMTP failure may be passing (a busy server, a greylisting reply); wrong
+			// settings or a refused address are not.
+			err := n.Mail.Send(ctx, set, a)
+			return !permanentMailError(err), err
 		}) && ok
 	}
 	return ok

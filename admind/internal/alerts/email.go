@@ -28,6 +28,14 @@ type Mailer struct {
 	TLSConfig *tls.Config
 }
 
+// errMailSettings: the e-mail settings themselves are wrong; retrying cannot help.
+var errMailSettings = errors.New("e-mail settings")
+
+// permanentMailError reports whether another attempt cannot succeed.
+func permanentMailError(err error) bool {
+	return errors.Is(err, errMailSettings) || errors.Is(err, netguard.ErrForbidden)
+}
+
 // configured reports whether set asks for e-mail alerts.
 func emailConfigured(set settings.Settings) bool { return set.AlertEmailTo != "" }
 
@@ -35,15 +43,15 @@ func emailConfigured(set settings.Settings) bool { return set.AlertEmailTo != ""
 func (m *Mailer) Send(ctx context.Context, set settings.Settings, a Alert) error {
 	host, _, err := net.SplitHostPort(set.SMTPAddr)
 	if err != nil {
-		return errors.New("smtp_addr must be host:port")
+		return fmt.Errorf("%w: smtp_addr must be host:port", errMailSettings)
 	}
 	from, err := mail.ParseAddress(set.SMTPFrom)
 	if err != nil {
-		return errors.New("smtp_from is not an e-mail address")
+		return fmt.Errorf("%w: smtp_from is not an e-mail address", errMailSettings)
 	}
 	to, err := mail.ParseAddressList(set.AlertEmailTo)
 	if err != nil {
-		return errors.New("alert_email_to is not a list of e-mail addresses")
+		return fmt.Errorf("%w: alert_email_to is not a list of e-mail addresses", errMailSettings)
 	}
 	timeout := m.Timeout
 	if timeout <= 0 {
