@@ -406,11 +406,11 @@ func TestTestAlert(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	n, outcomes := newNotifier("", "telegram", nil)
+	n, _ := newNotifier("", "telegram", nil)
 	if err := n.Test(context.Background(), "admin"); !errors.Is(err, ErrNoChannel) {
 		t.Fatalf("no channel: %v", err)
 	}
-	n, outcomes = newNotifier(srv.URL+"/botTOKEN/sendMessage?chat_id=1", "telegram", nil)
+	n, outcomes := newNotifier(srv.URL+"/botTOKEN/sendMessage?chat_id=1", "telegram", nil)
 	err := n.Test(context.Background(), "admin")
 	if err == nil || !strings.Contains(err.Error(), "status 401") || !strings.Contains(err.Error(), `"description":"Unauthorized"`) || strings.Contains(err.Error(), "TOKEN") {
 		t.Fatalf("refused: %v", err)

@@ -66,7 +66,7 @@ func (m *Mailer) Send(ctx context.Context, set settings.Settings, a Alert) error
 	if err != nil {
 		return errors.New("smtp: connection failed")
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	if deadline, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(deadline)
 	}
@@ -74,7 +74,7 @@ func (m *Mailer) Send(ctx context.Context, set settings.Settings, a Alert) error
 	if err != nil {
 		return fmt.Errorf("smtp: %w", err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	if ok, _ := c.Extension("STARTTLS"); ok {
 		cfg := m.TLSConfig
 		if cfg == nil {
