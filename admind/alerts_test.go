@@ -210,7 +210,7 @@ func TestSendTestAlertEndpoint(t *testing.T) {
 	a := startAdmind(t, map[string]string{"ALERT_WEBHOOK_ALLOW_PRIVATE": "true"})
 	tok := a.login(t)
 	st, body := a.call(t, tok, http.MethodPost, "/admin/api/alerts/test", nil)
-	wantError(t, st, body, http.StatusConflict, "no_alert_channel", "no alert webhook")
+	wantError(t, st, body, http.StatusConflict, "no_alert_channel", "no alert channel")
 
 	st, body = a.call(t, tok, http.MethodGet, "/admin/api/settings", nil)
 	var set map[string]any
