@@ -119,20 +119,15 @@ func (a *Admin) Unban(ctx context.Context, who audit.Actor, id int64) (Change, e
 }
 
 // SetNote replaces a binding's note (the operator's own words: a customer, a ticket). The
-// note is not part of the binding's Redis entry, so the plugins' caches are left alone.
+// note is not part of the binding's Redis entry, so change leaves the plugins' caches alone.
 func (a *Admin) SetNote(ctx context.Context, who audit.Actor, id int64, note string) (Change, error) {
 	if err := checkNote(note); err != nil {
 		return Change{}, err
 	}
-	before, after, err := a.Store.ChangeBinding(ctx, id, func(b *Binding) error {
-		b.Note, b.UpdatedAt = note, a.Now()
+	return a.change(ctx, who, id, "binding.set_note", func(b *Binding) error {
+		b.Note = note
 		return nil
-	}, audit.Entry{Actor: who, Action: "binding.set_note", Target: fmt.Sprintf("binding:%d", id)})
-	if err != nil {
-		return Change{}, err
-	}
-	a.Log.Info("binding changed", "action", "binding.set_note", "actor", who.Name, "binding_id", id, "key_hint", after.KeyHint)
-	return Change{Before: before, After: after, CacheUpdated: true}, nil
+	})
 }
 
 func (a *Admin) change(ctx context.Context, who audit.Actor, id int64, action string, apply func(*Binding) error) (Change, error) {
@@ -146,7 +141,10 @@ func (a *Admin) change(ctx context.Context, who audit.Actor, id int64, action st
 	if err != nil {
 		return Change{}, err
 	}
-	ok := a.updateCache(ctx, after.KeyHash, func(ctx context.Context) error {
+	// Only a change to what the plugin reads (the entry) is pushed to Redis and moves the
+	// generation, which empties every plugin's local cache; a note, or a ban of a banned key,
+	// leaves them alone.
+	ok := after.CacheEntry() == before.CacheEntry() || a.updateCache(ctx, after.KeyHash, func(ctx context.Context) error {
 		return a.Cache.ChangeBinding(ctx, after.KeyHash, after.CacheEntry(), after.Version, a.RedisEntryTTL)
 	})
 	a.Log.Info("binding changed", "action", action, "actor", who.Name, "binding_id", id, "key_hint", after.KeyHint,
