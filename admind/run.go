@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -112,16 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	}
 	evaluator.Init(10000)
 	decider.KeyPresented = evaluator.SubmitPresented
-	decider.ClaimBlocked = func(ctx context.Context, ip netip.Addr) time.Duration {
-		s := live.Current()
-		left, err := alerts.ScanBlocked(ctx, rdb, ip, s.ClaimPrefixV4, s.ClaimPrefixV6)
-		if err != nil {
-			// As with the claim limit, a Redis failure here is not a refusal.
-			log.Warn("key-scan block check failed", "err", err)
-			return 0
-		}
-		return left
-	}
+	decider.ClaimBlocked = evaluator.ClaimBlocked
 	db.OnInterceptsWritten = func(ctx context.Context, list []bindings.Intercept) {
 		m.Intercepts.Add(float64(len(list)))
 		evaluator.Submit(list)

@@ -92,7 +92,7 @@ func (n *Notifier) outcome(o string) {
 // described on Notifier, and reports whether it arrived everywhere.
 func (n *Notifier) Deliver(ctx context.Context, a Alert) bool {
 	set := n.Settings()
-	webhook, email := set.AlertWebhookURL != "", n.Mail != nil && emailConfigured(set)
+	webhook, email := n.channels(set)
 	if !webhook && !email {
 		n.Log.Info("alert not delivered: no alert channel configured", "alert_id", a.ID)
 		return false
@@ -118,6 +118,11 @@ func (n *Notifier) Deliver(ctx context.Context, a Alert) bool {
 		}) && ok
 	}
 	return ok
+}
+
+// channels says which alert channels set configures.
+func (n *Notifier) channels(set settings.Settings) (webhook, email bool) {
+	return set.AlertWebhookURL != "", n.Mail != nil && set.AlertEmailTo != ""
 }
 
 // withRetries makes attempts until one succeeds, one fails for good, or MaxAttempts.
@@ -158,11 +163,11 @@ var ErrNoChannel = errors.New("no alert channel is configured: set a webhook URL
 // (a chat service says what is wrong), never the URL.
 func (n *Notifier) Test(ctx context.Context, actor string) error {
 	set := n.Settings()
-	webhook, email := set.AlertWebhookURL != "", n.Mail != nil && emailConfigured(set)
+	webhook, email := n.channels(set)
 	if !webhook && !email {
 		return ErrNoChannel
 	}
-	a := Alert{ID: newID(), Kind: KindTest, At: n.Now().UTC(), Source: actor}
+	a := Alert{ID: newID(), Kind: KindTest, At: n.Now().UTC(), SentBy: actor}
 	var errs []error
 	if webhook {
 		body, contentType, err := Render(a, set.AlertWebhookFormat, set.AlertWebhookURL)
@@ -311,7 +316,7 @@ func Text(a Alert) string {
 	case KindDropped:
 		fmt.Fprintf(&b, "[Key-IP Sentinel] %d alerts dropped: more were raised than could be delivered. See the intercept logs.", a.Count)
 	case KindTest:
-		fmt.Fprintf(&b, "[Key-IP Sentinel] Test alert, sent from the console by %s: alerts reach you here.", a.Source)
+		fmt.Fprintf(&b, "[Key-IP Sentinel] Test alert, sent from the console by %s: alerts reach you here.", a.SentBy)
 	case KindKeyScan:
 		fmt.Fprintf(&b, "[Key-IP Sentinel] %s presented %d distinct API keys within %d s: key scanning, or a stolen key list being tried.",
 			a.Source, a.Count, a.WindowSeconds)

@@ -36,9 +36,6 @@ func permanentMailError(err error) bool {
 	return errors.Is(err, errMailSettings) || errors.Is(err, netguard.ErrForbidden)
 }
 
-// configured reports whether set asks for e-mail alerts.
-func emailConfigured(set settings.Settings) bool { return set.AlertEmailTo != "" }
-
 // Send mails the alert's text. Errors quote the server's reply, never the password.
 func (m *Mailer) Send(ctx context.Context, set settings.Settings, a Alert) error {
 	host, _, err := net.SplitHostPort(set.SMTPAddr)

@@ -39,11 +39,12 @@ type Alert struct {
 	WindowStart   time.Time `json:"window_start"`
 	IPs           []string  `json:"ips,omitempty"`
 	// Source (key_scan): the client address, widened to the claim prefix, that presented
-	// Count distinct keys; ClaimsRefusedSeconds: how long its new claims are refused. For a
-	// test alert, the admin who sent it.
-	Source               string              `json:"source,omitempty"`
-	ClaimsRefusedSeconds int                 `json:"claims_refused_seconds,omitempty"`
-	Binding              *bindings.AuditView `json:"binding,omitempty"`
+	// Count distinct keys; ClaimsRefusedSeconds: how long its new claims are refused.
+	Source               string `json:"source,omitempty"`
+	ClaimsRefusedSeconds int    `json:"claims_refused_seconds,omitempty"`
+	// SentBy (test): the admin who sent the test alert.
+	SentBy  string              `json:"sent_by,omitempty"`
+	Binding *bindings.AuditView `json:"binding,omitempty"`
 	// AutoBanned: the key was banned by this alert (the auto_ban_on_alert setting).
 	AutoBanned    bool  `json:"auto_banned,omitempty"`
 	FailsafeOpen  int64 `json:"failsafe_forwarded,omitempty"`

@@ -2,7 +2,6 @@ package alerts
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -42,11 +41,6 @@ func scanFiredKey(source netip.Prefix) string { return "sentinel:scan:" + source
 // ScanBlockKey, while it exists, refuses new claims from the source (scan_block_seconds).
 func ScanBlockKey(source netip.Prefix) string { return "sentinel:scanblock:" + source.String() }
 
-// ScanSource is the source a client address counts for.
-func ScanSource(ip netip.Addr, v4Bits, v6Bits int) netip.Prefix {
-	return bindings.FirstUsePrefix(ip, v4Bits, v6Bits)
-}
-
 // Presented counts keys a client address presented (claims and refusals) toward the key-scan
 // detector; at scan_threshold distinct keys within scan_window_seconds it raises one alert,
 // and with scan_block_seconds refuses the source's new claims that long.
@@ -55,7 +49,7 @@ func (e *Evaluator) Presented(ctx context.Context, ip netip.Addr, keyHashes ...s
 	if set.ScanThreshold <= 0 || len(keyHashes) == 0 {
 		return
 	}
-	source := ScanSource(ip, set.ClaimPrefixV4, set.ClaimPrefixV6)
+	source := bindings.FirstUsePrefix(ip, set.ClaimPrefixV4, set.ClaimPrefixV6)
 	window := time.Duration(set.ScanWindowSeconds) * time.Second
 	args := []any{window.Milliseconds(), set.ScanThreshold}
 	for _, h := range keyHashes {
@@ -96,14 +90,18 @@ func (e *Evaluator) presentedByIntercepts(ctx context.Context, list []bindings.I
 	}
 }
 
-// ScanBlocked reports how long the source of ip is still refused new claims (0: not).
-func ScanBlocked(ctx context.Context, rdb *redis.Client, ip netip.Addr, v4Bits, v6Bits int) (time.Duration, error) {
-	d, err := rdb.PTTL(ctx, ScanBlockKey(ScanSource(ip, v4Bits, v6Bits))).Result()
+// ClaimBlocked says how long the source of ip is still refused new claims (0: not), for
+// bindings.Service. Without scan_block_seconds nothing is blocked and Redis is not asked; a
+// Redis failure is not a refusal either, as with the claim limit.
+func (e *Evaluator) ClaimBlocked(ctx context.Context, ip netip.Addr) time.Duration {
+	set := e.Settings()
+	if set.ScanThreshold <= 0 || set.ScanBlockSeconds <= 0 {
+		return 0
+	}
+	d, err := e.Redis.PTTL(ctx, ScanBlockKey(bindings.FirstUsePrefix(ip, set.ClaimPrefixV4, set.ClaimPrefixV6))).Result()
 	if err != nil {
-		return 0, fmt.Errorf("alerts: scan block: %w", err)
+		e.Log.Warn("key-scan block check failed", "err", err)
+		return 0
 	}
-	if d < 0 {
-		return 0, nil
-	}
-	return d, nil
+	return max(d, 0)
 }
