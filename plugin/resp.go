@@ -141,16 +141,24 @@ func readBulkString(r *bufio.Reader) (string, bool, error) {
 	switch {
 	case err != nil:
 		return "", false, err
-	case head == "$-1":
-		return "", false, nil
 	case len(head) > 0 && head[0] == '-':
 		return "", false, &redisError{msg: head[1:]}
 	case len(head) < 2 || head[0] != '$':
 		return "", false, errRedisProtocol
 	}
-	n, err := strconv.Atoi(head[1:])
-	if err != nil || n < 0 || n > maxBulkLen {
+	s, null, err := readBulkBody(r, head[1:])
+	return s, !null && err == nil, err
+}
+
+// readBulkBody reads a bulk string's body after its "$<length>" line; length -1 is the nil
+// reply (null).
+func readBulkBody(r *bufio.Reader, length string) (s string, null bool, err error) {
+	n, err := strconv.Atoi(length)
+	if err != nil || n < -1 || n > maxBulkLen {
 		return "", false, errRedisProtocol
+	}
+	if n == -1 {
+		return "", true, nil
 	}
 	buf := make([]byte, n+2)
 	if _, err := io.ReadFull(r, buf); err != nil {
@@ -159,7 +167,7 @@ func readBulkString(r *bufio.Reader) (string, bool, error) {
 	if buf[n] != '\r' || buf[n+1] != '\n' {
 		return "", false, errRedisProtocol
 	}
-	return string(buf[:n]), true, nil
+	return string(buf[:n]), false, nil
 }
 
 // pipeline sends cmds in one write and reads one reply per command. Error replies are
@@ -350,22 +358,10 @@ func readReply(r *bufio.Reader, depth int) (respValue, error) {
 			return respValue{}, errRedisProtocol
 		}
 	case '$':
-		n, err := strconv.Atoi(body)
-		if err != nil || n < -1 || n > maxBulkLen {
-			return respValue{}, errRedisProtocol
+		v.str, v.null, err = readBulkBody(r, body)
+		if err != nil {
+			return respValue{}, err
 		}
-		if n == -1 {
-			v.null = true
-			return v, nil
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return respValue{}, fmt.Errorf("redis: read: %w", err)
-		}
-		if buf[n] != '\r' || buf[n+1] != '\n' {
-			return respValue{}, errRedisProtocol
-		}
-		v.str = string(buf[:n])
 	case '*':
 		n, err := strconv.Atoi(body)
 		if err != nil || n < -1 || n > maxArrayLen || depth >= maxReplyDepth {
