@@ -33,13 +33,13 @@ local fire = 0
 if n >= threshold and redis.call('SET', KEYS[2], '1', 'NX', 'PX', win) then fire = 1 end
 return {fire, n}`)
 
-// scanKey, scanFiredKey and ScanBlockKey are per source (the client address widened to the
+// scanKey, scanFiredKey and scanBlockKey are per source (the client address widened to the
 // claim prefix, as for the claim limit).
 func scanKey(source netip.Prefix) string      { return "sentinel:scan:" + source.String() }
 func scanFiredKey(source netip.Prefix) string { return "sentinel:scan:" + source.String() + ":fired" }
 
-// ScanBlockKey, while it exists, refuses new claims from the source (scan_block_seconds).
-func ScanBlockKey(source netip.Prefix) string { return "sentinel:scanblock:" + source.String() }
+// scanBlockKey, while it exists, refuses new claims from the source (scan_block_seconds).
+func scanBlockKey(source netip.Prefix) string { return "sentinel:scanblock:" + source.String() }
 
 // Presented counts keys a client address presented (claims and refusals) toward the key-scan
 // detector; at scan_threshold distinct keys within scan_window_seconds it raises one alert,
@@ -68,7 +68,7 @@ func (e *Evaluator) Presented(ctx context.Context, ip netip.Addr, keyHashes ...s
 		WindowSeconds: set.ScanWindowSeconds, WindowStart: now.UTC()}
 	if set.ScanBlockSeconds > 0 {
 		block := time.Duration(set.ScanBlockSeconds) * time.Second
-		if err := e.Redis.Set(ctx, ScanBlockKey(source), "1", block).Err(); err != nil {
+		if err := e.Redis.Set(ctx, scanBlockKey(source), "1", block).Err(); err != nil {
 			e.Log.Error("key-scan block failed", "source", source.String(), "err", err)
 		} else {
 			a.ClaimsRefusedSeconds = set.ScanBlockSeconds
@@ -98,7 +98,7 @@ func (e *Evaluator) ClaimBlocked(ctx context.Context, ip netip.Addr) time.Durati
 	if set.ScanThreshold <= 0 || set.ScanBlockSeconds <= 0 {
 		return 0
 	}
-	d, err := e.Redis.PTTL(ctx, ScanBlockKey(bindings.FirstUsePrefix(ip, set.ClaimPrefixV4, set.ClaimPrefixV6))).Result()
+	d, err := e.Redis.PTTL(ctx, scanBlockKey(bindings.FirstUsePrefix(ip, set.ClaimPrefixV4, set.ClaimPrefixV6))).Result()
 	if err != nil {
 		e.Log.Warn("key-scan block check failed", "err", err)
 		return 0
