@@ -1,10 +1,6 @@
 package yaegihost
 
 import (
-	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -67,11 +63,7 @@ func BenchmarkCacheHitUnderYaegi(b *testing.B) {
 	b.Run("general-redis", func(b *testing.B) {
 		t := &testing.T{}
 		srv := testenv.Redis(b)
-		m := hmac.New(sha256.New, []byte("yaegi-hmac-secret-0123456789"))
-		m.Write([]byte("benchmarkkey0123456789")) // the canonical (lower-case) key form
-		if err := srv.Client(b).Set(context.Background(), "sentinel:b:"+hex.EncodeToString(m.Sum(nil)), "v1|active|single|127.0.0.2/32", 0).Err(); err != nil {
-			b.Fatal(err)
-		}
+		bindInRedis(b, srv.Client(b), "benchmarkkey0123456789", "v1|active|single|127.0.0.2/32")
 		admind := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusServiceUnavailable) // never asked: Redis has the binding
 		}))

@@ -7,10 +7,6 @@
 package yaegihost
 
 import (
-	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -31,11 +27,7 @@ func TestConcurrentRedisUnderYaegi(t *testing.T) {
 	rdb := srv.Client(t)
 	const keys = 50
 	for i := 0; i < keys; i++ {
-		m := hmac.New(sha256.New, []byte("yaegi-hmac-secret-0123456789"))
-		fmt.Fprintf(m, "concurrentkey%04d", i) // the canonical (lower-case) key form
-		if err := rdb.Set(context.Background(), "sentinel:b:"+hex.EncodeToString(m.Sum(nil)), "v1|active|single|127.0.0.2/32", 0).Err(); err != nil {
-			t.Fatal(err)
-		}
+		bindInRedis(t, rdb, fmt.Sprintf("concurrentkey%04d", i), "v1|active|single|127.0.0.2/32")
 	}
 	var admindCalls atomic.Int64
 	admind := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

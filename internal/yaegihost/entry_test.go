@@ -2,9 +2,6 @@ package yaegihost
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -23,12 +20,7 @@ func TestRedisEntryRefusalsUnderYaegi(t *testing.T) {
 	srv := testenv.Redis(t)
 	rdb := srv.Client(t)
 	ctx := context.Background()
-	m := hmac.New(sha256.New, []byte("yaegi-hmac-secret-0123456789"))
-	m.Write([]byte("entrykey0123456789")) // the canonical (lower-case) key form
-	hash := hex.EncodeToString(m.Sum(nil))
-	if err := rdb.Set(ctx, "sentinel:b:"+hash, "v1|active|single|127.0.0.2/32", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
+	hash := bindInRedis(t, rdb, "entrykey0123456789", "v1|active|single|127.0.0.2/32")
 	admind := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("admind asked %s: Redis has the binding", r.URL.Path)
 		w.WriteHeader(http.StatusServiceUnavailable)

@@ -104,7 +104,7 @@ func (p plugin) build(t *testing.T, options map[string]any, next http.Handler) (
 }
 
 func secretsEnv() []string {
-	return append(os.Environ(), "SENTINEL_INTERNAL_TOKEN=yaegi-internal-token-0123", "SENTINEL_HMAC_SECRET=yaegi-hmac-secret-0123456789")
+	return append(os.Environ(), "SENTINEL_INTERNAL_TOKEN=yaegi-internal-token-0123", "SENTINEL_HMAC_SECRET="+yaegiHMACSecret)
 }
 
 func TestLabelStyleOptionsDecode(t *testing.T) {
