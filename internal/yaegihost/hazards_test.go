@@ -1,0 +1,91 @@
+package yaegihost
+
+import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/key-ip-sentinel/sentinel/internal/testenv"
+)
+
+// yaegiHazards lists the constructs in src that Yaegi v0.16.1 gets wrong although go test
+// passes (docs/architecture.md, "Living inside Yaegi"), by position:
+//   - a parallel assignment mixing a call with other expressions on its right side: the
+//     other values are lost ("a, b = v, f()" sets a to its zero value);
+//   - the min and max builtins, which its symbol tables lack.
+func yaegiHazards(fset *token.FileSet, file *ast.File) []string {
+	var out []string
+	ast.Inspect(file, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.AssignStmt:
+			if len(n.Lhs) < 2 || len(n.Rhs) != len(n.Lhs) {
+				return true
+			}
+			calls := 0
+			for _, r := range n.Rhs {
+				if _, ok := r.(*ast.CallExpr); ok {
+					calls++
+				}
+			}
+			if calls > 0 && calls < len(n.Rhs) {
+				out = append(out, fmt.Sprintf("%s: a parallel assignment mixes a call with other values: assign one at a time", fset.Position(n.Pos())))
+			}
+		case *ast.CallExpr:
+			if id, ok := n.Fun.(*ast.Ident); ok && (id.Name == "min" || id.Name == "max") && id.Obj == nil {
+				out = append(out, fmt.Sprintf("%s: the %s builtin does not exist under Yaegi v0.16.1", fset.Position(n.Pos()), id.Name))
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// The plugin's code (what Traefik's Yaegi loads: plugin/ and its packages, tests left out)
+// holds none of the hazards.
+func TestNoYaegiHazardsInThePlugin(t *testing.T) {
+	root := filepath.Join(testenv.RepoRoot(), "plugin")
+	fset := token.NewFileSet()
+	files := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		files++
+		for _, h := range yaegiHazards(fset, f) {
+			t.Error(h)
+		}
+		return nil
+	})
+	if err != nil || files < 10 {
+		t.Fatalf("read %d plugin files: %v", files, err)
+	}
+}
+
+// The check finds what it looks for (the assignment that dropped key hashes in 2026-12).
+func TestYaegiHazardsFound(t *testing.T) {
+	src := `package p
+func f(b *struct{ hash, hint string }, hash string) {
+	b.hash, b.hint = hash, hint(hash)
+	x, y := g(), h()
+	_, _ = x, y
+	_ = max(1, 2)
+}`
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "p.go", src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := yaegiHazards(fset, f)
+	if len(got) != 2 || !strings.Contains(got[0], "p.go:3") || !strings.Contains(got[1], "max builtin") {
+		t.Fatalf("found %q", got)
+	}
+}
