@@ -142,11 +142,20 @@ func TestBindingImportExport(t *testing.T) {
 		t.Fatalf("import audit rows %d", n)
 	}
 
+	// A learning rule travels with its bounds.
+	if st, body := a.call(t, tok, http.MethodPut, "/admin/api/bindings/ip", map[string]any{"id": bindingID(t, a, tok, hashKey(firstUseKey)),
+		"mode": "learning", "cidrs": []string{"127.0.0.2"}, "learn_slots": 2, "learn_window_seconds": 3600}); st != 200 {
+		t.Fatalf("learning rule: %d %s", st, body)
+	}
+
 	// Export, both formats: every binding, by hash.
 	st, csvBody := a.call(t, tok, http.MethodGet, "/admin/api/bindings/export?format=csv", nil)
 	records, err := csv.NewReader(strings.NewReader(string(csvBody))).ReadAll()
-	if st != 200 || err != nil || len(records) != 5 || strings.Join(records[0], ",") != "key_hash,key_hint,mode,cidrs,status,note,origin,first_ip,created_at,last_used_at" {
+	if st != 200 || err != nil || len(records) != 5 || strings.Join(records[0], ",") != "key_hash,key_hint,mode,cidrs,status,note,learn_slots,learn_until,origin,first_ip,created_at,last_used_at" {
 		t.Fatalf("csv export: %d %v\n%s", st, err, csvBody)
+	}
+	if !strings.Contains(string(csvBody), ",learning,127.0.0.2/32,active,,2,") {
+		t.Fatalf("csv export: the learning rule without its bounds:\n%s", csvBody)
 	}
 	if !strings.Contains(string(csvBody), "'=SUM(A1)") || strings.Contains(strings.ToLower(string(csvBody)), strings.ToLower(firstUseKey)) {
 		t.Fatalf("csv export: formula unguarded or a raw key:\n%s", csvBody)
@@ -163,7 +172,7 @@ func TestBindingImportExport(t *testing.T) {
 	// Into an empty instance (same HMAC secret): the same bindings come back.
 	snapshot := func() string {
 		var s string
-		if err := conn.QueryRow(context.Background(), `SELECT string_agg(concat_ws('|', key_hash, key_hint, rule_mode, cidrs::text, status, note), E'\n' ORDER BY key_hash) FROM token_bindings`).Scan(&s); err != nil {
+		if err := conn.QueryRow(context.Background(), `SELECT string_agg(concat_ws('|', key_hash, key_hint, rule_mode, cidrs::text, status, note, learn_slots, learn_until), E'\n' ORDER BY key_hash) FROM token_bindings`).Scan(&s); err != nil {
 			t.Fatal(err)
 		}
 		return s

@@ -17,7 +17,6 @@ import (
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/alerts"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/archive"
-	"github.com/key-ip-sentinel/sentinel/admind/internal/audit"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/auth"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/cache"
@@ -80,6 +79,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 			s := live.Current()
 			return s.BindPrefixV4, s.BindPrefixV6
 		},
+		FirstUseLearning: func(now time.Time) (bindings.LearnRule, bool) {
+			s := live.Current()
+			return bindings.LearnRule{Slots: s.LearningSlots, Until: now.Add(time.Duration(s.LearningWindowSeconds) * time.Second)},
+				s.FirstUseRule == string(bindings.ModeLearning)
+		},
 		RedisEntryTTL: cfg.RedisEntryTTL, FillTimeout: 200 * time.Millisecond, Now: time.Now,
 		Observe: func(d bindings.Decision) {
 			outcome := d.Reason
@@ -105,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	evaluator := &alerts.Evaluator{
 		Redis: rdb, Settings: live.Current, Binding: db.BindingByHash, Notify: notifier.Enqueue, Now: time.Now, Log: log,
 		Ban: func(ctx context.Context, id int64) (bindings.Binding, error) {
-			c, err := admin.Ban(ctx, audit.Actor{Name: "system"}, id)
+			c, err := admin.Ban(ctx, bindings.SystemActor, id)
 			return c.After, err
 		},
 	}

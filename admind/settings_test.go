@@ -34,6 +34,9 @@ type settingsJSON struct {
 	ScanThreshold         int    `json:"scan_threshold"`
 	ScanWindowSeconds     int    `json:"scan_window_seconds"`
 	ScanBlockSeconds      int    `json:"scan_block_seconds"`
+	FirstUseRule          string `json:"first_use_rule"`
+	LearningSlots         int    `json:"learning_slots"`
+	LearningWindowSeconds int    `json:"learning_window_seconds"`
 }
 
 func TestAdminSettings(t *testing.T) {
@@ -49,7 +52,8 @@ func TestAdminSettings(t *testing.T) {
 		t.Fatalf("get: %d %s", st, body)
 	}
 	want := settingsJSON{AlertWebhookFormat: "json", AlertThresholdCount: 7, AlertThresholdSeconds: 300, ArchiveDays: 30, LogRetentionDays: 90, FailsafeMode: "closed", BindPrefixV4: 32, BindPrefixV6: 64,
-		ClaimLimit: 30, ClaimWindowSeconds: 60, ClaimPrefixV4: 32, ClaimPrefixV6: 64, ScanThreshold: 50, ScanWindowSeconds: 600}
+		ClaimLimit: 30, ClaimWindowSeconds: 60, ClaimPrefixV4: 32, ClaimPrefixV6: 64, ScanThreshold: 50, ScanWindowSeconds: 600,
+		FirstUseRule: "single", LearningSlots: 3, LearningWindowSeconds: 86_400}
 	if cur != want {
 		t.Fatalf("defaults from the environment: %+v, want %+v", cur, want)
 	}
@@ -64,9 +68,10 @@ func TestAdminSettings(t *testing.T) {
 	bad.AlertWebhookURL, bad.FailsafeMode, bad.BindPrefixV4, bad.AlertThresholdCount = "javascript:alert(1)", "sometimes", 33, 0
 	bad.ClaimLimit, bad.ClaimWindowSeconds, bad.ClaimPrefixV6 = -1, 0, 129
 	bad.ScanThreshold, bad.ScanWindowSeconds, bad.ScanBlockSeconds = -1, 0, 86_401
+	bad.FirstUseRule, bad.LearningSlots, bad.LearningWindowSeconds = "sometimes", 65, 0
 	bad.AlertEmailTo, bad.SMTPAddr, bad.SMTPFrom = "ops@example.com,\r\nBcc: x@evil", "smtp.example.com", "not an address"
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", bad)
-	for _, field := range []string{"alert_webhook_url", "failsafe_mode", "bind_prefix_v4", "alert_threshold_count", "claim_limit", "claim_window_seconds", "claim_prefix_v6", "scan_threshold", "scan_window_seconds", "scan_block_seconds", "alert_email_to", "smtp_addr", "smtp_from"} {
+	for _, field := range []string{"alert_webhook_url", "failsafe_mode", "bind_prefix_v4", "alert_threshold_count", "claim_limit", "claim_window_seconds", "claim_prefix_v6", "scan_threshold", "scan_window_seconds", "scan_block_seconds", "alert_email_to", "smtp_addr", "smtp_from", "first_use_rule", "learning_slots", "learning_window_seconds"} {
 		if st != http.StatusBadRequest || !strings.Contains(string(body), field) {
 			t.Fatalf("invalid settings: %d %s (want %s named)", st, body, field)
 		}
@@ -74,8 +79,8 @@ func TestAdminSettings(t *testing.T) {
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open"}`+"x")
 	wantError(t, st, body, http.StatusBadRequest, "bad_request", "invalid JSON")
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", `{"failsafe_mode":"open"}`)
-	wantError(t, st, body, http.StatusBadRequest, "bad_request", "missing: alert_webhook_url, alert_webhook_format, alert_threshold_count, alert_threshold_seconds, auto_ban_on_alert, alert_email_to, smtp_addr, smtp_from, archive_days, log_retention_days, bind_prefix_v4, bind_prefix_v6, claim_limit, claim_window_seconds, claim_prefix_v4, claim_prefix_v6, scan_threshold, scan_window_seconds, scan_block_seconds")
-	withUnknown := `{"alert_webhook_url":"","alert_webhook_format":"json","alert_threshold_count":5,"alert_threshold_seconds":300,"auto_ban_on_alert":false,"alert_email_to":"","smtp_addr":"","smtp_from":"","archive_days":30,"log_retention_days":90,"failsafe_mode":"open","bind_prefix_v4":32,"bind_prefix_v6":64,"claim_limit":30,"claim_window_seconds":60,"claim_prefix_v4":32,"claim_prefix_v6":64,"scan_threshold":20,"scan_window_seconds":600,"scan_block_seconds":0,"unknown":1}`
+	wantError(t, st, body, http.StatusBadRequest, "bad_request", "missing: alert_webhook_url, alert_webhook_format, alert_threshold_count, alert_threshold_seconds, auto_ban_on_alert, alert_email_to, smtp_addr, smtp_from, archive_days, log_retention_days, bind_prefix_v4, bind_prefix_v6, claim_limit, claim_window_seconds, claim_prefix_v4, claim_prefix_v6, scan_threshold, scan_window_seconds, scan_block_seconds, first_use_rule, learning_slots, learning_window_seconds")
+	withUnknown := `{"alert_webhook_url":"","alert_webhook_format":"json","alert_threshold_count":5,"alert_threshold_seconds":300,"auto_ban_on_alert":false,"alert_email_to":"","smtp_addr":"","smtp_from":"","archive_days":30,"log_retention_days":90,"failsafe_mode":"open","bind_prefix_v4":32,"bind_prefix_v6":64,"claim_limit":30,"claim_window_seconds":60,"claim_prefix_v4":32,"claim_prefix_v6":64,"scan_threshold":20,"scan_window_seconds":600,"scan_block_seconds":0,"first_use_rule":"single","learning_slots":3,"learning_window_seconds":86400,"unknown":1}`
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", withUnknown)
 	wantError(t, st, body, http.StatusBadRequest, "bad_request", "unknown field")
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", strings.Replace(withUnknown, `"archive_days":30`, `"archive_days":"30"`, 1))
@@ -84,6 +89,7 @@ func TestAdminSettings(t *testing.T) {
 	next := want
 	next.AlertWebhookURL = "https://hooks.example.com/services/T000/B000/secret-webhook-token"
 	next.FailsafeMode, next.BindPrefixV4, next.ArchiveDays = "open", 24, 0
+	next.FirstUseRule, next.LearningSlots = "learning", 2
 	st, body = a.call(t, tok, http.MethodPut, "/admin/api/settings", next)
 	if st != 200 {
 		t.Fatalf("put: %d %s", st, body)
@@ -95,9 +101,9 @@ func TestAdminSettings(t *testing.T) {
 	if js := rc.Get(ctx, contract.SettingsKey).Val(); json.Unmarshal([]byte(js), &pub) != nil || pub.FailsafeMode != "open" || strings.Contains(js, "hooks.example.com") {
 		t.Fatalf("the plugin does not see the new failsafe mode, or sees the webhook: %q", js)
 	}
-	// The new IPv4 bind prefix applies to the next first use.
-	if d := a.decideKey(t, "prefixKey0123456789", "127.0.5.77"); d.Binding.CIDRs[0] != "127.0.5.0/24" {
-		t.Fatalf("bind prefix not applied: %+v", d)
+	// The new IPv4 bind prefix and first-use rule apply to the next first use.
+	if d := a.decideKey(t, "prefixKey0123456789", "127.0.5.77"); d.Binding.CIDRs[0] != "127.0.5.0/24" || d.Binding.Mode != "learning" {
+		t.Fatalf("bind prefix or first-use rule not applied: %+v", d)
 	}
 	// Audited, with the webhook's token hidden.
 	var before, after string

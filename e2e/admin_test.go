@@ -122,7 +122,8 @@ func TestAdminChangesReachTraefik(t *testing.T) {
 		"auto_ban_on_alert": false, "alert_email_to": "", "smtp_addr": "", "smtp_from": "", "archive_days": 30, "log_retention_days": 90, "failsafe_mode": "open", "bind_prefix_v4": 32, "bind_prefix_v6": 64,
 		// The probes below are new keys from one address, many per second: no claim limit.
 		"claim_limit": 0, "claim_window_seconds": 60, "claim_prefix_v4": 32, "claim_prefix_v6": 64,
-		"scan_threshold": 0, "scan_window_seconds": 600, "scan_block_seconds": 0}
+		"scan_threshold": 0, "scan_window_seconds": 600, "scan_block_seconds": 0,
+		"first_use_rule": "single", "learning_slots": 3, "learning_window_seconds": 86400}
 	if st, body := s.admin(t, tok, "PUT", "/settings", settings); st != 200 {
 		t.Fatalf("settings: %d %s", st, body)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -35,14 +36,18 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	newapi.Binary(t) // skip (or build) before anything starts
+	// On MariaDB K binds with the learning rule (two addresses, both taken before the corpus):
+	// the rule the key holds then was learned through the plugin, and must refuse every shape
+	// from a third address just as a single-address binding does.
 	for _, db := range []string{"sqlite", "mariadb"} {
-		t.Run(db, func(t *testing.T) { runConformance(t, db, routes) })
+		t.Run(db, func(t *testing.T) { runConformance(t, db, routes, db == "mariadb") })
 	}
 }
 
 const (
 	ownerAddr    = "127.0.0.2"
 	attackerAddr = "127.0.0.3"
+	learnedAddr  = "127.0.0.4" // with the learning rule, the owner's second address
 	// The placeholders a probe is written with: the key under test, an unknown key in the
 	// same form, and another key New API issued.
 	phKey, phUnknown, phOther = "{K}", "{U}", "{X}"
@@ -65,19 +70,49 @@ type answer struct {
 	err     error
 }
 
-func runConformance(t *testing.T, db string, routes []newapi.Route) {
+func runConformance(t *testing.T, db string, routes []newapi.Route, learning bool) {
 	up := newUpstream(t)
 	na := newapi.Start(t, newapi.Options{DB: db, UpstreamURL: up.url, Keys: 2})
 	// Traefik's own encodedCharacters defence is off here: the plugin must hold alone.
-	s := startStack(t, stackOptions{UpstreamURL: na.URL, TraefikAllowsEncoded: true})
+	o := stackOptions{UpstreamURL: na.URL, TraefikAllowsEncoded: true}
+	if learning {
+		o.AdmindEnv = []string{"FIRST_USE_RULE=learning", "LEARNING_SLOTS=2"}
+	}
+	s := startStack(t, o)
 	key, other := na.Keys[0], na.Keys[1]
 	unknown := []string{randomKey(t), randomKey(t)}
 
-	// Bind K to the owner.
+	// Bind K to the owner (and, learning, to a second address, which fills the rule).
 	own := probe{method: "GET", target: "/v1/models", header: [][2]string{{"Authorization", "Bearer sk-" + phKey}}}
-	if a := sendProbe(s.webURL, ownerAddr, own, key, unknown[0], other); a.err != nil || a.status != 200 || a.refused != "" {
-		t.Fatalf("binding K from the owner: %+v", a)
+	owners := []string{ownerAddr}
+	if learning {
+		owners = append(owners, learnedAddr)
 	}
+	for _, addr := range owners {
+		if a := sendProbe(s.webURL, addr, own, key, unknown[0], other); a.err != nil || a.status != 200 || a.refused != "" {
+			t.Fatalf("binding K from %s: %+v", addr, a)
+		}
+	}
+	rule := func() string {
+		var mode, cidrs string
+		if err := s.pg(t).QueryRow(context.Background(), `SELECT rule_mode, array_to_string(cidrs, ' ') FROM token_bindings WHERE key_hash = $1`,
+			keyHash(key)).Scan(&mode, &cidrs); err != nil {
+			t.Fatal(err)
+		}
+		return mode + " " + cidrs
+	}
+	wantRule := "single " + ownerAddr + "/32"
+	if learning {
+		wantRule = "learning " + ownerAddr + "/32 " + learnedAddr + "/32"
+	}
+	if got := rule(); got != wantRule {
+		t.Fatalf("K's rule %q, want %q", got, wantRule)
+	}
+	defer func() {
+		if got := rule(); got != wantRule {
+			t.Errorf("after the corpus K's rule is %q, want %q", got, wantRule)
+		}
+	}()
 
 	corpus := buildCorpus(routes, na)
 	if len(corpus) < 2000 {
@@ -168,7 +203,7 @@ func runConformance(t *testing.T, db string, routes []newapi.Route) {
 	}
 	sort.Strings(classes)
 	var b strings.Builder
-	fmt.Fprintf(&b, "conformance against New API on %s: %d requests in %s\n", db, len(corpus), elapsed.Round(time.Second))
+	fmt.Fprintf(&b, "conformance against New API on %s, K bound by the rule %q: %d requests in %s\n", db, wantRule, len(corpus), elapsed.Round(time.Second))
 	fmt.Fprintf(&b, "%-22s %8s %14s %9s %7s | %9s %10s %6s\n", "class", "requests", "authenticated", "refused", "passed", "owner ok", "by design", "wrong")
 	var total row
 	for _, name := range classes {

@@ -223,6 +223,24 @@ func TestFaults(t *testing.T) {
 				waitRows(t, s, `SELECT count(*) FROM intercept_logs WHERE key_hash = $1 AND ip = '127.0.0.3'`, keyHash("faultBound0123456789"))
 			})
 
+			t.Run("admind down while a key learns", func(t *testing.T) {
+				s := faultStack(t, mode, stackOptions{AdmindEnv: []string{"FIRST_USE_RULE=learning", "LEARNING_SLOTS=2"}})
+				s.expect(t, "127.0.0.2", "faultLearning0123456", 200) // bound, learning, in Redis
+				s.stopProc(t, "admind")
+				settle()
+				// Its address is decided from Redis; a new address needs admind to be learned:
+				// it follows the failsafe mode, and nothing is learned meanwhile.
+				s.expect(t, "127.0.0.2", "faultLearning0123456", 200)
+				s.expect(t, "127.0.0.3", "faultLearning0123456", failsafe)
+				s.startAdmind(t)
+				if got := countRows(t, s, `SELECT cardinality(cidrs) FROM token_bindings WHERE key_hash = $1`, keyHash("faultLearning0123456")); got != 1 {
+					t.Errorf("the rule holds %d addresses after admind was down, want 1", got)
+				}
+				settle()
+				s.expect(t, "127.0.0.3", "faultLearning0123456", 200) // learned now
+				s.expect(t, "127.0.0.4", "faultLearning0123456", 403) // past its two slots
+			})
+
 			t.Run("postgres down", func(t *testing.T) {
 				s := faultStack(t, mode, stackOptions{OwnPostgres: true})
 				s.expect(t, "127.0.0.2", "faultBound0123456789", 200)

@@ -16,12 +16,15 @@ import (
 //
 //	v1|<status>|<mode>|<cidr>,<cidr>,...
 //
-// with status active|banned and mode single|multiple|all.
+// with status active|banned and mode single|multiple|all|learning. A learning binding still
+// takes new addresses: one it lists is decided here, one it lacks by admind, which may learn
+// it (the list may then be empty); once it holds, admind writes it as "multiple".
 type binding struct {
 	hash     string
 	hint     string
 	banned   bool
 	all      bool
+	learning bool
 	prefixes []netip.Prefix
 	// Local cache only, set before the entry is cached and never after (cache clock):
 	// good until expires, or until retire while the cache is confirmed fresh (runtime.go).
@@ -50,6 +53,11 @@ func parseBindingEntry(s string) (*binding, error) {
 	case modeAll:
 		b.all = true
 		return b, nil
+	case modeLearning:
+		b.learning = true
+		if parts[3] == "" {
+			return b, nil
+		}
 	case modeSingle, modeMultiple:
 	default:
 		return nil, errBadEntry
@@ -67,7 +75,8 @@ func parseBindingEntry(s string) (*binding, error) {
 	return b, nil
 }
 
-// check returns "" when ip may use the key, otherwise the refusal code.
+// check returns "" when ip may use the key, askAdmind when only admind can say (a learning
+// binding that does not list ip), otherwise the refusal code.
 func (b *binding) check(ip netip.Addr) string {
 	if b.banned {
 		return codeKeyBanned
@@ -75,8 +84,14 @@ func (b *binding) check(ip netip.Addr) string {
 	if b.all || identity.InPrefixes(ip, b.prefixes) {
 		return ""
 	}
+	if b.learning {
+		return askAdmind
+	}
 	return codeIPNotAllowed
 }
+
+// askAdmind is check's answer for an address a learning binding may yet take; never sent.
+const askAdmind = "ask_admind"
 
 // bindingCache is the bounded local cache, keyed by the normalised key itself so a hit costs
 // no HMAC. It lives in process memory only and is shared by every instance of one

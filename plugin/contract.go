@@ -33,6 +33,7 @@ const (
 	modeSingle     = "single"
 	modeMultiple   = "multiple"
 	modeAll        = "all"
+	modeLearning   = "learning" // may take another address: admind decides the ones it lacks
 	entrySeparator = "|"
 	cidrSeparator  = ","
 )

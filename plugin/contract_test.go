@@ -123,7 +123,7 @@ func TestContractBindingEntries(t *testing.T) {
 			for _, p := range b.prefixes {
 				cidrs = append(cidrs, p.String())
 			}
-			if b.banned != (e.Status == "banned") || b.all != (e.Mode == "all") || len(cidrs) != len(e.CIDRs) ||
+			if b.banned != (e.Status == "banned") || b.all != (e.Mode == "all") || b.learning != (e.Mode == "learning") || len(cidrs) != len(e.CIDRs) ||
 				(len(cidrs) > 0 && !reflect.DeepEqual(cidrs, e.CIDRs)) {
 				t.Errorf("%q read as banned=%v all=%v %v", e.Entry, b.banned, b.all, cidrs)
 			}

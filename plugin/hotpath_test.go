@@ -17,7 +17,6 @@ var neturlParse = neturl.Parse
 // entries to use; the shapes marked hot must have left an entry the hot path takes.
 func TestHotPathAgreesWithGeneralPath(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.TrustedProxies = []string{"10.9.0.0/16"} })
-	m := h.handler.(*middleware)
 	warm := func(remote, auth string) {
 		h.do(remote, map[string]string{"Authorization": auth})
 	}
@@ -25,13 +24,8 @@ func TestHotPathAgreesWithGeneralPath(t *testing.T) {
 	warm("[2001:db8::5]:1", "Bearer hotKeyBravo0123")
 	warm("10.9.0.1:1", "Bearer hotKeyProxied0123") // bound through the proxy's forwarded client
 
-	type shape struct {
-		desc, remote, target string
-		headers              map[string]string
-		hot                  bool
-	}
 	auth := func(v string) map[string]string { return map[string]string{"Authorization": v} }
-	shapes := []shape{
+	shapes := []hotShape{
 		{"bound, Bearer sk-", "127.0.0.2:9", "/v1/chat/completions", auth("Bearer sk-hotKeyAlpha0123"), true},
 		{"bound, bearer, channel suffix", "127.0.0.2:9", "/v1/chat/completions", auth("bearer hotKeyAlpha0123-7"), true},
 		{"bound, bare value", "127.0.0.2:9", "/v1/models", auth("hotKeyAlpha0123"), true},
@@ -61,6 +55,21 @@ func TestHotPathAgreesWithGeneralPath(t *testing.T) {
 		{"gin fallback from /api to a key route", "127.0.0.3:9", "/api/mj/submit/imagine", auth("Bearer sk-hotKeyAlpha0123"), false},
 		{"uncleaned path into a key route", "127.0.0.3:9", "/v1beta/models/x/../../../api/user/self", auth("Bearer sk-hotKeyAlpha0123"), false},
 	}
+	agreeOnEveryShape(t, h, shapes)
+}
+
+// hotShape is a request TestHotPathAgreesWithGeneralPath sends; hot: the general path must
+// leave an entry the hot path takes.
+type hotShape struct {
+	desc, remote, target string
+	headers              map[string]string
+	hot                  bool
+}
+
+// agreeOnEveryShape sends each shape decided by the general path alone, then with the hot
+// path, and demands the same answer.
+func agreeOnEveryShape(t *testing.T, h *harness, shapes []hotShape) {
+	m := h.handler.(*middleware)
 	for _, sh := range shapes {
 		answer := func(general bool) (int, int) {
 			if general {
@@ -92,8 +101,35 @@ func TestHotPathAgreesWithGeneralPath(t *testing.T) {
 	}
 }
 
+// A learning binding: its listed address is hot, a new one is learned (by admind, on the
+// general path) and then hot too, and one past its slots is refused on both paths.
+func TestHotPathAgreesOnLearningBindings(t *testing.T) {
+	h := newHarness(t, nil)
+	h.admind.mode, h.admind.learnSlots = "learning", 2
+	h.do("127.0.0.2:1", map[string]string{"Authorization": "Bearer sk-hotLearning0123"})
+	auth := map[string]string{"Authorization": "Bearer sk-hotLearning0123"}
+	agreeOnEveryShape(t, h, []hotShape{
+		{"learned first", "127.0.0.2:9", "/v1/chat/completions", auth, true},
+		{"learned now", "127.0.0.3:9", "/v1/chat/completions", auth, true},
+		{"learned first, again", "127.0.0.2:9", "/v1/chat/completions", auth, true},
+		{"past its slots", "127.0.0.4:9", "/v1/chat/completions", auth, false},
+		{"learned now, again", "127.0.0.3:9", "/v1/chat/completions", auth, true},
+	})
+	if got := h.admind.bound; len(got) != 1 {
+		t.Fatalf("bindings %v", got)
+	}
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3"} {
+		if rw := h.do(ip+":7", auth); rw.Code != http.StatusOK {
+			t.Errorf("%s: %d", ip, rw.Code)
+		}
+	}
+	if rw := h.do("127.0.0.4:7", auth); rw.Code != http.StatusForbidden {
+		t.Errorf("127.0.0.4: %d", rw.Code)
+	}
+}
+
 // FuzzHotPathAgrees: for any path, Authorization value and peer address, the hot path gives
-// the general path's answer. The peer is an ip:port as net/http sets RemoteAddr (from the
+// the general path's answer, for a key whose learning rule fills up as the peers vary. The peer is an ip:port as net/http sets RemoteAddr (from the
 // socket, never from the request); the hot path compares only its address part.
 func FuzzHotPathAgrees(f *testing.F) {
 	f.Add("/v1/chat/completions", "Bearer sk-fuzzKeyAlpha0123", "127.0.0.2:1")
@@ -102,6 +138,8 @@ func FuzzHotPathAgrees(f *testing.F) {
 	f.Add("/v1", "Bearer  sk-fuzzKeyAlpha0123 ", "[fe80::1%eth0]:1")
 	f.Add("/v1/chat/completions", "Bearer sk-FUZZKEYALPHA0123", "127.0.0.2:1")
 	h := newHarness(f, nil)
+	// A learning rule: the first peers learned, later ones refused, on both paths alike.
+	h.admind.mode, h.admind.learnSlots = "learning", 3
 	m := h.handler.(*middleware)
 	h.do("127.0.0.2:1", map[string]string{"Authorization": "Bearer sk-fuzzKeyAlpha0123"})
 	f.Fuzz(func(t *testing.T, path, auth, remote string) {

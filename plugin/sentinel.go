@@ -202,10 +202,15 @@ func (m *middleware) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 	code, claim, retryAfter := "", "", 0
 	if b != nil {
 		code = b.check(ip)
-		if code != "" {
+		if code == askAdmind {
+			// A learning binding without this address: admind may learn it.
+			b = nil
+			code = ""
+		} else if code != "" {
 			m.reportIntercept(req, b.hash, b.hint, ip, code)
 		}
-	} else {
+	}
+	if b == nil {
 		v := m.decideUncached(req, key, spelled, ip)
 		b, code, claim, retryAfter = v.b, v.code, v.claim, v.retryAfter
 		if !v.ok {
@@ -304,6 +309,9 @@ func (m *middleware) decideByEntry(req *http.Request, key, spelled, hash string,
 	b.hint = identity.Hint(spelled)
 	m.remember(key, b, m.opts.cacheTTL, cacheMaxAge, epoch)
 	code := b.check(ip)
+	if code == askAdmind {
+		return m.decideByAdmind(req, key, spelled, hash, ip, epoch)
+	}
 	if code != "" {
 		m.reportIntercept(req, hash, b.hint, ip, code)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,7 +32,11 @@ type fakeAdmind struct {
 	claims             bool
 	claimed            map[string]string
 	confirms, releases int
-	limited            int // when set, every new claim is over the limit: retry after this
+	limited            int    // when set, every new claim is over the limit: retry after this
+	mode               string // the rule mode of the bindings it answers with ("single" when "")
+	// learnSlots, with mode "learning": a bound key takes new addresses (bound holds them
+	// comma-separated) until it holds this many, as admind's learning rule does.
+	learnSlots int
 }
 
 const testClaimID = "0123456789abcdef0123456789abcdef"
@@ -102,14 +107,30 @@ func (f *fakeAdmind) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		ip = dr.IP
 		f.bound[dr.KeyHash] = ip
 	}
-	// The rule is the bound address alone (/32 or /128), and the decision agrees with it,
-	// as admind's does.
-	bits := "/32"
-	if strings.Contains(ip, ":") {
-		bits = "/128"
+	ips := strings.Split(ip, ",")
+	if f.mode == "learning" && !slices.Contains(ips, dr.IP) && len(ips) < f.learnSlots {
+		ips = append(ips, dr.IP)
+		f.bound[dr.KeyHash] = strings.Join(ips, ",")
 	}
-	resp := decideResponse{Allow: ip == dr.IP, Reason: "", CacheTTLS: 60,
-		Binding: &bindingReply{Status: "active", Mode: "single", CIDRs: []string{ip + bits}}}
+	// The rule is the bound addresses alone (/32 or /128), and the decision agrees with it,
+	// as admind's does.
+	var cidrs []string
+	for _, a := range ips {
+		bits := "/32"
+		if strings.Contains(a, ":") {
+			bits = "/128"
+		}
+		cidrs = append(cidrs, a+bits)
+	}
+	mode := f.mode
+	switch {
+	case mode == "":
+		mode = "single"
+	case mode == "learning" && len(ips) >= f.learnSlots:
+		mode = "multiple"
+	}
+	resp := decideResponse{Allow: slices.Contains(ips, dr.IP), Reason: "", CacheTTLS: 60,
+		Binding: &bindingReply{Status: "active", Mode: mode, CIDRs: cidrs}}
 	if !resp.Allow {
 		resp.Reason = codeIPNotAllowed
 	}
@@ -274,6 +295,34 @@ func TestRedisEntryDecidesWithoutAdmind(t *testing.T) {
 	xadd := <-cmds
 	if xadd[0] != "XADD" || xadd[1] != "sentinel:events" || strings.Contains(strings.Join(xadd, " "), "rediskey") {
 		t.Fatalf("intercept event %q", xadd)
+	}
+}
+
+// A learning binding decides the addresses it lists alone, and asks admind about any other
+// (admind may learn it), whether the binding came from Redis or from the local cache.
+func TestLearningBindingAsksAdmindForNewAddresses(t *testing.T) {
+	addr, _ := fakeRedis(t, []string{bulk("v1|active|learning|10.1.2.3/32"), "$3\r\n1-1\r\n"})
+	h := newHarness(t, func(c *Config) { c.RedisAddr = addr })
+	// From Redis: an address it lacks goes to admind, which (as a fake) binds and allows it.
+	if rw := h.do("127.0.0.9:1", map[string]string{"Authorization": "Bearer learnkey"}); rw.Code != http.StatusOK || h.admind.decides != 1 {
+		t.Fatalf("new address: status %d, admind decides %d", rw.Code, h.admind.decides)
+	}
+
+	h = newHarness(t, nil)
+	h.admind.mode, h.admind.learnSlots = "learning", 2
+	if rw := h.do("127.0.0.1:1", map[string]string{"Authorization": "Bearer learnkey2"}); rw.Code != http.StatusOK || h.admind.decides != 1 {
+		t.Fatalf("first use: status %d, admind decides %d", rw.Code, h.admind.decides)
+	}
+	// From the local cache: the listed address is decided without admind, another is asked.
+	if rw := h.do("127.0.0.1:2", map[string]string{"Authorization": "Bearer learnkey2"}); rw.Code != http.StatusOK || h.admind.decides != 1 {
+		t.Fatalf("listed address: status %d, admind decides %d", rw.Code, h.admind.decides)
+	}
+	if rw := h.do("127.0.0.2:1", map[string]string{"Authorization": "Bearer learnkey2"}); rw.Code != http.StatusOK || h.admind.decides != 2 {
+		t.Fatalf("another address: status %d, admind decides %d (admind learns it)", rw.Code, h.admind.decides)
+	}
+	// Full now: admind's answer says "multiple", and a third address is refused here.
+	if rw := h.do("127.0.0.3:1", map[string]string{"Authorization": "Bearer learnkey2"}); rw.Code != http.StatusForbidden || h.admind.decides != 2 {
+		t.Fatalf("past the slots: status %d, admind decides %d", rw.Code, h.admind.decides)
 	}
 }
 

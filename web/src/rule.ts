@@ -19,11 +19,12 @@ export function checkEntry(entry: string): RuleProblem {
   return null
 }
 
-export function checkRule(mode: string, entries: string[]): RuleProblem {
+export function checkRule(mode: string, entries: string[], learnSlots = 64): RuleProblem {
   if (mode === 'all') return null
   if (mode === 'single' && entries.length !== 1) return { key: 'rule.needOne' }
   if (mode === 'multiple' && entries.length === 0) return { key: 'rule.needSome' }
   if (entries.length > 64) return { key: 'rule.tooMany' }
+  if (mode === 'learning' && entries.length > learnSlots) return { key: 'rule.overSlots' }
   for (const e of entries) {
     const p = checkEntry(e)
     if (p) return p

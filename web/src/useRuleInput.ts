@@ -9,6 +9,9 @@ export function useRuleInput() {
   const { t } = useI18n()
   const mode = ref<RuleMode>('single')
   const text = ref('')
+  // A learning rule's bounds, as the form shows them: slots, and the window in hours.
+  const learnSlots = ref(3)
+  const learnHours = ref(24)
   const entries = computed(() =>
     mode.value === 'all'
       ? []
@@ -18,8 +21,9 @@ export function useRuleInput() {
           .filter((s) => s !== ''),
   )
   const problem = computed(() => {
-    const p = checkRule(mode.value, entries.value)
+    const p = checkRule(mode.value, entries.value, learnSlots.value)
     return p ? t(p.key, { entry: p.entry ?? '' }) : ''
   })
-  return { mode, text, entries, problem }
+  const learn = computed(() => ({ learn_slots: learnSlots.value, learn_window_seconds: Math.round(learnHours.value * 3600) }))
+  return { mode, text, entries, problem, learnSlots, learnHours, learn }
 }

@@ -84,6 +84,31 @@ test('admin console', async (t) => {
     await row().locator('[data-test="cidr"]', { hasText: '10.0.0.0/8' }).waitFor()
   })
 
+  await t.test('a learning rule: its bounds in the dialog, its state in the list', async () => {
+    await row().locator('[data-test="edit"]').click()
+    const dialog = page.locator('.el-dialog:visible')
+    await dialog.waitFor()
+    await dialog.locator('label.el-radio-button', { hasText: 'Learning' }).click()
+    await dialog.locator('[data-test="learn-slots"] input').fill('1')
+    await dialog.locator('.el-form-item__error', { hasText: 'more addresses than it has slots' }).waitFor()
+    assert.ok(await dialog.locator('[data-test="rule-save"]').isDisabled())
+    await dialog.locator('[data-test="learn-slots"] input').fill('3')
+    await dialog.locator('textarea[data-test="rule-input"]').fill('127.0.0.2')
+    await shot('03b-rule-dialog-learning')
+    await dialog.locator('[data-test="rule-save"]').click()
+    await page.locator('.el-message--success').first().waitFor()
+    await row().locator('[data-test="learning-state"]', { hasText: '2 of 3 slots left' }).waitFor()
+    await shot('03c-bindings-learning')
+    // Back to the rule the later steps expect.
+    await row().locator('[data-test="edit"]').click()
+    await dialog.waitFor()
+    await dialog.locator('label.el-radio-button', { hasText: 'Multiple' }).click()
+    await dialog.locator('textarea[data-test="rule-input"]').fill('127.0.0.2\n10.0.0.0/8')
+    await dialog.locator('[data-test="rule-save"]').click()
+    await row().locator('[data-test="cidr"]', { hasText: '10.0.0.0/8' }).waitFor()
+    assert.equal(await row().locator('[data-test="learning-state"]').count(), 0)
+  })
+
   await t.test('ban and unban, each confirmed', async () => {
     await row().locator('[data-test="ban"]').click()
     await page.locator('.el-message-box__btns .el-button--primary').click()
@@ -103,11 +128,12 @@ test('admin console', async (t) => {
     await row().locator('[data-test="history"]').click()
     const rows = page.locator('[data-test="audit-table"] .el-table__body tr')
     await rows.first().waitFor()
-    // Newest first: the note, the unban, the ban, the rule set above.
-    assert.equal(await rows.count(), 4)
+    // Newest first: the note, the unban, the ban, the rule set back, the learning rule, the rule set above.
+    assert.equal(await rows.count(), 6)
     assert.match(await rows.nth(0).innerText(), /binding\.set_note[\s\S]*VIP customer, ticket 7/)
     assert.match(await rows.nth(1).innerText(), /binding\.unban/)
-    assert.match(await rows.nth(3).innerText(), /binding\.set_rule[\s\S]*10\.0\.0\.0\/8/)
+    assert.match(await rows.nth(4).innerText(), /binding\.set_rule[\s\S]*learning/)
+    assert.match(await rows.nth(5).innerText(), /binding\.set_rule[\s\S]*10\.0\.0\.0\/8/)
     assert.match(await page.inputValue('[data-test="audit-target"]'), /^binding:\d+$/)
     await shot('04c-audit-binding')
   })
@@ -260,9 +286,9 @@ test('admin console', async (t) => {
     const file = join(shots, 'bindings.csv')
     await download.saveAs(file)
     const csv = readFileSync(file, 'utf8')
-    assert.match(csv, /^key_hash,key_hint,mode,cidrs,status,note,origin,first_ip,created_at,last_used_at\n/)
+    assert.match(csv, /^key_hash,key_hint,mode,cidrs,status,note,learn_slots,learn_until,origin,first_ip,created_at,last_used_at\n/)
     assert.equal(csv.trim().split('\n').length, 5) // the header, the first use, the pre-bound key, 2 imported
-    assert.match(csv, /,multiple,10\.0\.0\.0\/24 2001:db8::\/64,active,office,import,/)
+    assert.match(csv, /,multiple,10\.0\.0\.0\/24 2001:db8::\/64,active,office,,,import,/)
     assert.doesNotMatch(csv.toLowerCase(), new RegExp(preBoundKey.slice(3).toLowerCase()))
   })
 
@@ -291,6 +317,11 @@ test('admin console', async (t) => {
     await page.locator('.el-message-box', { hasText: '备注' }).waitFor()
     await shot('12c-note-zh-CN')
     await page.locator('.el-message-box__btns .el-button:not(.el-button--primary)').click()
+    await row().locator('[data-test="edit"]').click()
+    await page.locator('.el-dialog:visible label.el-radio-button', { hasText: '学习' }).click()
+    await page.locator('.el-dialog:visible', { hasText: '可容纳的地址数' }).waitFor()
+    await shot('12d-rule-learning-zh-CN')
+    await page.click('.el-dialog:visible .el-dialog__headerbtn')
   })
 
   await t.test('usable on a phone-width screen', async () => {
@@ -308,6 +339,15 @@ test('admin console', async (t) => {
     await shot('15-phone-create-dialog')
     const box = await page.locator('.el-dialog:visible').boundingBox()
     assert.ok(box && box.x >= 0 && box.x + box.width <= 391, `the dialog does not fit the screen: ${JSON.stringify(box)}`)
+    await page.click('.el-dialog:visible .el-dialog__headerbtn')
+    await row().locator('[data-test="edit"]').click()
+    await page.locator('.el-dialog:visible label.el-radio-button', { hasText: '学习' }).click()
+    await page.locator('.el-dialog:visible [data-test="learn-slots"]').waitFor()
+    await shot('15b-phone-rule-learning')
+    const rule = await page.locator('.el-dialog:visible').boundingBox()
+    const modes = await page.locator('.el-dialog:visible [data-test="rule-mode"]').boundingBox()
+    assert.ok(rule && modes && rule.x >= 0 && rule.x + rule.width <= 391 && modes.x + modes.width <= rule.x + rule.width,
+      `the rule dialog does not fit the screen: ${JSON.stringify({ rule, modes })}`)
     await page.click('.el-dialog:visible .el-dialog__headerbtn')
     // The audit trail: the menu folds at this width, so it is reached by its address.
     await page.goto(consoleURL + 'audit')

@@ -90,15 +90,14 @@ type Change struct {
 	CacheUpdated bool
 }
 
-// SetRule replaces a binding's rule.
-func (a *Admin) SetRule(ctx context.Context, who audit.Actor, id int64, mode Mode, entries []string) (Change, error) {
-	cidrs, err := ParseRule(mode, entries)
-	if err != nil {
-		return Change{}, err
+// SetRule replaces a binding's rule; learn bounds a learning rule (zero for the others).
+func (a *Admin) SetRule(ctx context.Context, who audit.Actor, id int64, mode Mode, entries []string, learn LearnRule) (Change, error) {
+	var probe Binding
+	if err := setRule(&probe, mode, entries, learn); err != nil {
+		return Change{}, err // refused before a row is locked
 	}
 	return a.change(ctx, who, id, "binding.set_rule", func(b *Binding) error {
-		b.Mode, b.CIDRs = mode, cidrs
-		return nil
+		return setRule(b, mode, entries, learn)
 	})
 }
 
@@ -144,8 +143,9 @@ func (a *Admin) change(ctx context.Context, who audit.Actor, id int64, action st
 	// Only a change to what the plugin reads (the entry) is pushed to Redis and moves the
 	// generation, which empties every plugin's local cache; a note, or a ban of a banned key,
 	// leaves them alone.
-	ok := after.CacheEntry() == before.CacheEntry() || a.updateCache(ctx, after.KeyHash, func(ctx context.Context) error {
-		return a.Cache.ChangeBinding(ctx, after.KeyHash, after.CacheEntry(), after.Version, a.RedisEntryTTL)
+	now := a.Now()
+	ok := after.CacheEntry(now) == before.CacheEntry(now) || a.updateCache(ctx, after.KeyHash, func(ctx context.Context) error {
+		return a.Cache.ChangeBinding(ctx, after.KeyHash, after.CacheEntry(now), after.Version, a.RedisEntryTTL)
 	})
 	a.Log.Info("binding changed", "action", action, "actor", who.Name, "binding_id", id, "key_hint", after.KeyHint,
 		"before", before.View(), "after", after.View())

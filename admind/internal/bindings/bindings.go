@@ -28,6 +28,7 @@ const (
 	ModeSingle   Mode = "single"   // one address or one CIDR
 	ModeMultiple Mode = "multiple" // several addresses/CIDRs, IPv4 and IPv6 mixed
 	ModeAll      Mode = "all"      // any address
+	ModeLearning Mode = "learning" // learns addresses until full or its window ends (learning.go)
 )
 
 // Origin says how a binding was made.
@@ -57,12 +58,17 @@ type Binding struct {
 	LastUsedAt time.Time
 	UpdatedAt  time.Time
 	Note       string
+	// LearnSlots and LearnUntil bound a learning rule: at most LearnSlots addresses, learned
+	// before LearnUntil. Zero for every other mode.
+	LearnSlots int
+	LearnUntil time.Time
 	// Version grows on every write (one PostgreSQL sequence for all bindings); the cache
 	// refuses entries older than the newest version it has seen for the key.
 	Version int64
 }
 
-// Allows reports whether ip matches the rule (the status is checked separately).
+// Allows reports whether ip matches the rule (the status is checked separately). A learning
+// rule allows the addresses it has learned; Learning says whether it may learn ip.
 func (b Binding) Allows(ip netip.Addr) bool {
 	if b.Mode == ModeAll {
 		return true
@@ -75,9 +81,22 @@ func (b Binding) Allows(ip netip.Addr) bool {
 	return false
 }
 
-// CacheEntry is the binding's wire form in Redis, read by the plugin (contract.BindingEntry).
-func (b Binding) CacheEntry() string {
-	return contract.BindingEntry(string(b.Status), string(b.Mode), b.CIDRStrings())
+// CacheEntry is the binding's wire form in Redis at now, read by the plugin
+// (contract.BindingEntry).
+func (b Binding) CacheEntry(now time.Time) string {
+	return contract.BindingEntry(string(b.Status), b.WireMode(now), b.CIDRStrings())
+}
+
+// WireMode is the mode the plugin is told at now (in the cache entry and in a decision). A
+// learning rule is "learning" only while it may learn (the plugin then asks admind about an
+// address it does not list); once full or past its window it is the "multiple" rule it holds,
+// decided by the plugin alone (one that learned nothing stays "learning": a "multiple" rule
+// without an address is no rule, so admind keeps deciding it).
+func (b Binding) WireMode(now time.Time) string {
+	if b.Mode == ModeLearning && !b.Learning(now) && len(b.CIDRs) > 0 {
+		return string(ModeMultiple)
+	}
+	return string(b.Mode)
 }
 
 // CIDRStrings returns the rule's prefixes as text.

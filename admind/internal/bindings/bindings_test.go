@@ -3,10 +3,12 @@ package bindings
 import (
 	"net/netip"
 	"testing"
+	"time"
 )
 
 // The plugin parses these exact strings (plugin/binding_test.go, TestParseAdmindEntries).
 func TestCacheEntryWireFormat(t *testing.T) {
+	now := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
 		b    Binding
 		want string
@@ -14,9 +16,17 @@ func TestCacheEntryWireFormat(t *testing.T) {
 		{Binding{Status: StatusActive, Mode: ModeSingle, CIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}, "v1|active|single|127.0.0.2/32"},
 		{Binding{Status: StatusBanned, Mode: ModeMultiple, CIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/64")}}, "v1|banned|multiple|10.0.0.0/8,2001:db8::/64"},
 		{Binding{Status: StatusActive, Mode: ModeAll}, "v1|active|all|"},
+		// A learning rule is "learning" while it may learn, and the "multiple" it holds after.
+		{Binding{Status: StatusActive, Mode: ModeLearning, LearnSlots: 2, LearnUntil: now.Add(time.Hour), CIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}, "v1|active|learning|127.0.0.2/32"},
+		{Binding{Status: StatusActive, Mode: ModeLearning, LearnSlots: 1, LearnUntil: now.Add(time.Hour), CIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}, "v1|active|multiple|127.0.0.2/32"},
+		{Binding{Status: StatusActive, Mode: ModeLearning, LearnSlots: 2, LearnUntil: now, CIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}, "v1|active|multiple|127.0.0.2/32"},
+		{Binding{Status: StatusBanned, Mode: ModeLearning, LearnSlots: 2, LearnUntil: now.Add(time.Hour), CIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}, "v1|banned|multiple|127.0.0.2/32"},
+		// Pre-bound and never used: "learning" with no address, decided by admind, open or not.
+		{Binding{Status: StatusActive, Mode: ModeLearning, LearnSlots: 2, LearnUntil: now.Add(time.Hour)}, "v1|active|learning|"},
+		{Binding{Status: StatusActive, Mode: ModeLearning, LearnSlots: 2, LearnUntil: now}, "v1|active|learning|"},
 	}
 	for _, tt := range tests {
-		if got := tt.b.CacheEntry(); got != tt.want {
+		if got := tt.b.CacheEntry(now); got != tt.want {
 			t.Errorf("got %q, want %q", got, tt.want)
 		}
 	}

@@ -167,10 +167,16 @@ func (s *Service) Confirm(ctx context.Context, r ConfirmRequest) (Decision, erro
 		return Decision{}, ErrClaimLost // a confirmation from outside the claimant's prefix
 	}
 	now := s.Now()
-	b, created, err := s.Store.BindFirstUse(ctx, Binding{
+	first := Binding{
 		KeyHash: r.KeyHash, KeyHint: r.KeyHint, Mode: ModeSingle, CIDRs: []netip.Prefix{prefix},
 		Status: StatusActive, FirstIP: r.IP, LastIP: r.IP, CreatedAt: now, LastUsedAt: now, UpdatedAt: now,
-	})
+	}
+	if s.FirstUseLearning != nil {
+		if l, ok := s.FirstUseLearning(now); ok {
+			first.Mode, first.LearnSlots, first.LearnUntil = ModeLearning, l.Slots, l.Until
+		}
+	}
+	b, created, err := s.Store.BindFirstUse(ctx, first)
 	if err != nil {
 		return Decision{}, fmt.Errorf("confirm: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 // Store is the authoritative binding storage (PostgreSQL).
 type Store interface {
+	LearnStore
 	BindingByHash(ctx context.Context, keyHash string) (Binding, error)
 	// BindFirstUse inserts b unless a binding for b.KeyHash exists, and returns the binding
 	// that holds afterwards and whether b was the one inserted.
@@ -68,6 +69,9 @@ type Service struct {
 	Now         func() time.Time
 	// Observe, when set, sees every decision (metrics).
 	Observe func(Decision)
+	// FirstUseLearning, when set and answering true, makes a first use bind with a learning
+	// rule bounded by its answer (runtime setting first_use_rule); otherwise "single".
+	FirstUseLearning func(now time.Time) (LearnRule, bool)
 	// ClaimTTL bounds a claim's wait for confirmation (DefaultClaimTTL when 0).
 	ClaimTTL time.Duration
 	// ClaimLimits gives the per-source limit on new claims (runtime settings); nil: none.
@@ -109,6 +113,11 @@ func (s *Service) Decide(ctx context.Context, r DecideRequest) (Decision, error)
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide: %w", err)
 	}
+	if b.Status == StatusActive && !b.Allows(r.IP) && b.Learning(s.Now()) {
+		if b, err = s.learn(ctx, b, r.IP); err != nil {
+			return Decision{}, err
+		}
+	}
 	d := Decision{Allow: true, Binding: b}
 	switch {
 	case b.Status == StatusBanned:
@@ -141,5 +150,5 @@ func (s *Service) fill(ctx context.Context, b Binding) error {
 		ctx, cancel = context.WithTimeout(ctx, s.FillTimeout)
 		defer cancel()
 	}
-	return s.Cache.SetBinding(ctx, b.KeyHash, b.CacheEntry(), b.Version, s.RedisEntryTTL)
+	return s.Cache.SetBinding(ctx, b.KeyHash, b.CacheEntry(s.Now()), b.Version, s.RedisEntryTTL)
 }

@@ -23,9 +23,12 @@ type NewBinding struct {
 	KeyHash string
 	KeyHint string // "" when only the hash is known
 	Mode    Mode
-	Entries []string // the rule's addresses and CIDRs, as ParseRule takes them
-	Status  Status   // "" is active
-	Note    string
+	Entries []string  // the rule's addresses and CIDRs, as ParseRule takes them
+	Learn   LearnRule // a learning rule's bounds; zero for the other modes
+	// unreadable: an import cell that could not be read (its message names the column).
+	unreadable error
+	Status     Status // "" is active
+	Note       string
 }
 
 // ConflictError: the key is bound already; its binding's rule can be changed instead.
@@ -68,8 +71,11 @@ func (nb NewBinding) binding(origin Origin) (Binding, error) {
 	if !ValidKeyHint(nb.KeyHint) {
 		return Binding{}, inputErrorf("key_hint must be empty or a key hint such as sk-abcd…wxyz")
 	}
-	cidrs, err := ParseRule(nb.Mode, nb.Entries)
-	if err != nil {
+	if nb.unreadable != nil {
+		return Binding{}, nb.unreadable
+	}
+	b := Binding{KeyHash: nb.KeyHash, KeyHint: nb.KeyHint, Origin: origin, Note: nb.Note}
+	if err := setRule(&b, nb.Mode, nb.Entries, nb.Learn); err != nil {
 		return Binding{}, err
 	}
 	status := nb.Status
@@ -83,8 +89,8 @@ func (nb NewBinding) binding(origin Origin) (Binding, error) {
 	if err := checkNote(nb.Note); err != nil {
 		return Binding{}, err
 	}
-	return Binding{KeyHash: nb.KeyHash, KeyHint: nb.KeyHint, Mode: nb.Mode, CIDRs: cidrs, Status: status,
-		Origin: origin, Note: nb.Note}, nil
+	b.Status = status
+	return b, nil
 }
 
 // ValidKeyHint reports whether s is empty or has the form of a key hint (the plugin's

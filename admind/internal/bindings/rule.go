@@ -19,7 +19,8 @@ func inputErrorf(format string, args ...any) error {
 }
 
 // ParseRule validates an admin's rule: "single" takes one address or CIDR, "multiple" one or
-// more (IPv4 and IPv6 mixed), "all" none. Entries must be exact: a CIDR with host bits set,
+// more (IPv4 and IPv6 mixed), "learning" the addresses it starts with (none or more; its
+// bounds are checked by setRule), "all" none. Entries must be exact: a CIDR with host bits set,
 // a zone, an IPv4-mapped IPv6 address or a duplicate is refused with a message naming it,
 // and so is a catch-all prefix (0.0.0.0/0, ::/0), for which "all" is the honest spelling.
 func ParseRule(mode Mode, entries []string) ([]netip.Prefix, error) {
@@ -33,15 +34,15 @@ func ParseRule(mode Mode, entries []string) ([]netip.Prefix, error) {
 		if len(entries) != 1 {
 			return nil, inputErrorf(`rule "single" takes exactly one address or CIDR, got %d`, len(entries))
 		}
-	case ModeMultiple:
-		if len(entries) == 0 {
+	case ModeMultiple, ModeLearning:
+		if len(entries) == 0 && mode == ModeMultiple {
 			return nil, inputErrorf(`rule "multiple" needs at least one address or CIDR`)
 		}
 		if len(entries) > MaxRuleEntries {
 			return nil, inputErrorf("a rule takes at most %d entries, got %d", MaxRuleEntries, len(entries))
 		}
 	default:
-		return nil, inputErrorf(`rule mode must be "single", "multiple" or "all", got %q`, truncate(string(mode)))
+		return nil, inputErrorf(`rule mode must be "single", "multiple", "learning" or "all", got %q`, truncate(string(mode)))
 	}
 	out := make([]netip.Prefix, 0, len(entries))
 	seen := make(map[netip.Prefix]bool, len(entries))

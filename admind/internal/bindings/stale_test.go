@@ -2,6 +2,7 @@ package bindings_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -69,6 +70,10 @@ func (s *pausingStore) RehashLegacy(_ context.Context, legacy, canonical string)
 	b.KeyHash, b.Version = canonical, s.next()
 	s.rows[canonical] = b
 	return true, nil
+}
+
+func (s *pausingStore) LearnAddress(context.Context, string, netip.Prefix, netip.Addr, time.Time, audit.Entry) (bindings.Binding, bool, error) {
+	return bindings.Binding{}, false, errors.New("learning is not part of this test")
 }
 
 func (s *pausingStore) InsertIntercepts(context.Context, []bindings.Intercept) error { return nil }
@@ -140,7 +145,7 @@ func TestStaleFillLosesToAdminChange(t *testing.T) {
 			case "unbind":
 				_, err = admin.Unbind(ctx, who, 1)
 			case "set_rule":
-				_, err = admin.SetRule(ctx, who, 1, bindings.ModeSingle, []string{"127.0.0.9"})
+				_, err = admin.SetRule(ctx, who, 1, bindings.ModeSingle, []string{"127.0.0.9"}, bindings.LearnRule{})
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -151,7 +156,7 @@ func TestStaleFillLosesToAdminChange(t *testing.T) {
 			}
 			want := ""
 			if b, ok := st.rows[hash]; ok {
-				want = b.CacheEntry()
+				want = b.CacheEntry(time.Now())
 			}
 			if got := rdb.Get(ctx, contract.BindingKey(hash)).Val(); got != want {
 				t.Fatalf("redis holds %q after the admin change, want %q", got, want)

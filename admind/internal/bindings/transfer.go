@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -15,6 +16,7 @@ import (
 // cidrs separated by spaces) or JSON (an array of objects):
 //
 //	key_hash, key_hint, mode, cidrs, status, note   what an import reads (key_hash, mode required)
+//	learn_slots, learn_until                        a learning rule's bounds (RFC 3339), read too
 //	origin, first_ip, created_at, last_used_at      the binding's history: exported, ignored on import
 //
 // Hashes are HMACs under the instance's SENTINEL_HMAC_SECRET: an export imports only where
@@ -24,7 +26,8 @@ import (
 const MaxImportRows = 100_000
 
 // TransferColumns are the CSV columns, in an export's order.
-var TransferColumns = []string{"key_hash", "key_hint", "mode", "cidrs", "status", "note", "origin", "first_ip", "created_at", "last_used_at"}
+var TransferColumns = []string{"key_hash", "key_hint", "mode", "cidrs", "status", "note", "learn_slots", "learn_until",
+	"origin", "first_ip", "created_at", "last_used_at"}
 
 // TransferRecord is one binding in an export or an import.
 type TransferRecord struct {
@@ -34,6 +37,8 @@ type TransferRecord struct {
 	CIDRs      []string   `json:"cidrs"`
 	Status     Status     `json:"status"`
 	Note       string     `json:"note"`
+	LearnSlots int        `json:"learn_slots,omitempty"`
+	LearnUntil *time.Time `json:"learn_until,omitempty"`
 	Origin     Origin     `json:"origin,omitempty"`
 	FirstIP    string     `json:"first_ip,omitempty"`
 	CreatedAt  *time.Time `json:"created_at,omitempty"`
@@ -47,6 +52,10 @@ func (b Binding) TransferRecord() TransferRecord {
 	if b.FirstIP.IsValid() {
 		r.FirstIP = b.FirstIP.String()
 	}
+	if b.Mode == ModeLearning {
+		until := b.LearnUntil.UTC()
+		r.LearnSlots, r.LearnUntil = b.LearnSlots, &until
+	}
 	created := b.CreatedAt.UTC()
 	r.CreatedAt = &created
 	if !b.LastUsedAt.IsZero() {
@@ -59,7 +68,10 @@ func (b Binding) TransferRecord() TransferRecord {
 // CSVRow is r in TransferColumns order. Text a spreadsheet would run as a formula (a note
 // starting with = + - @) gets a leading ', which ParseCSV takes off again.
 func (r TransferRecord) CSVRow() []string {
-	created, used := "", ""
+	slots, until, created, used := "", "", "", ""
+	if r.LearnUntil != nil {
+		slots, until = strconv.Itoa(r.LearnSlots), r.LearnUntil.Format(time.RFC3339Nano)
+	}
 	if r.CreatedAt != nil {
 		created = r.CreatedAt.Format(time.RFC3339Nano)
 	}
@@ -67,11 +79,33 @@ func (r TransferRecord) CSVRow() []string {
 		used = r.LastUsedAt.Format(time.RFC3339Nano)
 	}
 	return []string{r.KeyHash, r.KeyHint, string(r.Mode), strings.Join(r.CIDRs, " "), string(r.Status),
-		guardFormula(r.Note), string(r.Origin), r.FirstIP, created, used}
+		guardFormula(r.Note), slots, until, string(r.Origin), r.FirstIP, created, used}
 }
 
 func (r TransferRecord) newBinding() NewBinding {
-	return NewBinding{KeyHash: r.KeyHash, KeyHint: r.KeyHint, Mode: r.Mode, Entries: r.CIDRs, Status: r.Status, Note: r.Note}
+	nb := NewBinding{KeyHash: r.KeyHash, KeyHint: r.KeyHint, Mode: r.Mode, Entries: r.CIDRs, Status: r.Status, Note: r.Note}
+	nb.Learn.Slots = r.LearnSlots
+	if r.LearnUntil != nil {
+		nb.Learn.Until = *r.LearnUntil
+	}
+	return nb
+}
+
+// csvLearnRule reads a CSV row's learn_slots and learn_until cells.
+func csvLearnRule(slots, until string) (LearnRule, error) {
+	var l LearnRule
+	var err error
+	if slots = strings.TrimSpace(slots); slots != "" {
+		if l.Slots, err = strconv.Atoi(slots); err != nil {
+			return l, inputErrorf("learn_slots must be a number")
+		}
+	}
+	if until = strings.TrimSpace(until); until != "" {
+		if l.Until, err = time.Parse(time.RFC3339Nano, until); err != nil {
+			return l, inputErrorf("learn_until must be an RFC 3339 time, such as 2026-12-31T00:00:00Z")
+		}
+	}
+	return l, nil
 }
 
 const formulaStarts = "=+-@\t\r"
@@ -156,10 +190,12 @@ func parseCSV(r io.Reader) ([]NewBinding, []RowError) {
 		if row > MaxImportRows {
 			return nil, []RowError{{Message: fmt.Sprintf("at most %d bindings per import", MaxImportRows)}}
 		}
+		learn, learnErr := csvLearnRule(cell(rec, "learn_slots"), cell(rec, "learn_until"))
 		out = append(out, NewBinding{
 			KeyHash: strings.TrimSpace(cell(rec, "key_hash")), KeyHint: strings.TrimSpace(cell(rec, "key_hint")),
 			Mode: Mode(strings.TrimSpace(cell(rec, "mode"))), Entries: splitEntries(cell(rec, "cidrs")),
 			Status: Status(strings.TrimSpace(cell(rec, "status"))), Note: unguardFormula(cell(rec, "note")),
+			Learn: learn, unreadable: learnErr,
 		})
 	}
 }

@@ -27,6 +27,8 @@ func TestTransferRoundTrip(t *testing.T) {
 		{KeyHash: hashA, KeyHint: "sk-abcd…wxyz", Mode: ModeMultiple, CIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/64")},
 			Status: StatusBanned, Origin: OriginFirstUse, FirstIP: netip.MustParseAddr("10.1.2.3"), CreatedAt: used, LastUsedAt: used, Note: "=cmd|' /C calc'!A0"},
 		{KeyHash: hashB, Mode: ModeAll, CIDRs: []netip.Prefix{}, Status: StatusActive, Origin: OriginAdmin, CreatedAt: used, Note: "a, \"quoted\"\nnote"},
+		{KeyHash: strings.Repeat("c", 64), Mode: ModeLearning, CIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}, Status: StatusActive,
+			Origin: OriginFirstUse, CreatedAt: used, LearnSlots: 3, LearnUntil: used.Add(time.Hour)},
 	}
 	var csvText strings.Builder
 	csvText.WriteString(strings.Join(TransferColumns, ",") + "\n")
@@ -62,7 +64,8 @@ func TestTransferRoundTrip(t *testing.T) {
 		for i, b := range got {
 			w := list[i]
 			if b.KeyHash != w.KeyHash || b.KeyHint != w.KeyHint || b.Mode != w.Mode || b.Status != w.Status || b.Note != w.Note ||
-				strings.Join(b.CIDRStrings(), " ") != strings.Join(w.CIDRStrings(), " ") || b.Origin != OriginImport {
+				strings.Join(b.CIDRStrings(), " ") != strings.Join(w.CIDRStrings(), " ") || b.Origin != OriginImport ||
+				b.LearnSlots != w.LearnSlots || !b.LearnUntil.Equal(w.LearnUntil) {
 				t.Errorf("%s row %d: got %+v, want %+v", format, i+1, b, w)
 			}
 		}
@@ -73,21 +76,30 @@ func TestTransferRoundTrip(t *testing.T) {
 // key; a valid row beside them is not enough to import anything.
 func TestImportReportsEveryBadRow(t *testing.T) {
 	const leaked = "sk-LeakedKey0123456789abcdefghijABCDEFGHIJ0123"
-	csvText := "key_hash,mode,cidrs,status,key_hint,note\n" +
-		hashA + ",single,127.0.0.1,,,\n" + // 1: good
-		leaked + ",single,127.0.0.1,,,\n" + // 2: a raw key where the hash goes
-		hashB + ",single,10.0.0.5/24,,,\n" + // 3: host bits
-		hashA + ",all,,,,\n" + // 4: the same key as row 1
-		strings.Repeat("1", 64) + "," + leaked + ",,,,\n" + // 5: a key as the mode
-		strings.Repeat("2", 64) + ",multiple,127.0.0.1 " + leaked + ",,,\n" + // 6: a key among the cidrs
-		strings.Repeat("3", 64) + ",single,127.0.0.1,gone,,\n" + // 7: status
-		strings.Repeat("4", 64) + ",single,127.0.0.1,," + leaked + ",\n" + // 8: a key as the hint
-		strings.Repeat("5", 64) + ",all,,active,sk-abcd…wxyz,fine\n" // 9: good
+	csvText := "key_hash,mode,cidrs,status,key_hint,note,learn_slots,learn_until\n" +
+		hashA + ",single,127.0.0.1,,,,,\n" + // 1: good
+		leaked + ",single,127.0.0.1,,,,,\n" + // 2: a raw key where the hash goes
+		hashB + ",single,10.0.0.5/24,,,,,\n" + // 3: host bits
+		hashA + ",all,,,,,,\n" + // 4: the same key as row 1
+		strings.Repeat("1", 64) + "," + leaked + ",,,,,,\n" + // 5: a key as the mode
+		strings.Repeat("2", 64) + ",multiple,127.0.0.1 " + leaked + ",,,,,\n" + // 6: a key among the cidrs
+		strings.Repeat("3", 64) + ",single,127.0.0.1,gone,,,,\n" + // 7: status
+		strings.Repeat("4", 64) + ",single,127.0.0.1,," + leaked + ",,,\n" + // 8: a key as the hint
+		strings.Repeat("5", 64) + ",all,,active,sk-abcd…wxyz,fine,,\n" + // 9: good
+		strings.Repeat("6", 64) + ",learning,,,,,,\n" + // 10: a learning rule without its bounds
+		strings.Repeat("7", 64) + ",learning,,,,,three,2027-01-01T00:00:00Z\n" + // 11: slots not a number
+		strings.Repeat("8", 64) + ",learning,,,,,3,tomorrow\n" + // 12: not a time
+		strings.Repeat("9", 64) + ",learning,,,,,3,2027-01-01T00:00:00Z\n" // 13: good
 	rows, bad := ParseImport("csv", strings.NewReader(csvText))
 	if len(bad) > 0 {
 		t.Fatal(bad)
 	}
 	_, _, bad = validateImport(rows)
+	for _, e := range bad {
+		if e.Row == 11 && !strings.Contains(e.Message, "learn_slots must be a number") || e.Row == 12 && !strings.Contains(e.Message, "learn_until must be an RFC 3339 time") {
+			t.Errorf("row %d: %s", e.Row, e.Message)
+		}
+	}
 	var got []int
 	for _, e := range bad {
 		got = append(got, e.Row)
@@ -95,7 +107,7 @@ func TestImportReportsEveryBadRow(t *testing.T) {
 			t.Errorf("row %d repeats the key: %s", e.Row, e.Message)
 		}
 	}
-	if want := []int{2, 3, 4, 5, 6, 7, 8}; !equalInts(got, want) {
+	if want := []int{2, 3, 4, 5, 6, 7, 8, 10, 11, 12}; !equalInts(got, want) {
 		t.Fatalf("bad rows %v, want %v: %+v", got, want, bad)
 	}
 	for _, tt := range []struct {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/settings"
 	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 )
@@ -74,37 +75,44 @@ type Config struct {
 	ScanThreshold     int
 	ScanWindowSeconds int
 	ScanBlockSeconds  int
-	RedisEntryTTL     time.Duration // BINDING_CACHE_TTL: lifetime of a binding entry in Redis
-	DBMaxConns        int
-	LogLevel          slog.Level
+	// The learning rule's defaults (runtime settings first_use_rule, learning_*).
+	FirstUseRule          string
+	LearningSlots         int
+	LearningWindowSeconds int
+	RedisEntryTTL         time.Duration // BINDING_CACHE_TTL: lifetime of a binding entry in Redis
+	DBMaxConns            int
+	LogLevel              slog.Level
 }
 
 // Load reads the configuration. Every secret may also come from <NAME>_FILE.
 func Load(getenv func(string) string) (Config, error) {
 	r := reader{getenv: getenv}
 	c := Config{
-		DatabaseURL:        r.secret("DATABASE_URL"),
-		RedisAddr:          r.str("REDIS_ADDR", "127.0.0.1:6379"),
-		RedisMasterName:    r.str("REDIS_MASTER_NAME", ""),
-		RedisPassword:      r.secret("REDIS_PASSWORD"),
-		RedisDB:            r.intIn("REDIS_DB", 0, 0, 15),
-		HMACSecret:         r.secret("SENTINEL_HMAC_SECRET"),
-		InternalToken:      r.secret("SENTINEL_INTERNAL_TOKEN"),
-		FailsafeMode:       r.str("SENTINEL_FAILSAFE_MODE", "closed"),
-		ListenHost:         r.str("LISTEN_HOST", ""),
-		AppPort:            r.intIn("APP_PORT", 8080, 1, 65535),
-		InternalPort:       r.intIn("INTERNAL_PORT", 9090, 1, 65535),
-		BindPrefixV4:       r.intIn("BIND_PREFIX_V4", 32, 8, 32),
-		BindPrefixV6:       r.intIn("BIND_PREFIX_V6", 64, 16, 128),
-		ClaimLimit:         r.intIn("CLAIM_LIMIT", 30, 0, 1_000_000),
-		ScanThreshold:      r.intIn("SCAN_THRESHOLD", 50, 0, 10_000),
-		ScanWindowSeconds:  r.intIn("SCAN_WINDOW_SECONDS", 600, 1, 86_400),
-		ScanBlockSeconds:   r.intIn("SCAN_BLOCK_SECONDS", 0, 0, 86_400),
-		ClaimWindowSeconds: r.intIn("CLAIM_WINDOW_SECONDS", 60, 1, 86_400),
-		ClaimPrefixV4:      r.intIn("CLAIM_PREFIX_V4", 32, 8, 32),
-		ClaimPrefixV6:      r.intIn("CLAIM_PREFIX_V6", 64, 16, 128),
-		RedisEntryTTL:      r.duration("BINDING_CACHE_TTL", time.Hour),
-		DBMaxConns:         r.intIn("DB_MAX_CONNS", 20, 1, 1000),
+		DatabaseURL:           r.secret("DATABASE_URL"),
+		RedisAddr:             r.str("REDIS_ADDR", "127.0.0.1:6379"),
+		RedisMasterName:       r.str("REDIS_MASTER_NAME", ""),
+		RedisPassword:         r.secret("REDIS_PASSWORD"),
+		RedisDB:               r.intIn("REDIS_DB", 0, 0, 15),
+		HMACSecret:            r.secret("SENTINEL_HMAC_SECRET"),
+		InternalToken:         r.secret("SENTINEL_INTERNAL_TOKEN"),
+		FailsafeMode:          r.str("SENTINEL_FAILSAFE_MODE", "closed"),
+		ListenHost:            r.str("LISTEN_HOST", ""),
+		AppPort:               r.intIn("APP_PORT", 8080, 1, 65535),
+		InternalPort:          r.intIn("INTERNAL_PORT", 9090, 1, 65535),
+		BindPrefixV4:          r.intIn("BIND_PREFIX_V4", 32, 8, 32),
+		BindPrefixV6:          r.intIn("BIND_PREFIX_V6", 64, 16, 128),
+		ClaimLimit:            r.intIn("CLAIM_LIMIT", 30, 0, 1_000_000),
+		ScanThreshold:         r.intIn("SCAN_THRESHOLD", 50, 0, 10_000),
+		ScanWindowSeconds:     r.intIn("SCAN_WINDOW_SECONDS", 600, 1, 86_400),
+		ScanBlockSeconds:      r.intIn("SCAN_BLOCK_SECONDS", 0, 0, 86_400),
+		FirstUseRule:          r.str("FIRST_USE_RULE", "single"),
+		LearningSlots:         r.intIn("LEARNING_SLOTS", 3, 1, bindings.MaxRuleEntries),
+		LearningWindowSeconds: r.intIn("LEARNING_WINDOW_SECONDS", 86_400, 1, settings.MaxLearningWindowSeconds),
+		ClaimWindowSeconds:    r.intIn("CLAIM_WINDOW_SECONDS", 60, 1, 86_400),
+		ClaimPrefixV4:         r.intIn("CLAIM_PREFIX_V4", 32, 8, 32),
+		ClaimPrefixV6:         r.intIn("CLAIM_PREFIX_V6", 64, 16, 128),
+		RedisEntryTTL:         r.duration("BINDING_CACHE_TTL", time.Hour),
+		DBMaxConns:            r.intIn("DB_MAX_CONNS", 20, 1, 1000),
 
 		AdminUsername:  r.str("ADMIN_USERNAME", "admin"),
 		AdminPassword:  r.secret("ADMIN_PASSWORD"),
@@ -164,6 +172,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.FailsafeMode != "closed" && c.FailsafeMode != "open" {
 		r.fail(`SENTINEL_FAILSAFE_MODE must be "closed" or "open", got %q`, c.FailsafeMode)
 	}
+	if c.FirstUseRule != "single" && c.FirstUseRule != "learning" {
+		r.fail(`FIRST_USE_RULE must be "single" or "learning", got %q`, c.FirstUseRule)
+	}
 	if c.AlertWebhookSecret != "" && len(c.AlertWebhookSecret) < 16 {
 		r.fail("ALERT_WEBHOOK_SECRET must be at least 16 bytes")
 	}
@@ -214,6 +225,9 @@ func (c Config) Settings() settings.Settings {
 		ScanThreshold:         c.ScanThreshold,
 		ScanWindowSeconds:     c.ScanWindowSeconds,
 		ScanBlockSeconds:      c.ScanBlockSeconds,
+		FirstUseRule:          c.FirstUseRule,
+		LearningSlots:         c.LearningSlots,
+		LearningWindowSeconds: c.LearningWindowSeconds,
 	}
 }
 
@@ -236,6 +250,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("scan_threshold", c.ScanThreshold),
 		slog.Int("scan_window_seconds", c.ScanWindowSeconds),
 		slog.Int("scan_block_seconds", c.ScanBlockSeconds),
+		slog.String("first_use_rule", c.FirstUseRule),
+		slog.Int("learning_slots", c.LearningSlots),
+		slog.Int("learning_window_seconds", c.LearningWindowSeconds),
 		slog.Int("claim_window_seconds", c.ClaimWindowSeconds),
 		slog.Int("claim_prefix_v4", c.ClaimPrefixV4),
 		slog.Int("claim_prefix_v6", c.ClaimPrefixV6),

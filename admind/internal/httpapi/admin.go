@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -169,9 +170,13 @@ type bindingView struct {
 	LastUsedAt *time.Time `json:"last_used_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
 	Note       string     `json:"note"`
+	// A learning rule's bounds and state; absent for the other modes.
+	LearnSlots *int       `json:"learn_slots,omitempty"`
+	LearnUntil *time.Time `json:"learn_until,omitempty"`
+	SlotsLeft  *int       `json:"slots_left,omitempty"` // 0 once the rule holds (full or past learn_until)
 }
 
-func viewBinding(b bindings.Binding) bindingView {
+func viewBinding(b bindings.Binding, now time.Time) bindingView {
 	v := bindingView{
 		ID: b.ID, KeyHint: b.KeyHint, KeyHash: b.KeyHash, Mode: string(b.Mode), CIDRs: b.CIDRStrings(),
 		Status: string(b.Status), Origin: string(b.Origin), CreatedAt: b.CreatedAt.UTC(), UpdatedAt: b.UpdatedAt.UTC(), Note: b.Note,
@@ -183,7 +188,33 @@ func viewBinding(b bindings.Binding) bindingView {
 		used := b.LastUsedAt.UTC()
 		v.LastUsedAt = &used
 	}
+	if b.Mode == bindings.ModeLearning {
+		slots, until, left := b.LearnSlots, b.LearnUntil.UTC(), b.SlotsLeft(now)
+		v.LearnSlots, v.LearnUntil, v.SlotsLeft = &slots, &until, &left
+	}
 	return v
+}
+
+// learnRule is the learning rule an admin asked for: slots and a window from now, each
+// defaulting to the runtime settings. Zero for the other modes, which take neither.
+func learnRule(d Deps, mode string, slots, windowSeconds int) (bindings.LearnRule, error) {
+	if mode != string(bindings.ModeLearning) {
+		if slots != 0 || windowSeconds != 0 {
+			return bindings.LearnRule{}, &bindings.InputError{Message: `learn_slots and learn_window_seconds are for the rule "learning" only`}
+		}
+		return bindings.LearnRule{}, nil
+	}
+	set := d.Settings.Current()
+	if slots == 0 {
+		slots = set.LearningSlots
+	}
+	if windowSeconds == 0 {
+		windowSeconds = set.LearningWindowSeconds
+	}
+	if windowSeconds < 1 || windowSeconds > settings.MaxLearningWindowSeconds {
+		return bindings.LearnRule{}, &bindings.InputError{Message: fmt.Sprintf("learn_window_seconds must be in 1-%d", settings.MaxLearningWindowSeconds)}
+	}
+	return bindings.LearnRule{Slots: slots, Until: d.Now().Add(time.Duration(windowSeconds) * time.Second)}, nil
 }
 
 type page[T any] struct {
@@ -256,9 +287,9 @@ func bindingQuery(d Deps, r *http.Request) (bindings.Query, error) {
 		return q, &bindings.InputError{Message: `status must be "active" or "banned"`}
 	}
 	switch q.Mode {
-	case "", bindings.ModeSingle, bindings.ModeMultiple, bindings.ModeAll:
+	case "", bindings.ModeSingle, bindings.ModeMultiple, bindings.ModeLearning, bindings.ModeAll:
 	default:
-		return q, &bindings.InputError{Message: `mode must be "single", "multiple" or "all"`}
+		return q, &bindings.InputError{Message: `mode must be "single", "multiple", "learning" or "all"`}
 	}
 	if q.Sort == "" {
 		q.Sort = "id"
@@ -290,7 +321,7 @@ func handleListBindings(d Deps) http.Handler {
 		}
 		out := page[bindingView]{Items: make([]bindingView, len(list)), Total: total, Page: q.Page, PageSize: q.PageSize}
 		for i, b := range list {
-			out.Items[i] = viewBinding(b)
+			out.Items[i] = viewBinding(b, d.Now())
 		}
 		encode(w, http.StatusOK, out)
 	})
@@ -300,7 +331,10 @@ type changeRequest struct {
 	ID    int64    `json:"id"`
 	Mode  string   `json:"mode,omitempty"`
 	CIDRs []string `json:"cidrs,omitempty"`
-	Note  *string  `json:"note,omitempty"`
+	// A learning rule's slots and window (seconds from now); the settings' when 0.
+	LearnSlots         int     `json:"learn_slots,omitempty"`
+	LearnWindowSeconds int     `json:"learn_window_seconds,omitempty"`
+	Note               *string `json:"note,omitempty"`
 }
 
 // What a binding change takes besides the id.
@@ -330,7 +364,7 @@ func handleChange(d Deps, takes changeTakes, apply func(context.Context, audit.A
 			writeError(w, http.StatusBadRequest, "bad_request", "id must be a binding id")
 			return
 		}
-		hasRule := req.Mode != "" || req.CIDRs != nil
+		hasRule := req.Mode != "" || req.CIDRs != nil || req.LearnSlots != 0 || req.LearnWindowSeconds != 0
 		switch {
 		case takes == takesID && (hasRule || req.Note != nil):
 			writeError(w, http.StatusBadRequest, "bad_request", "this change takes only an id")
@@ -349,7 +383,7 @@ func handleChange(d Deps, takes changeTakes, apply func(context.Context, audit.A
 		}
 		out := changeResponse{CacheUpdated: c.CacheUpdated}
 		if c.After.ID != 0 {
-			v := viewBinding(c.After)
+			v := viewBinding(c.After, d.Now())
 			out.Binding = &v
 		}
 		encode(w, http.StatusOK, out)
@@ -364,7 +398,11 @@ func handleUnbind(d Deps) http.Handler {
 
 func handleSetRule(d Deps) http.Handler {
 	return handleChange(d, takesRule, func(ctx context.Context, a audit.Actor, req changeRequest) (bindings.Change, error) {
-		return d.Admin.SetRule(ctx, a, req.ID, bindings.Mode(req.Mode), req.CIDRs)
+		learn, err := learnRule(d, req.Mode, req.LearnSlots, req.LearnWindowSeconds)
+		if err != nil {
+			return bindings.Change{}, err
+		}
+		return d.Admin.SetRule(ctx, a, req.ID, bindings.Mode(req.Mode), req.CIDRs, learn)
 	})
 }
 

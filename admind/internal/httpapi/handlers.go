@@ -115,7 +115,7 @@ func decodeEvent(w http.ResponseWriter, r *http.Request, needReason bool) (contr
 	return ev, ip, true
 }
 
-func newDecideResponse(dec bindings.Decision, pluginCacheLimit time.Duration) contract.DecideResponse {
+func newDecideResponse(dec bindings.Decision, pluginCacheLimit time.Duration, now time.Time) contract.DecideResponse {
 	out := contract.DecideResponse{Allow: dec.Allow, Reason: dec.Reason, CacheTTLS: int(pluginCacheLimit / time.Second),
 		Provisional: dec.Provisional, Claim: dec.ClaimID}
 	if dec.Reason == contract.ReasonClaimLimited {
@@ -125,7 +125,7 @@ func newDecideResponse(dec bindings.Decision, pluginCacheLimit time.Duration) co
 		}
 	}
 	if !dec.Provisional {
-		out.Binding = &contract.BindingReply{Status: string(dec.Binding.Status), Mode: string(dec.Binding.Mode), CIDRs: dec.Binding.CIDRStrings()}
+		out.Binding = &contract.BindingReply{Status: string(dec.Binding.Status), Mode: dec.Binding.WireMode(now), CIDRs: dec.Binding.CIDRStrings()}
 	}
 	return out
 }
@@ -149,7 +149,7 @@ func handleDecide(d Deps) http.Handler {
 			d.Log.Info("intercepted", "key_hint", ev.KeyHint, "ip", ip.String(), "reason", dec.Reason,
 				"path", ev.Path, "user_agent", escapeControls(ev.UserAgent))
 		}
-		encode(w, http.StatusOK, newDecideResponse(dec, d.PluginCacheLimit))
+		encode(w, http.StatusOK, newDecideResponse(dec, d.PluginCacheLimit, d.Now()))
 	})
 }
 
@@ -180,7 +180,7 @@ func handleConfirm(d Deps) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot confirm now")
 			return
 		}
-		encode(w, http.StatusOK, newDecideResponse(dec, d.PluginCacheLimit))
+		encode(w, http.StatusOK, newDecideResponse(dec, d.PluginCacheLimit, d.Now()))
 	})
 }
 

@@ -36,6 +36,9 @@ func handleCreateBinding(d Deps) http.Handler {
 		CIDRs   []string `json:"cidrs"`
 		Status  string   `json:"status"`
 		Note    string   `json:"note"`
+		// A learning rule's slots and window (seconds from now); the settings' when 0.
+		LearnSlots         int `json:"learn_slots"`
+		LearnWindowSeconds int `json:"learn_window_seconds"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req request
@@ -45,6 +48,11 @@ func handleCreateBinding(d Deps) http.Handler {
 		}
 		nb := bindings.NewBinding{KeyHash: req.KeyHash, Mode: bindings.Mode(req.Mode), Entries: req.CIDRs,
 			Status: bindings.Status(req.Status), Note: req.Note}
+		var err error
+		if nb.Learn, err = learnRule(d, req.Mode, req.LearnSlots, req.LearnWindowSeconds); err != nil {
+			writeFailure(w, d, r, err)
+			return
+		}
 		switch {
 		case (req.Key == "") == (req.KeyHash == ""):
 			writeError(w, http.StatusBadRequest, "bad_request", "give either key (the API key) or key_hash")
@@ -62,7 +70,7 @@ func handleCreateBinding(d Deps) http.Handler {
 			writeFailure(w, d, r, err)
 			return
 		}
-		encode(w, http.StatusCreated, viewBinding(b))
+		encode(w, http.StatusCreated, viewBinding(b, d.Now()))
 	})
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/key-ip-sentinel/sentinel/admind/internal/audit"
+	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/netguard"
 )
@@ -29,12 +30,12 @@ type Settings struct {
 	AlertWebhookFormat    string `json:"alert_webhook_format"` // json | slack | dingtalk | feishu | wecom | telegram | gotify | ntfy
 	AlertThresholdCount   int    `json:"alert_threshold_count"`
 	AlertThresholdSeconds int    `json:"alert_threshold_seconds"`
-	AutoBanOnAlert        bool   `json:"auto_ban_on_alert"`
+	AutoBanOnAlert        bool   `json:"auto_ban_on_alert"` // a key that raises an intercept alert is banned at once
 	// E-mail alerts (beside the webhook): to AlertEmailTo (comma-separated; "" off) from
 	// SMTPFrom through SMTPAddr (host:port); credentials come from the environment.
 	AlertEmailTo       string `json:"alert_email_to"`
 	SMTPAddr           string `json:"smtp_addr"`
-	SMTPFrom           string `json:"smtp_from"`          // a key that raises an intercept alert is banned at once
+	SMTPFrom           string `json:"smtp_from"`
 	ArchiveDays        int    `json:"archive_days"`       // 0: never archive
 	LogRetentionDays   int    `json:"log_retention_days"` // intercept logs older are deleted; 0: kept forever
 	FailsafeMode       string `json:"failsafe_mode"`
@@ -50,7 +51,16 @@ type Settings struct {
 	ScanThreshold     int `json:"scan_threshold"`
 	ScanWindowSeconds int `json:"scan_window_seconds"`
 	ScanBlockSeconds  int `json:"scan_block_seconds"`
+	// The rule a first use binds with: "single" (the first address) or "learning" (the first
+	// LearningSlots addresses within LearningWindowSeconds of the first use). LearningSlots
+	// and LearningWindowSeconds are also the defaults when an admin sets a learning rule.
+	FirstUseRule          string `json:"first_use_rule"`
+	LearningSlots         int    `json:"learning_slots"`
+	LearningWindowSeconds int    `json:"learning_window_seconds"`
 }
+
+// MaxLearningWindowSeconds bounds a learning rule's window (30 days).
+const MaxLearningWindowSeconds = 30 * 86_400
 
 // Fields are the settings' JSON names, in order.
 func Fields() []string {
@@ -148,6 +158,15 @@ func (s Settings) Validate() error {
 	}
 	if s.ScanBlockSeconds < 0 || s.ScanBlockSeconds > 86_400 {
 		bad("scan_block_seconds must be in 0-86400 (0: alert only), got %d", s.ScanBlockSeconds)
+	}
+	if s.FirstUseRule != "single" && s.FirstUseRule != "learning" {
+		bad(`first_use_rule must be "single" or "learning", got %q`, s.FirstUseRule)
+	}
+	if s.LearningSlots < 1 || s.LearningSlots > bindings.MaxRuleEntries {
+		bad("learning_slots must be in 1-%d, got %d", bindings.MaxRuleEntries, s.LearningSlots)
+	}
+	if s.LearningWindowSeconds < 1 || s.LearningWindowSeconds > MaxLearningWindowSeconds {
+		bad("learning_window_seconds must be in 1-%d, got %d", MaxLearningWindowSeconds, s.LearningWindowSeconds)
 	}
 	if len(problems) > 0 {
 		return &ValidationError{Problems: problems}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -113,9 +114,9 @@ func (s *Store) ChangeBinding(ctx context.Context, id int64, change func(*bindin
 		}
 		after, err = scanBinding(tx.QueryRow(ctx, `
 			UPDATE token_bindings SET rule_mode = $2, cidrs = $3, status = $4, updated_at = $5, note = $6,
-				version = nextval('binding_version')
+				learn_slots = $7, learn_until = $8, version = nextval('binding_version')
 			WHERE id = $1 RETURNING `+bindingColumns,
-			id, string(next.Mode), next.CIDRs, string(next.Status), next.UpdatedAt, next.Note))
+			id, string(next.Mode), next.CIDRs, string(next.Status), next.UpdatedAt, next.Note, next.LearnSlots, nullTime(next.LearnUntil)))
 		if err != nil {
 			return err
 		}
@@ -158,18 +159,24 @@ func (s *Store) CreateBindings(ctx context.Context, list []bindings.Binding, ent
 	n := len(list)
 	hashes, hints, modes, cidrs, statuses, origins, notes := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	slots, until := make([]int, n), make([]*time.Time, n)
 	for i, b := range list {
 		hashes[i], hints[i], modes[i], statuses[i], origins[i], notes[i] = b.KeyHash, b.KeyHint, string(b.Mode), string(b.Status), string(b.Origin), b.Note
 		cidrs[i] = strings.Join(b.CIDRStrings(), ",") // unnest cannot take an array of arrays
+		slots[i] = b.LearnSlots
+		if !b.LearnUntil.IsZero() {
+			until[i] = &b.LearnUntil
+		}
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
-			INSERT INTO token_bindings (key_hash, key_hint, rule_mode, cidrs, status, origin, note, created_at, updated_at)
-			SELECT h, hint, m, string_to_array(c, ',')::cidr[], st, o, note, now(), now()
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-				AS v(h, hint, m, c, st, o, note)
+			INSERT INTO token_bindings (key_hash, key_hint, rule_mode, cidrs, status, origin, note, learn_slots, learn_until,
+				created_at, updated_at)
+			SELECT h, hint, m, string_to_array(c, ',')::cidr[], st, o, note, ls, lu, now(), now()
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[],
+				$9::timestamptz[]) AS v(h, hint, m, c, st, o, note, ls, lu)
 			ON CONFLICT (key_hash) DO NOTHING
-			RETURNING `+bindingColumns, hashes, hints, modes, cidrs, statuses, origins, notes)
+			RETURNING `+bindingColumns, hashes, hints, modes, cidrs, statuses, origins, notes, slots, until)
 		if err != nil {
 			return err
 		}

@@ -10,11 +10,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/key-ip-sentinel/sentinel/admind/internal/audit"
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 )
 
 const bindingColumns = `id, key_hash, key_hint, rule_mode, cidrs, status, origin, first_ip, last_ip,
-	created_at, last_used_at, updated_at, note, version`
+	created_at, last_used_at, updated_at, note, version, learn_slots, learn_until`
 
 // scanBinding reads bindingColumns. A pre-bound binding's first_ip, last_ip and (until used)
 // last_used_at are NULL: zero values in bindings.Binding.
@@ -22,9 +23,9 @@ func scanBinding(row pgx.Row) (bindings.Binding, error) {
 	var b bindings.Binding
 	var mode, status, origin string
 	var firstIP, lastIP *netip.Addr
-	var lastUsed *time.Time
+	var lastUsed, learnUntil *time.Time
 	err := row.Scan(&b.ID, &b.KeyHash, &b.KeyHint, &mode, &b.CIDRs, &status, &origin, &firstIP, &lastIP,
-		&b.CreatedAt, &lastUsed, &b.UpdatedAt, &b.Note, &b.Version)
+		&b.CreatedAt, &lastUsed, &b.UpdatedAt, &b.Note, &b.Version, &b.LearnSlots, &learnUntil)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return bindings.Binding{}, bindings.ErrNotFound
 	}
@@ -40,6 +41,9 @@ func scanBinding(row pgx.Row) (bindings.Binding, error) {
 	}
 	if lastUsed != nil {
 		b.LastUsedAt = *lastUsed
+	}
+	if learnUntil != nil {
+		b.LearnUntil = *learnUntil
 	}
 	return b, nil
 }
@@ -77,12 +81,12 @@ func (s *Store) BindFirstUse(ctx context.Context, b bindings.Binding) (bindings.
 	for attempt := 0; attempt < 3; attempt++ {
 		got, err := scanBinding(s.pool.QueryRow(ctx, `
 			INSERT INTO token_bindings (key_hash, key_hint, rule_mode, cidrs, status, first_ip, last_ip,
-				created_at, last_used_at, updated_at, note)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+				created_at, last_used_at, updated_at, note, learn_slots, learn_until)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 			ON CONFLICT (key_hash) DO NOTHING
 			RETURNING `+bindingColumns,
 			b.KeyHash, b.KeyHint, string(b.Mode), b.CIDRs, string(b.Status), nullAddr(b.FirstIP), nullAddr(b.LastIP),
-			b.CreatedAt, nullTime(b.LastUsedAt), b.UpdatedAt, b.Note))
+			b.CreatedAt, nullTime(b.LastUsedAt), b.UpdatedAt, b.Note, b.LearnSlots, nullTime(b.LearnUntil)))
 		if err == nil {
 			return got, true, nil
 		}
@@ -98,6 +102,35 @@ func (s *Store) BindFirstUse(ctx context.Context, b bindings.Binding) (bindings.
 		}
 	}
 	return bindings.Binding{}, false, errors.New("store: bind first use: binding kept vanishing")
+}
+
+// LearnAddress adds p to a learning binding. The UPDATE's conditions are evaluated again on
+// the newest row version after its row lock is taken, so of concurrent learners only as many
+// as there are slots succeed (and the table's check constraint refuses any more).
+func (s *Store) LearnAddress(ctx context.Context, keyHash string, p netip.Prefix, ip netip.Addr, now time.Time, a audit.Entry) (bindings.Binding, bool, error) {
+	var after bindings.Binding
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		after, err = scanBinding(tx.QueryRow(ctx, `
+			UPDATE token_bindings SET cidrs = array_append(cidrs, $2::cidr), last_ip = $3, updated_at = $4,
+				version = nextval('binding_version')
+			WHERE key_hash = $1 AND rule_mode = 'learning' AND status = 'active' AND learn_until > $4
+				AND cardinality(cidrs) < learn_slots AND NOT ($2::cidr = ANY(cidrs))
+			RETURNING `+bindingColumns, keyHash, p, ip, now))
+		if err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, a)
+	})
+	if errors.Is(err, bindings.ErrNotFound) {
+		// Full, closed, changed or learned meanwhile by a concurrent request: what holds now.
+		after, err = s.BindingByHash(ctx, keyHash)
+		return after, false, err
+	}
+	if err != nil {
+		return bindings.Binding{}, false, fmt.Errorf("store: learn address: %w", err)
+	}
+	return after, true, nil
 }
 
 // RehashLegacy moves a binding from the hash of a key as spelled to the hash of its canonical

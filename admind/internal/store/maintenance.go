@@ -51,8 +51,9 @@ func (s *Store) ArchiveUnused(ctx context.Context, cutoff time.Time, limit int) 
 					ORDER BY last_used_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 				RETURNING *)
 			INSERT INTO archived_bindings (binding_id, key_hash, key_hint, rule_mode, cidrs, status, origin, first_ip, last_ip,
-				created_at, last_used_at, updated_at, note)
-			SELECT id, key_hash, key_hint, rule_mode, cidrs, status, origin, first_ip, last_ip, created_at, last_used_at, updated_at, note
+				created_at, last_used_at, updated_at, note, learn_slots, learn_until)
+			SELECT id, key_hash, key_hint, rule_mode, cidrs, status, origin, first_ip, last_ip, created_at, last_used_at, updated_at, note,
+				learn_slots, learn_until
 			FROM moved
 			RETURNING key_hash, key_hint, nextval('binding_version')`, cutoff, limit)
 		if err != nil {

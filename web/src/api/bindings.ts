@@ -1,6 +1,6 @@
 import { download, request, type Page } from './http'
 
-export type RuleMode = 'single' | 'multiple' | 'all'
+export type RuleMode = 'single' | 'multiple' | 'learning' | 'all'
 export type BindingStatus = 'active' | 'banned'
 
 export interface Binding {
@@ -17,6 +17,16 @@ export interface Binding {
   last_used_at: string | null // null: pre-bound, not used yet
   updated_at: string
   note: string
+  // A learning rule's bounds and state (absent for the other modes).
+  learn_slots?: number
+  learn_until?: string
+  slots_left?: number // 0 once it holds: full, or past learn_until
+}
+
+/** LearnBounds bound a learning rule: its slots and its window from now (seconds). */
+export interface LearnBounds {
+  learn_slots: number
+  learn_window_seconds: number
 }
 
 export interface BindingQuery {
@@ -35,8 +45,8 @@ export interface ChangeReply {
 }
 
 export const listBindings = (q: BindingQuery) => request<Page<Binding>>('GET', '/bindings', { query: { ...q } })
-export const setRule = (id: number, mode: RuleMode, cidrs: string[]) =>
-  request<ChangeReply>('PUT', '/bindings/ip', { body: { id, mode, cidrs } })
+export const setRule = (id: number, mode: RuleMode, cidrs: string[], learn?: LearnBounds) =>
+  request<ChangeReply>('PUT', '/bindings/ip', { body: { id, mode, cidrs, ...(mode === 'learning' ? learn : {}) } })
 export const ban = (id: number) => request<ChangeReply>('POST', '/bindings/ban', { body: { id } })
 export const unban = (id: number) => request<ChangeReply>('POST', '/bindings/unban', { body: { id } })
 export const unbind = (id: number) => request<ChangeReply>('POST', '/bindings/unbind', { body: { id } })
@@ -49,6 +59,8 @@ export interface NewBinding {
   mode: RuleMode
   cidrs: string[]
   note?: string
+  learn_slots?: number
+  learn_window_seconds?: number
 }
 
 /** RowError is one row an import refused (row 0: the file itself). */

@@ -23,6 +23,9 @@ export interface Settings {
   scan_threshold: number
   scan_window_seconds: number
   scan_block_seconds: number
+  first_use_rule: 'single' | 'learning'
+  learning_slots: number
+  learning_window_seconds: number
 }
 
 export const getSettings = () => request<Settings>('GET', '/settings')
