@@ -22,18 +22,22 @@ import (
 // call sends an admin API request and returns the status and body.
 func (a *admindUnderTest) call(t testing.TB, token, method, path string, body any) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
+	var sent []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		sent = []byte(b)
 	default:
-		js, _ := json.Marshal(b)
-		rd = bytes.NewReader(js)
+		sent, _ = json.Marshal(b)
 	}
-	req, _ := http.NewRequest(method, a.publicURL+path, rd)
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
+	req, _ := http.NewRequest(method, a.publicURL+path, bytes.NewReader(sent))
+	contentType := ""
+	if body != nil {
+		contentType = "application/json"
+		if strings.Contains(path, "format=csv") {
+			contentType = "text/csv"
+		}
+		req.Header.Set("Content-Type", contentType)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -44,6 +48,7 @@ func (a *admindUnderTest) call(t testing.TB, token, method, path string, body an
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
+	checkOpenAPI(t, method, path, contentType, sent, resp, out)
 	return resp.StatusCode, out
 }
 

@@ -131,7 +131,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 			TokenTTL: cfg.AdminTokenTTL, Lockout: auth.DefaultLockout, Redis: rdb, Now: time.Now,
 			OnFailure: func(reason string) { m.LoginFailures.WithLabelValues(reason).Inc() },
 		},
-		Admin: admin, Settings: live, Queries: db, AllowedCounts: rcache.AllowedCounts, TestAlert: notifier.Test,
+		APITokens: &auth.APITokens{Store: db, Now: time.Now},
+		Admin:     admin, Settings: live, Queries: db, AllowedCounts: rcache.AllowedCounts, TestAlert: notifier.Test,
 		HMACSecret: []byte(cfg.HMACSecret), TrustedProxies: cfg.AdminTrustedProxies, ConsoleHosts: cfg.ConsoleHosts, Now: time.Now,
 		Console: web.Dist(),
 	}

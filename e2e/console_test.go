@@ -71,7 +71,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// What the clicks did, seen from the database.
 	for action, want := range map[string]int{"binding.set_rule": 3, "binding.ban": 2, "binding.unban": 2, "binding.set_note": 1,
-		"settings.update": 1, "binding.create": 1, "binding.import": 1, "binding.export": 1} {
+		"settings.update": 1, "binding.create": 1, "binding.import": 1, "binding.export": 1, "token.create": 1, "token.revoke": 1} {
 		if n := countRows(t, s, `SELECT count(*) FROM admin_audit WHERE action = $1`, action); n != want {
 			t.Errorf("admin_audit has %d %s rows, want %d", n, action, want)
 		}

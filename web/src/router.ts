@@ -14,6 +14,7 @@ export const router = createRouter({
         { path: 'bindings', name: 'bindings', component: () => import('./views/BindingsView.vue') },
         { path: 'logs', name: 'logs', component: () => import('./views/LogsView.vue') },
         { path: 'audit', name: 'audit', component: () => import('./views/AuditView.vue') },
+        { path: 'tokens', name: 'tokens', component: () => import('./views/TokensView.vue') },
         { path: 'settings', name: 'settings', component: () => import('./views/SettingsView.vue') },
       ],
     },

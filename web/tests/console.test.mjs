@@ -234,6 +234,41 @@ test('admin console', async (t) => {
     assert.ok(await page.locator('[data-test="auto-ban"]').evaluate((e) => e.classList.contains('is-checked')), 'auto ban is off after the reload')
   })
 
+  await t.test('an API token: shown once, used by a script, listed with its last use, revoked', async () => {
+    await page.click('[data-test="nav-tokens"]')
+    await page.click('[data-test="token-create-open"]')
+    const dialog = page.locator('.el-dialog:visible')
+    await dialog.locator('input[data-test="token-name"]').fill('ci-read')
+    await shot('17-token-dialog')
+    await dialog.locator('[data-test="token-create"]').click()
+    const value = page.locator('input[data-test="token-value"]')
+    await value.waitFor()
+    const token = await value.inputValue()
+    assert.match(token, /^sat_[A-Za-z0-9_-]{43}$/)
+    await shot('18-token-shown')
+    await page.click('[data-test="token-shown-close"]')
+    await page.locator('[data-test="token-value"]').waitFor({ state: 'detached' })
+    assert.ok(!(await page.content()).includes(token), 'the token is still in the page after its dialog closed')
+
+    // A script with the token: it reads, and may not write.
+    const api = new URL('../api/', consoleURL).href
+    const call = (method, path, body) =>
+      fetch(api + path, { method, headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' }, body })
+    assert.equal((await call('GET', 'bindings')).status, 200)
+    const put = await call('POST', 'bindings/ban', JSON.stringify({ id: 1 }))
+    assert.equal(put.status, 403)
+    assert.equal((await put.json()).error.code, 'read_only_token')
+
+    await page.reload()
+    const tokenRow = page.locator('[data-test="tokens-table"] .el-table__body tr', { hasText: 'ci-read' })
+    await tokenRow.locator('[data-test="token-last-ip"]', { hasText: '127.0.0.1' }).waitFor()
+    await shot('19-tokens')
+    await tokenRow.locator('[data-test="token-revoke"]').click()
+    await page.locator('.el-message-box__btns .el-button--primary').click()
+    await tokenRow.locator('[data-test="token-status"]', { hasText: 'Revoked' }).waitFor()
+    assert.equal((await call('GET', 'bindings')).status, 401)
+  })
+
   await t.test('pre-bind a key by the key itself', async () => {
     await page.click('[data-test="nav-bindings"]')
     await page.click('[data-test="create-open"]')
@@ -322,6 +357,12 @@ test('admin console', async (t) => {
     await page.locator('.el-dialog:visible', { hasText: '可容纳的地址数' }).waitFor()
     await shot('12d-rule-learning-zh-CN')
     await page.click('.el-dialog:visible .el-dialog__headerbtn')
+    await page.click('[data-test="nav-tokens"]')
+    await page.locator('[data-test="tokens-table"] th', { hasText: '最近使用' }).waitFor()
+    await page.click('[data-test="token-create-open"]')
+    await page.locator('.el-dialog:visible', { hasText: '有效期（天）' }).waitFor()
+    await shot('12e-tokens-zh-CN')
+    await page.click('.el-dialog:visible .el-dialog__headerbtn')
   })
 
   await t.test('usable on a phone-width screen', async () => {
@@ -356,6 +397,12 @@ test('admin console', async (t) => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
     assert.ok(overflow <= 1, `16-phone-audit: the page is ${overflow}px wider than the screen`)
     await shot('16-phone-audit')
+    await page.goto(consoleURL + 'tokens')
+    await page.locator('[data-test="tokens-table"] .el-table__body tr').first().waitFor()
+    await page.waitForTimeout(300)
+    const tokensOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+    assert.ok(tokensOverflow <= 1, `16b-phone-tokens: the page is ${tokensOverflow}px wider than the screen`)
+    await shot('16b-phone-tokens')
   })
 
   await t.test('no script errors', () => {

@@ -139,11 +139,14 @@ func (a *Authenticator) credentialTag() string {
 	return hex.EncodeToString(m.Sum(nil)[:12])
 }
 
-// Session is a verified token: who, which token (its jti) and until when.
+// Session is a verified token: who, which token (its jti) and until when. An admin session may
+// do everything; an API token (APIToken) only what its Scope allows.
 type Session struct {
-	Name    string
-	ID      string
-	Expires time.Time
+	Name     string
+	ID       string
+	Expires  time.Time
+	Scope    string // ScopeWrite for an admin session
+	APIToken bool
 }
 
 // Verify checks a token: HS256 only, signed with our secret, our issuer and audience, not
@@ -179,7 +182,7 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (Session, erro
 	if n != 0 {
 		return Session{}, ErrInvalidToken
 	}
-	return Session{Name: claims.Subject, ID: claims.ID, Expires: claims.ExpiresAt.Time}, nil
+	return Session{Name: claims.Subject, ID: claims.ID, Expires: claims.ExpiresAt.Time, Scope: ScopeWrite}, nil
 }
 
 // Revoke ends a session before its expiry (logout): its jti is kept in Redis until the token

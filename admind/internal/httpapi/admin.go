@@ -23,7 +23,8 @@ import (
 
 type adminKey struct{}
 
-// requireAdmin lets a request through only with a valid admin token.
+// requireAdmin lets a request through only with a valid admin session token or API token;
+// a read-only API token only for GET and HEAD.
 func requireAdmin(d Deps) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -31,7 +32,11 @@ func requireAdmin(d Deps) func(http.Handler) http.Handler {
 			tok, ok := strings.CutPrefix(h, "Bearer ")
 			var sess auth.Session
 			err := auth.ErrInvalidToken
-			if ok {
+			switch {
+			case ok && auth.IsAPIToken(tok):
+				ip, _ := adminClientIP(r, d.TrustedProxies)
+				sess, err = d.APITokens.VerifyAPIToken(r.Context(), tok, ip)
+			case ok:
 				sess, err = d.Auth.Verify(r.Context(), tok)
 			}
 			if errors.Is(err, auth.ErrUnavailable) {
@@ -44,6 +49,10 @@ func requireAdmin(d Deps) func(http.Handler) http.Handler {
 				writeError(w, http.StatusUnauthorized, "unauthorized", "missing, invalid or expired token")
 				return
 			}
+			if sess.Scope != auth.ScopeWrite && r.Method != http.MethodGet && r.Method != http.MethodHead {
+				writeError(w, http.StatusForbidden, "read_only_token", "this API token is read-only")
+				return
+			}
 			if !validQuery(r) {
 				writeError(w, http.StatusBadRequest, "bad_request", errNotText.Error())
 				return
@@ -51,6 +60,18 @@ func requireAdmin(d Deps) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey{}, sess)))
 		})
 	}
+}
+
+// sessionOnly refuses API tokens: logging out and managing tokens take an admin session (a
+// token that could mint tokens would outlive its own revocation).
+func sessionOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sess, _ := r.Context().Value(adminKey{}).(auth.Session); sess.APIToken {
+			writeError(w, http.StatusForbidden, "session_required", "this takes an admin session, not an API token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // actor is who makes this request, for admin_audit.
@@ -93,6 +114,10 @@ func writeFailure(w http.ResponseWriter, d Deps, r *http.Request, err error) {
 	var invalid *settings.ValidationError
 	var conflict *bindings.ConflictError
 	var badImport *bindings.ImportError
+	if status, code, ok := tokenFailure(err); ok {
+		writeError(w, status, code, err.Error())
+		return
+	}
 	switch {
 	case errors.As(err, &badImport):
 		var b importErrorBody

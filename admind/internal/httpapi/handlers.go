@@ -35,6 +35,7 @@ type Deps struct {
 
 	// Admin API.
 	Auth          *auth.Authenticator
+	APITokens     *auth.APITokens
 	Admin         *bindings.Admin
 	Settings      *settings.Service
 	Queries       Queries
