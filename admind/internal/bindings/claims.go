@@ -72,16 +72,21 @@ func newClaimID() (string, error) {
 
 // claim answers a decide for an unbound key.
 func (s *Service) claim(ctx context.Context, r DecideRequest) (Decision, error) {
+	// The block is read before this key is counted, so whether a claim is refused never
+	// depends on how fast the detector counts it: the key that crosses scan_threshold is
+	// decided as before, the claims after it are refused.
+	var blocked time.Duration
+	if s.ClaimBlocked != nil {
+		blocked = s.ClaimBlocked(ctx, r.IP)
+	}
 	if s.KeyPresented != nil {
 		s.KeyPresented(r.IP, r.KeyHash)
 	}
-	if s.ClaimBlocked != nil {
-		if left := s.ClaimBlocked(ctx, r.IP); left > 0 {
-			// The source presented too many keys (alerts.KindKeyScan): it claims nothing for a
-			// while. Its bound keys are decided before any claim, so they still work.
-			s.observeClaim("blocked")
-			return Decision{Provisional: true, Reason: contract.ReasonClaimLimited, RetryAfter: left}, nil
-		}
+	if blocked > 0 {
+		// The source presented too many keys (alerts.KindKeyScan): it claims nothing for a
+		// while. Its bound keys are decided before any claim, so they still work.
+		s.observeClaim("blocked")
+		return Decision{Provisional: true, Reason: contract.ReasonClaimLimited, RetryAfter: blocked}, nil
 	}
 	v4, v6 := s.BindPrefixes()
 	id, err := newClaimID()

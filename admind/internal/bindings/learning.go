@@ -66,9 +66,6 @@ func setRule(b *Binding, mode Mode, entries []string, learn LearnRule) error {
 	return nil
 }
 
-// MaxLearnWindow bounds a learning window an admin sets (30 days).
-const MaxLearnWindow = 30 * 24 * time.Hour
-
 // LearnStore is what learning needs from PostgreSQL.
 type LearnStore interface {
 	// LearnAddress adds p to the binding of keyHash if it is still learning at now and does

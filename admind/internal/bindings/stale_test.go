@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,4 +205,41 @@ func bindFirstUse(t *testing.T, svc *bindings.Service, r bindings.DecideRequest)
 		t.Fatalf("confirming the first use of %s: %+v, %v", r.KeyHash, d, err)
 	}
 	return d
+}
+
+// The key-scan block is read before the claim's key is counted: even a detector that blocks
+// the source the moment it counts (the fastest it could) leaves the key that crossed the
+// threshold decided as before, and refuses the next claim.
+func TestKeyThatCrossesTheScanThresholdIsNotItselfBlocked(t *testing.T) {
+	c := cache.New(testenv.Redis(t).Client(t))
+	var mu sync.Mutex
+	presented := map[string]bool{}
+	blocked := false
+	svc := &bindings.Service{Store: &pausingStore{rows: map[string]bindings.Binding{}}, Cache: c, Claims: c,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), BindPrefixes: func() (int, int) { return 32, 64 },
+		RedisEntryTTL: time.Hour, Now: time.Now,
+		KeyPresented: func(_ netip.Addr, h string) {
+			mu.Lock()
+			defer mu.Unlock()
+			presented[h] = true
+			blocked = blocked || len(presented) >= 2
+		},
+		ClaimBlocked: func(context.Context, netip.Addr) time.Duration {
+			mu.Lock()
+			defer mu.Unlock()
+			if blocked {
+				return 30 * time.Second
+			}
+			return 0
+		}}
+	ip := netip.MustParseAddr("127.0.0.9")
+	for i, h := range []string{strings.Repeat("a", 64), strings.Repeat("b", 64)} {
+		if d, err := svc.Decide(context.Background(), bindings.DecideRequest{KeyHash: h, IP: ip}); err != nil || !d.Allow || !d.Provisional {
+			t.Fatalf("claim %d (the second crosses the threshold): %+v, %v", i+1, d, err)
+		}
+	}
+	d, err := svc.Decide(context.Background(), bindings.DecideRequest{KeyHash: strings.Repeat("c", 64), IP: ip})
+	if err != nil || d.Allow || d.Reason != contract.ReasonClaimLimited || d.RetryAfter != 30*time.Second {
+		t.Fatalf("the claim after the threshold: %+v, %v", d, err)
+	}
 }
