@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"os"
 	"time"
+
+	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 )
 
 // A key admind has no binding for is claimed for its first client (admind's bindings/
@@ -22,8 +24,10 @@ import (
 // key was bound to someone else meanwhile), the client gets that refusal instead of New API's
 // answer, whose header has not gone out yet.
 
-// serveClaimed forwards a request under a claim and reports New API's answer.
-func (m *middleware) serveClaimed(rw http.ResponseWriter, req *http.Request, key string, dr decideRequest) {
+// serveClaimed forwards a request under admind's claim for the unbound key and reports New
+// API's answer.
+func (m *middleware) serveClaimed(rw http.ResponseWriter, req *http.Request, key, spelled string, ip netip.Addr, claim string) {
+	dr := decideRequest{KeyHash: m.hashKey(key), KeyHint: reportedField(identity.Hint(spelled)), IP: ip.String(), Claim: claim}
 	w := &claimWriter{ResponseWriter: rw, m: m, req: req, key: key, dr: dr, epoch: m.cache.currentEpoch()}
 	m.next.ServeHTTP(w, req)
 	if !w.reported {

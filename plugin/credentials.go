@@ -73,7 +73,50 @@ func (c *keyCollector) add(v string) {
 //     value; "midjourney-proxy" is a placeholder that sends New API to mj-api-secret. Not read
 //     on routes where New API's router reads it as a dashboard login (routes.go).
 //   - mj-api-secret: like Authorization.
+//
+// The common request (one Authorization line at most, no other carrier, no query) is read by
+// authorizationKey: under Yaegi a call pays for the whole frame of the function it enters,
+// and keyFromEveryCarrier's is large. FuzzAuthorizationKeyAgrees holds the two to one reading.
 func apiKey(req *http.Request, s *options) (key, spelled string, err error) {
+	h := req.Header
+	if h[hdrWSProtocol] == nil {
+		if h[hdrGoogAPIKey] == nil {
+			if h[hdrAPIKey] == nil {
+				if h[hdrMJSecret] == nil {
+					if req.URL == nil || req.URL.RawQuery == "" {
+						if len(h[hdrAuthorization]) < 2 {
+							return authorizationKey(req, s)
+						}
+					}
+				}
+			}
+		}
+	}
+	return keyFromEveryCarrier(req, s)
+}
+
+// authorizationKey is apiKey for a request whose only possible carrier is at most one
+// Authorization line (the common case): the same reading as keyFromEveryCarrier's, in a
+// function small enough that Yaegi's frame for it is cheap.
+func authorizationKey(req *http.Request, s *options) (key, spelled string, err error) {
+	auth := req.Header[hdrAuthorization]
+	if len(auth) == 0 || !s.authorizationIsAPIKey(req) {
+		return "", "", nil
+	}
+	v := identity.StripBearer(auth[0])
+	if v == "midjourney-proxy" {
+		return "", "", nil
+	}
+	spelled = identity.NormaliseKey(v)
+	key, err = identity.CanonicalKey(spelled)
+	if err != nil || key == "" {
+		return "", "", err
+	}
+	return key, spelled, nil
+}
+
+// keyFromEveryCarrier is apiKey for every other request.
+func keyFromEveryCarrier(req *http.Request, s *options) (key, spelled string, err error) {
 	var c keyCollector
 	h := req.Header
 	for _, line := range h[hdrWSProtocol] {

@@ -127,3 +127,35 @@ func FuzzReportedField(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAuthorizationKeyAgrees: for a request whose only carrier is one Authorization line (or
+// none), apiKey's short reading (authorizationKey) gives exactly what reading every carrier
+// gives, on every path.
+func FuzzAuthorizationKeyAgrees(f *testing.F) {
+	f.Add("/v1/chat/completions", "Bearer sk-abc-1", true)
+	f.Add("/api/user/self", "Bearer x.y.z", true)
+	f.Add("/api/mj/submit/imagine", "midjourney-proxy", true)
+	f.Add("/pg/chat", "bearer  SK-ÄBC ", true)
+	f.Add("/v1/models", "", false)
+	noErr := func(format string, args ...interface{}) { f.Fatalf(format, args...) }
+	s := &options{
+		dashboardRoutes: parseRoutes("dashboardRoutes", newAPIDashboardRoutes, noErr),
+		keyRoutes:       parseRoutes("keyRoutes", newAPIKeyRoutes, noErr),
+		routeVerdicts:   newRouteVerdicts(),
+	}
+	f.Fuzz(func(t *testing.T, path, auth string, withAuth bool) {
+		req := &http.Request{Method: "POST", Header: http.Header{}, URL: &neturl.URL{Path: path}}
+		if withAuth {
+			req.Header["Authorization"] = []string{auth}
+		}
+		k1, s1, err1 := authorizationKey(req, s)
+		k2, s2, err2 := keyFromEveryCarrier(req, s)
+		if k1 != k2 || s1 != s2 || err1 != err2 {
+			t.Fatalf("authorizationKey (%q, %q, %v), every carrier (%q, %q, %v)", k1, s1, err1, k2, s2, err2)
+		}
+		k3, s3, err3 := apiKey(req, s)
+		if k3 != k1 || s3 != s1 || err3 != err1 {
+			t.Fatalf("apiKey (%q, %q, %v) did not take the short reading (%q, %q, %v)", k3, s3, err3, k1, s1, err1)
+		}
+	})
+}

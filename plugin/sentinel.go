@@ -214,17 +214,7 @@ func (m *middleware) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		v := m.decideUncached(req, key, spelled, ip)
 		b, code, claim, retryAfter = v.b, v.code, v.claim, v.retryAfter
 		if !v.ok {
-			// Neither Redis nor admind could decide. Open mode forwards without binding
-			// (a binding is never created from a cache-only view); closed mode refuses.
-			open := m.failOpen() || m.opts.monitor
-			if m.redis != nil {
-				m.redis.usage.failsafe(open)
-			}
-			if open {
-				m.next.ServeHTTP(rw, req)
-				return
-			}
-			refuse(rw, http.StatusServiceUnavailable, codeUnavailable)
+			m.undecided(rw, req)
 			return
 		}
 	}
@@ -237,7 +227,7 @@ func (m *middleware) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if claim != "" {
-		m.serveClaimed(rw, req, key, decideRequest{KeyHash: m.hashKey(key), KeyHint: reportedField(identity.Hint(spelled)), IP: ip.String(), Claim: claim})
+		m.serveClaimed(rw, req, key, spelled, ip, claim)
 		return
 	}
 	if code == "" && b != nil {
@@ -247,6 +237,20 @@ func (m *middleware) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		}
 	}
 	m.next.ServeHTTP(rw, req)
+}
+
+// undecided answers a request neither Redis nor admind could decide. Open mode forwards
+// without binding (a binding is never created from a cache-only view); closed mode refuses.
+func (m *middleware) undecided(rw http.ResponseWriter, req *http.Request) {
+	open := m.failOpen() || m.opts.monitor
+	if m.redis != nil {
+		m.redis.usage.failsafe(open)
+	}
+	if open {
+		m.next.ServeHTTP(rw, req)
+		return
+	}
+	refuse(rw, http.StatusServiceUnavailable, codeUnavailable)
 }
 
 // rememberHot records an allowed request in the hot path's index when the hot path could
@@ -260,8 +264,11 @@ func (m *middleware) rememberHot(req *http.Request, b *binding) {
 		return
 	}
 	ap, err := netip.ParseAddrPort(req.RemoteAddr)
-	if err != nil || identity.InPrefixes(identity.CanonicalAddr(ap.Addr()), m.opts.trustedProxies) {
+	if err != nil {
 		return
+	}
+	if len(m.opts.trustedProxies) > 0 && identity.InPrefixes(identity.CanonicalAddr(ap.Addr()), m.opts.trustedProxies) {
+		return // usually none are configured: under Yaegi the two calls cost more than this test
 	}
 	peer := req.RemoteAddr[:strings.LastIndexByte(req.RemoteAddr, ':')+1]
 	m.cache.putHot(auth[0], &hotEntry{b: b, peer: peer}, cacheClock())
