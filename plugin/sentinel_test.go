@@ -541,6 +541,14 @@ func TestReportedField(t *testing.T) {
 			t.Errorf("reportedField(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+	// The fast path's alphabet is exactly 0x20 to 0x7e.
+	var want strings.Builder
+	for c := byte(0x20); c < 0x7f; c++ {
+		want.WriteByte(c)
+	}
+	if printableASCII != want.String() {
+		t.Errorf("printableASCII = %q", printableASCII)
+	}
 }
 
 // A keyed request whose only known address is a relay's (relayAddresses, or a trusted proxy
