@@ -68,6 +68,7 @@ func TestLearningThroughTraefik(t *testing.T) {
 	if st, _ := s.call(t, "127.0.0.2", "/v1/chat/completions", map[string]string{"Authorization": "Bearer sk-" + raced}); st != 200 {
 		t.Fatalf("first use of the raced key: %d", st)
 	}
+	warmUp(t, []string{s.webURL}, 20)
 	var mu sync.Mutex
 	codes := map[int]int{}
 	var wg sync.WaitGroup

@@ -459,3 +459,22 @@ func newUpstream(t *testing.T) *upstream {
 	u.url = "http://" + ln.Addr().String()
 	return u
 }
+
+// warmUp has n addresses (127.0.8.x) each bind a key of its own, spread over the gateways,
+// at once: freshly started processes open their connections (plugin to admind, admind to
+// PostgreSQL) on the first burst, and on a loaded 2-core machine that burst alone can push a
+// decide past admindTimeout (503 in closed mode). A race tests who wins, not a cold start.
+// Own keys: no refusal, so no intercept row or alert to count later.
+func warmUp(t *testing.T, via []string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, _ = callVia(t, via[i%len(via)], fmt.Sprintf("127.0.8.%d", i+1), "/v1/chat/completions",
+				map[string]string{"Authorization": fmt.Sprintf("Bearer sk-warmUp%02d0123456789abcdef", i)})
+		}(i)
+	}
+	wg.Wait()
+}
