@@ -242,7 +242,8 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, m *metr
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		maxConns := int32(cfg.DBMaxConns) //nolint:gosec // G115: config.Load bounds DB_MAX_CONNS to 1-1000
-		db, err = store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: maxConns, Tracer: m.PGTracer()})
+		minConns := int32(cfg.DBMinConns) //nolint:gosec // G115: config.Load bounds DB_MIN_CONNS to 0-DB_MAX_CONNS
+		db, err = store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: maxConns, MinConns: minConns, Tracer: m.PGTracer()})
 		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}

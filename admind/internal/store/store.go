@@ -26,6 +26,7 @@ type Store struct {
 // Options tune the pool; the zero value is pgx's defaults.
 type Options struct {
 	MaxConns int32
+	MinConns int32           // kept open while idle, so a burst does not wait for new connections
 	Tracer   pgx.QueryTracer // sees every statement (metrics count failures)
 }
 
@@ -38,6 +39,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
 	}
+	cfg.MinConns = o.MinConns
 	cfg.ConnConfig.Tracer = o.Tracer
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
