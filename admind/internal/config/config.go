@@ -150,7 +150,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	// Kept open while idle: after a quiet spell (every key in the plugins' caches), a burst of
 	// first uses opening connections at once held decides near admindTimeout (bench storm p99
-	// 0.8-1.0 s, some 503s; 0.26-0.34 s with half the pool kept open).
+	// 0.7-1.0 s, some 503s; 0.17-0.50 s with half the pool kept open).
 	c.DBMinConns = r.intIn("DB_MIN_CONNS", c.DBMaxConns/2, 0, c.DBMaxConns)
 	c.AdminTrustedProxies = proxies
 	for _, h := range strings.Split(r.str("CONSOLE_HOSTS", "localhost,127.0.0.1,[::1]"), ",") {
