@@ -46,8 +46,8 @@ type floodResult struct {
 	rate             float64
 	base, flood      floodPhase
 	floor            floodPhase // the same flood sent past the gate (bare route)
-	rowsForFlood     int // token_bindings rows for flood keys (want 0)
-	interceptsFlood  int // intercept_logs rows for flood keys
+	rowsForFlood     int        // token_bindings rows for flood keys (want 0)
+	interceptsFlood  int        // intercept_logs rows for flood keys
 	upstreamRefusals int
 }
 

@@ -144,4 +144,3 @@ func TestTwoOfEverything(t *testing.T) {
 		rounds, addrs, refused, logged, hook.count(), idle,
 		metricAt(t, s.publicURL, "sentinel_bindings_archived_total"))
 }
-
