@@ -56,11 +56,8 @@ fuzz-brief: ## every fuzz target for 2s (make test); crashers found are kept in 
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
 
 .PHONY: fuzz
-fuzz: ## run every fuzz target (plugin and admind) for FUZZTIME each (30s)
-	@for pkg in $$($(GO) list ./...); do \
-		for f in $$($(GO) test $$pkg -list 'Fuzz.*' | grep ^Fuzz); do \
-			echo "fuzz $$pkg $$f"; $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
-		done; done
+fuzz: ## run every fuzz target (plugin and admind) for FUZZTIME each (30s); scripts/fuzz.sh
+	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
 .PHONY: demo
 demo: web ## run the whole stack locally (no Docker); DEMO_HTTP_PORT (8016), DEMO_UPSTREAM; Ctrl-C stops it
