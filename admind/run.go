@@ -167,19 +167,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, len(servers))
-	for _, srv := range servers {
+	// Every listener is bound before any serves: once /health answers on the public port, the
+	// internal one accepts decides too (a unit test that decided right after /health met a
+	// refused connection when the public server was served first).
+	listeners := make([]net.Listener, len(servers))
+	for i, srv := range servers {
 		ln, err := net.Listen("tcp", srv.Addr)
 		if err != nil {
+			for _, bound := range listeners[:i] {
+				_ = bound.Close()
+			}
 			return fmt.Errorf("listen %s: %w", srv.Addr, err)
 		}
-		log.Info("listening", "addr", ln.Addr().String())
+		listeners[i] = ln
+	}
+	for i, srv := range servers {
+		log.Info("listening", "addr", listeners[i].Addr().String())
 		wg.Add(1)
 		go func(srv *http.Server, ln net.Listener) {
 			defer wg.Done()
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
-		}(srv, ln)
+		}(srv, listeners[i])
 	}
 	for _, worker := range []func(context.Context){
 		consumer.Run,

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -61,19 +62,7 @@ func startAdmind(t testing.TB, extra map[string]string) *admindUnderTest {
 	t.Helper()
 	a := &admindUnderTest{dsn: testenv.PG(t), redis: testenv.Redis(t), stderr: &syncBuffer{}}
 	appPort, internalPort := testenv.FreePort(t), testenv.FreePort(t)
-	env := map[string]string{
-		"DATABASE_URL":            a.dsn,
-		"REDIS_ADDR":              a.redis.Addr,
-		"REDIS_DB":                strconv.Itoa(a.redis.DB),
-		"SENTINEL_HMAC_SECRET":    testHMACSecret,
-		"SENTINEL_INTERNAL_TOKEN": testInternalToken,
-		"LISTEN_HOST":             "127.0.0.1",
-		"APP_PORT":                strconv.Itoa(appPort),
-		"INTERNAL_PORT":           strconv.Itoa(internalPort),
-		"DB_MAX_CONNS":            "30",
-		"ADMIN_PASSWORD":          testAdminPassword,
-		"ADMIN_JWT_SECRET":        testJWTSecret,
-	}
+	env := a.env(appPort, internalPort)
 	for k, v := range extra {
 		env[k] = v
 	}
@@ -102,6 +91,23 @@ func startAdmind(t testing.TB, extra map[string]string) *admindUnderTest {
 		return resp.StatusCode == http.StatusOK
 	})
 	return a
+}
+
+// env is admind's environment for a test: this PostgreSQL and Redis, these ports.
+func (a *admindUnderTest) env(appPort, internalPort int) map[string]string {
+	return map[string]string{
+		"DATABASE_URL":            a.dsn,
+		"REDIS_ADDR":              a.redis.Addr,
+		"REDIS_DB":                strconv.Itoa(a.redis.DB),
+		"SENTINEL_HMAC_SECRET":    testHMACSecret,
+		"SENTINEL_INTERNAL_TOKEN": testInternalToken,
+		"LISTEN_HOST":             "127.0.0.1",
+		"APP_PORT":                strconv.Itoa(appPort),
+		"INTERNAL_PORT":           strconv.Itoa(internalPort),
+		"DB_MAX_CONNS":            "30",
+		"ADMIN_PASSWORD":          testAdminPassword,
+		"ADMIN_JWT_SECRET":        testJWTSecret,
+	}
 }
 
 // hashKey is the plugin's hash of a normalised key: of its canonical, lower-case form.
@@ -202,6 +208,29 @@ func TestHealthAndReady(t *testing.T) {
 	resp.Body.Close()
 	if strings.Contains(string(b), "127.0.0.1") || !strings.Contains(string(b), `"code":"not_ready"`) {
 		t.Fatalf("ready body leaks internals: %s", b)
+	}
+}
+
+// A listener that cannot be bound stops admind with nothing left serving: every port is bound
+// before any serves, so a /health that answers means the internal API answers too (a unit
+// test decided right after /health and met a refused connection), and a start that failed
+// leaves no public listener behind claiming health.
+func TestTakenPortLeavesNothingServing(t *testing.T) {
+	a := &admindUnderTest{dsn: testenv.PG(t), redis: testenv.Redis(t)}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	appPort := testenv.FreePort(t)
+	env := a.env(appPort, taken.Addr().(*net.TCPAddr).Port)
+	err = run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "listen") {
+		t.Fatalf("run with its internal port taken: %v", err)
+	}
+	if resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(appPort) + "/health"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("after a failed start the public listener still answers: %s", resp.Status)
 	}
 }
 
