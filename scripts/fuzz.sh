@@ -5,7 +5,7 @@
 # -fuzztime runs out while a worker is mid-call (go.dev/issue/75804, fixed in Go 1.27): no
 # input failed and none is written. Such a run is tried once more; any other failure (a
 # failing input written, a panic, a t.Error, a build error) fails at once.
-set -uo pipefail
+set -euo pipefail
 fuzztime=${FUZZTIME:-30s}
 go=${GO:-go}
 out=$(mktemp)
@@ -17,18 +17,20 @@ coordinator_deadline_only() {
     ! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' "$1"
 }
 
-for pkg in $($go list ./...); do
-  for target in $($go test "$pkg" -list 'Fuzz.*' | grep '^Fuzz'); do
-    for try in 1 2; do
-      echo "fuzz $pkg $target (-fuzztime $fuzztime)"
-      if $go test "$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" 2>&1 | tee "$out"; then
-        break
-      fi
-      if [ "$try" = 1 ] && coordinator_deadline_only "$out"; then
-        echo "fuzz: $target stopped on the coordinator's own deadline (go.dev/issue/75804), no input failed: once more"
-        continue
-      fi
-      exit 1
-    done
+fuzz_once() { # pkg target
+  echo "fuzz $1 $2 (-fuzztime $fuzztime)"
+  $go test "$1" -run '^$' -fuzz "^$2\$" -fuzztime "$fuzztime" 2>&1 | tee "$out"
+}
+
+# Listed first, so that a package that does not build fails here instead of offering no target.
+pkgs=$($go list ./...)
+for pkg in $pkgs; do
+  listed=$($go test "$pkg" -list 'Fuzz.*')
+  for target in $(grep '^Fuzz' <<<"$listed" || true); do
+    if ! fuzz_once "$pkg" "$target"; then
+      coordinator_deadline_only "$out" || exit 1
+      echo "fuzz: $target stopped on the coordinator's own deadline (go.dev/issue/75804), no input failed: once more"
+      fuzz_once "$pkg" "$target"
+    fi
   done
 done
