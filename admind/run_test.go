@@ -224,7 +224,10 @@ func TestTakenPortLeavesNothingServing(t *testing.T) {
 	defer taken.Close()
 	appPort := testenv.FreePort(t)
 	env := a.env(appPort, taken.Addr().(*net.TCPAddr).Port)
-	err = run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	// A run that ignored the failed listen would serve until this deadline, not forever.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = run(ctx, nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("run with its internal port taken: %v", err)
 	}
