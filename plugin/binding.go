@@ -115,7 +115,10 @@ type bindingCache struct {
 	ttl        time.Duration // cacheTTL: how long a confirmation holds
 	freshUntil time.Duration // cache clock
 	epoch      int64
-	sweeping   sync.Once
+	// hotless: ttl is too short for any entry to outlive hotMargin, so putHot would admit
+	// none; the general path then skips rememberHot and its cost (cacheTTL ≤ 1s, "cache off").
+	hotless  bool
+	sweeping sync.Once
 }
 
 // The local cache's clock is the monotonic time since clockBase: immune to wall-clock steps,
@@ -147,7 +150,8 @@ const (
 
 func newBindingCache(size int, ttl time.Duration) *bindingCache {
 	return &bindingCache{entries: make(map[string]*binding), hot: make(map[string]*hotEntry),
-		hotDue: make(map[int64][]string), hotSwept: hotSlot(cacheClock()), hotLapsed: true, size: size, ttl: ttl}
+		hotDue: make(map[int64][]string), hotSwept: hotSlot(cacheClock()), hotLapsed: true, size: size, ttl: ttl,
+		hotless: ttl <= hotMargin}
 }
 
 // startSweeper runs the hot index's sweeper, once per cache (the package registry holds the
@@ -220,8 +224,9 @@ func (b *binding) live(now, fresh time.Duration) bool {
 // currentEpoch is read before a lookup whose answer will be cached.
 func (c *bindingCache) currentEpoch() int64 {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.epoch
+	epoch := c.epoch
+	c.mu.RUnlock()
+	return epoch
 }
 
 // invalidate empties the cache: some binding changed.
@@ -244,23 +249,29 @@ func (c *bindingCache) confirmFresh(at time.Duration) {
 }
 
 // put caches b unless the cache was emptied since b's lookup began.
+// No defer here or in currentEpoch: under Yaegi a deferred call costs more than the
+// function's other work, and these run on every cache miss.
 func (c *bindingCache) put(key string, b *binding) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if b.epoch != c.epoch {
-		return
+	if b.epoch == c.epoch {
+		if len(c.entries) >= c.size {
+			c.evictOneEntry(key)
+		}
+		c.entries[key] = b
 	}
-	if len(c.entries) >= c.size {
-		if _, ok := c.entries[key]; !ok {
-			// Evict an arbitrary entry (map order is random): cheap, and a bounded cache of
-			// short-lived entries needs no better policy.
-			for k := range c.entries {
-				delete(c.entries, k)
-				break
-			}
+	c.mu.Unlock()
+}
+
+// evictOneEntry makes room for key unless it is already cached. It evicts an arbitrary
+// entry (map order is random): cheap, and a bounded cache of short-lived entries needs no
+// better policy.
+func (c *bindingCache) evictOneEntry(key string) {
+	if _, ok := c.entries[key]; !ok {
+		for k := range c.entries {
+			delete(c.entries, k)
+			break
 		}
 	}
-	c.entries[key] = b
 }
 
 // putHot admits e at now (cache clock) if its binding is live beyond the sweeper's horizon

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -167,6 +168,27 @@ func TestHotIndexSweep(t *testing.T) {
 	c.invalidate()
 	if len(c.hot) != 0 || len(c.hotDue) != 0 {
 		t.Error("invalidate left hot entries")
+	}
+}
+
+// TestHotlessCache: the general path skips rememberHot when the cache is hotless, which is
+// right only if putHot would have admitted nothing there: with cacheTTL ≤ hotMargin no entry,
+// fresh or not, outlives the sweeper's horizon. A longer cacheTTL keeps the hot index.
+func TestHotlessCache(t *testing.T) {
+	for _, ttl := range []time.Duration{time.Nanosecond, hotMargin / 2, hotMargin, hotMargin + 3*hotSweepInterval} {
+		c := newBindingCache(10, ttl)
+		t0 := time.Duration(c.hotSwept+4) * hotSweepInterval
+		admitted := 0
+		for _, at := range []time.Duration{0, ttl / 2, ttl} {
+			now := t0 + at
+			c.confirmFresh(now)
+			b := &binding{expires: now + ttl, retire: now + cacheMaxAge, epoch: c.currentEpoch()}
+			c.putHot(fmt.Sprint("Bearer k", at), &hotEntry{b: b, peer: "127.0.0.2:"}, now)
+			admitted = len(c.hot)
+		}
+		if want := ttl <= hotMargin; c.hotless != want || (admitted == 0) != want {
+			t.Errorf("cacheTTL %v: hotless %v, %d hot entries admitted", ttl, c.hotless, admitted)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/netip"
 	neturl "net/url"
@@ -48,18 +49,25 @@ func FuzzAPIKey(f *testing.F) {
 }
 
 // FuzzReadBulkString: the general path's GET reply parser never panics on what a broken or
-// hostile peer sends, and agrees with readReply on every reply both accept.
+// hostile peer sends, and reads every bulk string, nil and error reply as readReply does.
 func FuzzReadBulkString(f *testing.F) {
-	for _, seed := range []string{"$5\r\nhello\r\n", "$-1\r\n", "-ERR x\r\n", "$0\r\n\r\n", "$3\r\nabcde", "$99999999999\r\n", "+OK\r\n", "$-2\r\n"} {
+	for _, seed := range []string{"$5\r\nhello\r\n", "$-1\r\n", "-ERR x\r\n", "-\r\n", "$0\r\n\r\n", "$3\r\nabcde", "$99999999999\r\n", "+OK\r\n", "$-2\r\n", "\r\n"} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, found, err := readBulkString(bufio.NewReader(bytes.NewReader(data)))
-		if err != nil {
-			return
-		}
 		r, rerr := readReply(bufio.NewReader(bytes.NewReader(data)), 0)
-		if rerr != nil || r.kind != '$' || r.null == found || r.str != v {
+		var replyErr *redisError
+		switch {
+		case rerr == nil && r.kind == '$':
+			if err != nil || found == r.null || v != r.str {
+				t.Fatalf("readBulkString %q %v %v; readReply %+v", v, found, err, r)
+			}
+		case rerr == nil && r.kind == '-':
+			if !errors.As(err, &replyErr) || replyErr.msg != r.str {
+				t.Fatalf("readBulkString %v; readReply %+v", err, r)
+			}
+		case err == nil:
 			t.Fatalf("readBulkString %q %v; readReply %+v %v", v, found, r, rerr)
 		}
 	})

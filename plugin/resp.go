@@ -135,39 +135,40 @@ func (rc *respConn) getString(key string, timeout time.Duration) (string, bool, 
 }
 
 // readBulkString reads the reply to a GET: a bulk string, a nil reply (found false) or an
-// error reply (*redisError).
+// error reply (*redisError). It is readReply's reading of those three written as one
+// function, without readLine and readBulkBody: under Yaegi a call allocates every slot of the
+// function it enters, and this runs on every local cache miss. FuzzReadBulkString holds the
+// two readings to one.
 func readBulkString(r *bufio.Reader) (string, bool, error) {
-	head, err := readLine(r)
-	switch {
-	case err != nil:
-		return "", false, err
-	case len(head) > 0 && head[0] == '-':
-		return "", false, &redisError{msg: head[1:]}
-	case len(head) < 2 || head[0] != '$':
+	line, err := r.ReadSlice('\n')
+	if err != nil {
+		return "", false, readFailure(err)
+	}
+	n := len(line) - 2 // the line without its CRLF
+	if n < 1 || line[n] != '\r' {
 		return "", false, errRedisProtocol
 	}
-	s, null, err := readBulkBody(r, head[1:])
-	return s, !null && err == nil, err
-}
-
-// readBulkBody reads a bulk string's body after its "$<length>" line; length -1 is the nil
-// reply (null).
-func readBulkBody(r *bufio.Reader, length string) (s string, null bool, err error) {
-	n, err := strconv.Atoi(length)
-	if err != nil || n < -1 || n > maxBulkLen {
+	if line[0] == '-' {
+		return "", false, &redisError{msg: string(line[1:n])}
+	}
+	if line[0] != '$' {
 		return "", false, errRedisProtocol
 	}
-	if n == -1 {
-		return "", true, nil
+	size, err := strconv.Atoi(string(line[1:n]))
+	if err != nil || size < -1 || size > maxBulkLen {
+		return "", false, errRedisProtocol
 	}
-	buf := make([]byte, n+2)
+	if size == -1 {
+		return "", false, nil
+	}
+	buf := make([]byte, size+2)
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return "", false, fmt.Errorf("redis: read: %w", err)
 	}
-	if buf[n] != '\r' || buf[n+1] != '\n' {
+	if buf[size] != '\r' || buf[size+1] != '\n' {
 		return "", false, errRedisProtocol
 	}
-	return string(buf[:n]), false, nil
+	return string(buf[:size]), true, nil
 }
 
 // pipeline sends cmds in one write and reads one reply per command. Error replies are
@@ -384,14 +385,39 @@ func readReply(r *bufio.Reader, depth int) (respValue, error) {
 	return v, nil
 }
 
+// readBulkBody reads a bulk string's body after its "$<length>" line; length -1 is the nil
+// reply (null).
+func readBulkBody(r *bufio.Reader, length string) (s string, null bool, err error) {
+	n, err := strconv.Atoi(length)
+	if err != nil || n < -1 || n > maxBulkLen {
+		return "", false, errRedisProtocol
+	}
+	if n == -1 {
+		return "", true, nil
+	}
+	buf := make([]byte, n+2)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return "", false, fmt.Errorf("redis: read: %w", err)
+	}
+	if buf[n] != '\r' || buf[n+1] != '\n' {
+		return "", false, errRedisProtocol
+	}
+	return string(buf[:n]), false, nil
+}
+
+// readFailure is the error for a line that could not be read.
+func readFailure(err error) error {
+	if errors.Is(err, bufio.ErrBufferFull) {
+		return errRedisProtocol
+	}
+	return fmt.Errorf("redis: read: %w", err)
+}
+
 // readLine reads up to CRLF; lines longer than the reader's buffer are a protocol error.
 func readLine(r *bufio.Reader) (string, error) {
 	b, err := r.ReadSlice('\n')
 	if err != nil {
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return "", errRedisProtocol
-		}
-		return "", fmt.Errorf("redis: read: %w", err)
+		return "", readFailure(err)
 	}
 	if len(b) < 2 || b[len(b)-2] != '\r' {
 		return "", errRedisProtocol

@@ -231,7 +231,9 @@ func (m *middleware) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if code == "" && b != nil {
-		m.rememberHot(req, b)
+		if !m.cache.hotless {
+			m.rememberHot(req, b)
+		}
 		if m.redis != nil {
 			m.redis.usage.allowed(b)
 		}
