@@ -81,32 +81,34 @@ func newAdmindHTTPClient(timeout time.Duration) *http.Client {
 	}
 }
 
-// decide asks admind, which owns PostgreSQL and creates first-use bindings.
-func (a *admindClient) decide(dr decideRequest) (*decideResponse, error) {
+// admindDecide asks admind, which owns PostgreSQL and creates first-use bindings.
+func admindDecide(a *admindClient, dr decideRequest) (*decideResponse, error) {
 	var out decideResponse
-	if err := a.post(a.decideURL, dr, &out); err != nil {
+	if err := admindPost(a, a.decideURL, dr, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-// confirm tells admind New API served a claimed key's request: admind binds the key and
+// admindConfirm tells admind New API served a claimed key's request: admind binds the key and
 // answers with the binding (which refuses the request if, meanwhile, the key was bound to
 // someone else).
-func (a *admindClient) confirm(dr decideRequest) (*decideResponse, error) {
+func admindConfirm(a *admindClient, dr decideRequest) (*decideResponse, error) {
 	var out decideResponse
-	if err := a.post(a.confirmURL, dr, &out); err != nil {
+	if err := admindPost(a, a.confirmURL, dr, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-// release tells admind New API did not serve it: admind forgets the claim.
-func (a *admindClient) release(dr decideRequest) error { return a.post(a.releaseURL, dr, nil) }
+// admindRelease tells admind New API did not serve it: admind forgets the claim.
+func admindRelease(a *admindClient, dr decideRequest) error {
+	return admindPost(a, a.releaseURL, dr, nil)
+}
 
-// reportIntercept is the fallback when the event cannot go to the Redis stream.
-func (a *admindClient) reportIntercept(dr decideRequest) error {
-	return a.post(a.interceptURL, dr, nil)
+// admindReport is the fallback when the event cannot go to the Redis stream.
+func admindReport(a *admindClient, dr decideRequest) error {
+	return admindPost(a, a.interceptURL, dr, nil)
 }
 
 // The two ways a call to admind fails. Only errAdmindUnavailable (no connection, no answer in
@@ -118,7 +120,7 @@ var (
 	errAdmindRejected    = errors.New("admind rejected the request")
 )
 
-func (a *admindClient) post(url string, body interface{}, out interface{}) error {
+func admindPost(a *admindClient, url string, body interface{}, out interface{}) error {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return fmt.Errorf("%w: %s", errAdmindRejected, err.Error())

@@ -75,9 +75,9 @@ func parseBindingEntry(s string) (*binding, error) {
 	return b, nil
 }
 
-// check returns "" when ip may use the key, askAdmind when only admind can say (a learning
+// checkAddress returns "" when ip may use the key, askAdmind when only admind can say (a learning
 // binding that does not list ip), otherwise the refusal code.
-func (b *binding) check(ip netip.Addr) string {
+func checkAddress(b *binding, ip netip.Addr) string {
 	if b.banned {
 		return codeKeyBanned
 	}
@@ -90,7 +90,7 @@ func (b *binding) check(ip netip.Addr) string {
 	return codeIPNotAllowed
 }
 
-// askAdmind is check's answer for an address a learning binding may yet take; never sent.
+// askAdmind is checkAddress's answer for an address a learning binding may yet take; never sent.
 const askAdmind = "ask_admind"
 
 // bindingCache is the bounded local cache, keyed by the normalised key itself so a hit costs
@@ -115,7 +115,7 @@ type bindingCache struct {
 	ttl        time.Duration // cacheTTL: how long a confirmation holds
 	freshUntil time.Duration // cache clock
 	epoch      int64
-	// hotless: ttl is too short for any entry to outlive hotMargin, so putHot would admit
+	// hotless: ttl is too short for any entry to outlive hotMargin, so cachePutHot would admit
 	// none; the general path then skips rememberHot and its cost (cacheTTL ≤ 1s, "cache off").
 	hotless  bool
 	sweeping sync.Once
@@ -131,7 +131,7 @@ func cacheClock() time.Duration { return time.Since(clockBase) }
 // key, from a peer whose RemoteAddr starts with peer ("127.0.0.1:", "[2001:db8::1]:"), was
 // allowed by binding b. The hot path reads no clock (under Yaegi a clock read and its
 // comparisons are a quarter of its cost), so an entry is in the index only while b is live:
-// putHot admits it only if it stays live beyond hotMargin, and sweepHot removes it hotMargin
+// cachePutHot admits it only if it stays live beyond hotMargin, and sweepHot removes it hotMargin
 // before until, or at once when the cache's freshness is about to lapse.
 type hotEntry struct {
 	b     *binding
@@ -204,25 +204,24 @@ func (c *bindingCache) sweepHot(now time.Duration) {
 	}
 }
 
-func (c *bindingCache) get(key string, now time.Duration) *binding {
+// cachedBinding returns key's binding if it may still decide at now: before its retirement
+// while the cache is confirmed fresh, otherwise before it expires.
+func cachedBinding(c *bindingCache, key string, now time.Duration) *binding {
 	c.mu.RLock()
 	b := c.entries[key]
 	fresh := c.freshUntil
 	c.mu.RUnlock()
-	if b == nil || !b.live(now, fresh) {
+	if b == nil {
 		return nil
 	}
-	return b
+	if now < fresh && now < b.retire || now < b.expires {
+		return b
+	}
+	return nil
 }
 
-// live reports whether b may still decide at now, given the cache's freshUntil. The hot path
-// repeats this test inline.
-func (b *binding) live(now, fresh time.Duration) bool {
-	return now < fresh && now < b.retire || now < b.expires
-}
-
-// currentEpoch is read before a lookup whose answer will be cached.
-func (c *bindingCache) currentEpoch() int64 {
+// cacheEpoch is read before a lookup whose answer will be cached.
+func cacheEpoch(c *bindingCache) int64 {
 	c.mu.RLock()
 	epoch := c.epoch
 	c.mu.RUnlock()
@@ -248,10 +247,10 @@ func (c *bindingCache) confirmFresh(at time.Duration) {
 	c.mu.Unlock()
 }
 
-// put caches b unless the cache was emptied since b's lookup began.
-// No defer here or in currentEpoch: under Yaegi a deferred call costs more than the
+// cachePut caches b unless the cache was emptied since b's lookup began.
+// No defer here or in cacheEpoch: under Yaegi a deferred call costs more than the
 // function's other work, and these run on every cache miss.
-func (c *bindingCache) put(key string, b *binding) {
+func cachePut(c *bindingCache, key string, b *binding) {
 	c.mu.Lock()
 	if b.epoch == c.epoch {
 		if len(c.entries) >= c.size {
@@ -274,9 +273,9 @@ func (c *bindingCache) evictOneEntry(key string) {
 	}
 }
 
-// putHot admits e at now (cache clock) if its binding is live beyond the sweeper's horizon
+// cachePutHot admits e at now (cache clock) if its binding is live beyond the sweeper's horizon
 // and the cache was not emptied since the binding's lookup began.
-func (c *bindingCache) putHot(auth string, e *hotEntry, now time.Duration) {
+func cachePutHot(c *bindingCache, auth string, e *hotEntry, now time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e.b.epoch != c.epoch {

@@ -35,7 +35,7 @@ func TestBindingCheck(t *testing.T) {
 			t.Errorf("%s: parse: %v", tt.desc, err)
 			continue
 		}
-		if got := b.check(netip.MustParseAddr(tt.ip)); got != tt.want {
+		if got := checkAddress(b, netip.MustParseAddr(tt.ip)); got != tt.want {
 			t.Errorf("%s: got %q, want %q", tt.desc, got, tt.want)
 		}
 	}
@@ -54,15 +54,15 @@ func TestBindingCacheBoundedAndExpiring(t *testing.T) {
 	c := newBindingCache(3, 10)
 	keys := []string{"a", "b", "c", "d", "e"}
 	for _, k := range keys {
-		c.put(k, &binding{expires: 100, retire: 1000})
+		cachePut(c, k, &binding{expires: 100, retire: 1000})
 	}
 	if n := len(c.entries); n != 3 {
 		t.Fatalf("cache holds %d entries, want 3", n)
 	}
-	if c.get("e", 50) == nil {
+	if cachedBinding(c, "e", 50) == nil {
 		t.Error("fresh entry missing")
 	}
-	if c.get("e", 100) != nil {
+	if cachedBinding(c, "e", 100) != nil {
 		t.Error("expired entry returned while the cache was never confirmed fresh")
 	}
 }
@@ -72,34 +72,34 @@ func TestBindingCacheBoundedAndExpiring(t *testing.T) {
 // began before the change cannot put its answer back.
 func TestBindingCacheFreshness(t *testing.T) {
 	c := newBindingCache(10, 10)
-	c.put("k", &binding{expires: 100, retire: 300})
+	cachePut(c, "k", &binding{expires: 100, retire: 300})
 	c.confirmFresh(200)
 	for _, tt := range []struct {
 		now  time.Duration
 		live bool
 	}{{99, true}, {150, true}, {209, true}, {210, false}} {
-		if got := c.get("k", tt.now) != nil; got != tt.live {
+		if got := cachedBinding(c, "k", tt.now) != nil; got != tt.live {
 			t.Errorf("at %d: live %v, want %v", tt.now, got, tt.live)
 		}
 	}
 	c.confirmFresh(295)
-	if c.get("k", 299) == nil || c.get("k", 300) != nil {
+	if cachedBinding(c, "k", 299) == nil || cachedBinding(c, "k", 300) != nil {
 		t.Error("retire does not bound a confirmed entry")
 	}
 
-	before := c.currentEpoch()
+	before := cacheEpoch(c)
 	c.invalidate()
-	if c.get("k", 150) != nil {
+	if cachedBinding(c, "k", 150) != nil {
 		t.Error("entry survived invalidate")
 	}
 	stale := &binding{expires: 1000, retire: 1000, epoch: before}
-	c.put("k", stale)
-	c.putHot("Bearer k", &hotEntry{b: stale}, 150)
-	if c.get("k", 150) != nil || len(c.hot) != 0 {
+	cachePut(c, "k", stale)
+	cachePutHot(c, "Bearer k", &hotEntry{b: stale}, 150)
+	if cachedBinding(c, "k", 150) != nil || len(c.hot) != 0 {
 		t.Error("a lookup begun before the invalidation was cached")
 	}
-	c.put("k", &binding{expires: 1000, retire: 1000, epoch: c.currentEpoch()})
-	if c.get("k", 150) == nil {
+	cachePut(c, "k", &binding{expires: 1000, retire: 1000, epoch: cacheEpoch(c)})
+	if cachedBinding(c, "k", 150) == nil {
 		t.Error("a lookup begun after the invalidation was not cached")
 	}
 }
@@ -113,9 +113,9 @@ func TestHotIndexSweep(t *testing.T) {
 	const s = time.Second
 	c := newBindingCache(10, 2*s)
 	t0 := time.Duration(c.hotSwept+4) * hotSweepInterval // a slot boundary ahead of the last swept
-	epoch := c.currentEpoch()
+	epoch := cacheEpoch(c)
 	put := func(auth string, at, expires, retire time.Duration) {
-		c.putHot(auth, &hotEntry{b: &binding{expires: t0 + expires, retire: t0 + retire, epoch: epoch}, peer: "127.0.0.2:"}, t0+at)
+		cachePutHot(c, auth, &hotEntry{b: &binding{expires: t0 + expires, retire: t0 + retire, epoch: epoch}, peer: "127.0.0.2:"}, t0+at)
 	}
 	has := func(auth string) bool { return c.hot[auth] != nil }
 
@@ -172,7 +172,7 @@ func TestHotIndexSweep(t *testing.T) {
 }
 
 // TestHotlessCache: the general path skips rememberHot when the cache is hotless, which is
-// right only if putHot would have admitted nothing there: with cacheTTL ≤ hotMargin no entry,
+// right only if cachePutHot would have admitted nothing there: with cacheTTL ≤ hotMargin no entry,
 // fresh or not, outlives the sweeper's horizon. A longer cacheTTL keeps the hot index.
 func TestHotlessCache(t *testing.T) {
 	for _, ttl := range []time.Duration{time.Nanosecond, hotMargin / 2, hotMargin, hotMargin + 3*hotSweepInterval} {
@@ -182,8 +182,8 @@ func TestHotlessCache(t *testing.T) {
 		for _, at := range []time.Duration{0, ttl / 2, ttl} {
 			now := t0 + at
 			c.confirmFresh(now)
-			b := &binding{expires: now + ttl, retire: now + cacheMaxAge, epoch: c.currentEpoch()}
-			c.putHot(fmt.Sprint("Bearer k", at), &hotEntry{b: b, peer: "127.0.0.2:"}, now)
+			b := &binding{expires: now + ttl, retire: now + cacheMaxAge, epoch: cacheEpoch(c)}
+			cachePutHot(c, fmt.Sprint("Bearer k", at), &hotEntry{b: b, peer: "127.0.0.2:"}, now)
 			admitted = len(c.hot)
 		}
 		if want := ttl <= hotMargin; c.hotless != want || (admitted == 0) != want {

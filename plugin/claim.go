@@ -26,9 +26,9 @@ import (
 
 // serveClaimed forwards a request under admind's claim for the unbound key and reports New
 // API's answer.
-func (m *middleware) serveClaimed(rw http.ResponseWriter, req *http.Request, key, spelled string, ip netip.Addr, claim string) {
-	dr := decideRequest{KeyHash: m.hashKey(key), KeyHint: reportedField(identity.Hint(spelled)), IP: ip.String(), Claim: claim}
-	w := &claimWriter{ResponseWriter: rw, m: m, req: req, key: key, dr: dr, epoch: m.cache.currentEpoch()}
+func serveClaimed(m *middleware, rw http.ResponseWriter, req *http.Request, key, spelled string, ip netip.Addr, claim string) {
+	dr := decideRequest{KeyHash: hashKey(m, key), KeyHint: reportedField(identity.Hint(spelled)), IP: ip.String(), Claim: claim}
+	w := &claimWriter{ResponseWriter: rw, m: m, req: req, key: key, dr: dr, epoch: cacheEpoch(m.cache)}
 	m.next.ServeHTTP(w, req)
 	if !w.reported {
 		w.report(0) // no answer at all (the client went away): release
@@ -96,12 +96,12 @@ func (w *claimWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (w *claimWriter) report(code int) {
 	w.reported = true
 	if code != http.StatusSwitchingProtocols && (code < 200 || code >= 300) {
-		if err := w.m.admin.release(w.dr); err != nil {
+		if err := admindRelease(w.m.admin, w.dr); err != nil {
 			w.logFailure("release", err) // an unreleased claim expires
 		}
 		return
 	}
-	resp, err := w.m.admin.confirm(w.dr)
+	resp, err := admindConfirm(w.m.admin, w.dr)
 	switch {
 	case errors.Is(err, errAdmindRejected):
 		w.refuse(codeIPNotAllowed) // the claim no longer holds the key: someone else's now
@@ -118,9 +118,9 @@ func (w *claimWriter) report(code int) {
 	default:
 		if b, err := bindingFromReply(resp.Binding); err == nil && b != nil {
 			b.hash, b.hint = w.dr.KeyHash, w.dr.KeyHint
-			w.m.rememberFromAdmind(w.key, b, resp.CacheTTLS, w.epoch)
+			rememberFromAdmind(w.m, w.key, b, resp.CacheTTLS, w.epoch)
 			if w.m.redis != nil {
-				w.m.redis.usage.allowed(b)
+				countAllowed(&w.m.redis.usage, b)
 			}
 		}
 	}
@@ -130,7 +130,7 @@ func (w *claimWriter) report(code int) {
 // through), and records the intercept: the key is bound to another client.
 func (w *claimWriter) refuse(code string) {
 	if ip, err := netip.ParseAddr(w.dr.IP); err == nil {
-		w.m.reportIntercept(w.req, w.dr.KeyHash, w.dr.KeyHint, ip, code)
+		reportIntercept(w.m, w.req, w.dr.KeyHash, w.dr.KeyHint, ip, code)
 	}
 	if w.m.opts.monitor {
 		return

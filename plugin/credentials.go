@@ -40,8 +40,8 @@ type keyCollector struct {
 	err     error
 }
 
-// add takes a value New API would read as a token key, before its normalisation.
-func (c *keyCollector) add(v string) {
+// collectKey takes a value New API would read as a token key, before its normalisation.
+func collectKey(c *keyCollector, v string) {
 	if c.err != nil {
 		return
 	}
@@ -100,7 +100,7 @@ func apiKey(req *http.Request, s *options) (key, spelled string, err error) {
 // function small enough that Yaegi's frame for it is cheap.
 func authorizationKey(req *http.Request, s *options) (key, spelled string, err error) {
 	auth := req.Header[hdrAuthorization]
-	if len(auth) == 0 || !s.authorizationIsAPIKey(req) {
+	if len(auth) == 0 || !authorizationIsAPIKey(s, req) {
 		return "", "", nil
 	}
 	v := identity.StripBearer(auth[0])
@@ -125,33 +125,33 @@ func keyFromEveryCarrier(req *http.Request, s *options) (key, spelled string, er
 			part = strings.TrimSpace(part)
 			if strings.HasPrefix(part, wsKeyPrefix) {
 				found = true
-				c.add(strings.TrimSpace(strings.TrimPrefix(part, wsKeyPrefix+".")))
+				collectKey(&c, strings.TrimSpace(strings.TrimPrefix(part, wsKeyPrefix+".")))
 			}
 		}
 		if !found {
-			c.add(strings.TrimSpace(line))
+			collectKey(&c, strings.TrimSpace(line))
 		}
 	}
 	for _, v := range h[hdrGoogAPIKey] {
-		c.add(strings.TrimSpace(v))
+		collectKey(&c, strings.TrimSpace(v))
 	}
 	if req.URL != nil && req.URL.RawQuery != "" {
 		for _, v := range req.URL.Query()["key"] {
-			c.add(strings.TrimSpace(v))
+			collectKey(&c, strings.TrimSpace(v))
 		}
 	}
 	for _, v := range h[hdrAPIKey] {
-		c.add(strings.TrimSpace(v))
+		collectKey(&c, strings.TrimSpace(v))
 	}
-	if auth := h[hdrAuthorization]; len(auth) > 0 && s.authorizationIsAPIKey(req) {
+	if auth := h[hdrAuthorization]; len(auth) > 0 && authorizationIsAPIKey(s, req) {
 		for _, v := range auth {
 			if k := identity.StripBearer(v); k != "midjourney-proxy" {
-				c.add(k)
+				collectKey(&c, k)
 			}
 		}
 	}
 	for _, v := range h[hdrMJSecret] {
-		c.add(identity.StripBearer(v))
+		collectKey(&c, identity.StripBearer(v))
 	}
 	return c.key, c.spelled, c.err
 }

@@ -143,20 +143,20 @@ func TestHasEncodedSeparator(t *testing.T) {
 // maxRouteVerdicts paths; a path they do not hold is matched again.
 func TestRouteVerdictsBounded(t *testing.T) {
 	rv := newRouteVerdicts()
-	rv.put("/"+strings.Repeat("a", maxRouteVerdictOf), true)
-	if _, ok := rv.get("/" + strings.Repeat("a", maxRouteVerdictOf)); ok {
+	rememberRouteVerdict(rv, "/"+strings.Repeat("a", maxRouteVerdictOf), true)
+	if _, ok := routeVerdict(rv, "/"+strings.Repeat("a", maxRouteVerdictOf)); ok {
 		t.Fatal("a long path was remembered")
 	}
 	for i := 0; i < maxRouteVerdicts+10; i++ {
-		rv.put("/p/"+strconv.Itoa(i), i%2 == 0)
+		rememberRouteVerdict(rv, "/p/"+strconv.Itoa(i), i%2 == 0)
 	}
 	if len(rv.m) != maxRouteVerdicts {
 		t.Fatalf("%d paths remembered, bound %d", len(rv.m), maxRouteVerdicts)
 	}
-	if v, ok := rv.get("/p/2"); !ok || !v {
+	if v, ok := routeVerdict(rv, "/p/2"); !ok || !v {
 		t.Fatal("/p/2 lost")
 	}
-	if _, ok := rv.get("/p/" + strconv.Itoa(maxRouteVerdicts+5)); ok {
+	if _, ok := routeVerdict(rv, "/p/"+strconv.Itoa(maxRouteVerdicts+5)); ok {
 		t.Fatal("remembered past the bound")
 	}
 }

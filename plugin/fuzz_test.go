@@ -105,9 +105,9 @@ func FuzzParseBindingEntry(f *testing.F) {
 			}
 		}
 		if a, err := netip.ParseAddr(addr); err == nil {
-			code := b.check(a)
+			code := checkAddress(b, a)
 			if b.banned && code != codeKeyBanned || !b.banned && b.all && code != "" {
-				t.Fatalf("%q: check(%v) = %q", entry, a, code)
+				t.Fatalf("%q: checkAddress(%v) = %q", entry, a, code)
 			}
 		}
 	})

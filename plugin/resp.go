@@ -88,9 +88,9 @@ func newRedisClient(o redisOptions) *redisClient {
 	return &redisClient{opts: o}
 }
 
-// do runs one command.
-func (c *redisClient) do(args ...string) (respValue, error) {
-	replies, err := c.pipeline([][]string{args})
+// redisDo runs one command.
+func redisDo(c *redisClient, args ...string) (respValue, error) {
+	replies, err := redisPipeline(c, [][]string{args})
 	if err != nil {
 		return respValue{}, err
 	}
@@ -100,30 +100,31 @@ func (c *redisClient) do(args ...string) (respValue, error) {
 	return replies[0], nil
 }
 
-// getString runs GET key, the general path's one Redis round trip on a local cache miss. It
-// is written out rather than run through pipeline and readReply: under Yaegi every
+// redisGet runs GET key, the general path's one Redis round trip on a local cache miss. It
+// is written out rather than run through redisPipeline and readReply: under Yaegi every
 // interpreted step and standard-library call costs allocations, and this runs on every miss.
 // found is false for a nil reply; an error reply is a *redisError.
-func (c *redisClient) getString(key string) (value string, found bool, err error) {
+func redisGet(c *redisClient, key string) (value string, found bool, err error) {
 	if until := c.downUntil.Load(); until != 0 && time.Now().UnixNano() < until {
 		return "", false, errRedisDown
 	}
-	rc, err := c.get()
+	rc, err := takeConn(c)
 	if err != nil {
 		c.markDown()
 		return "", false, err
 	}
-	value, found, err = rc.getString(key, c.opts.timeout)
+	value, found, err = getOn(rc, key, c.opts.timeout)
 	if _, isReply := err.(*redisError); err != nil && !isReply {
 		_ = rc.conn.Close()
 		c.markDown()
 		return "", false, err
 	}
-	c.put(rc)
+	keepConn(c, rc)
 	return value, found, err
 }
 
-func (rc *respConn) getString(key string, timeout time.Duration) (string, bool, error) {
+// getOn sends GET key on rc and reads the reply.
+func getOn(rc *respConn, key string, timeout time.Duration) (string, bool, error) {
 	if err := rc.conn.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return "", false, err
 	}
@@ -171,18 +172,18 @@ func readBulkString(r *bufio.Reader) (string, bool, error) {
 	return string(buf[:size]), true, nil
 }
 
-// pipeline sends cmds in one write and reads one reply per command. Error replies are
+// redisPipeline sends cmds in one write and reads one reply per command. Error replies are
 // returned as values of kind '-'; the error result is for connection-level failures.
-func (c *redisClient) pipeline(cmds [][]string) ([]respValue, error) {
+func redisPipeline(c *redisClient, cmds [][]string) ([]respValue, error) {
 	if until := c.downUntil.Load(); until != 0 && time.Now().UnixNano() < until {
 		return nil, errRedisDown
 	}
-	rc, err := c.get()
+	rc, err := takeConn(c)
 	if err != nil {
 		c.markDown()
 		return nil, err
 	}
-	replies, err := rc.roundTrip(cmds, c.opts.timeout)
+	replies, err := roundTrip(rc, cmds, c.opts.timeout)
 	if err != nil {
 		_ = rc.conn.Close()
 		c.markDown()
@@ -197,7 +198,7 @@ func (c *redisClient) pipeline(cmds [][]string) ([]respValue, error) {
 			return replies, nil
 		}
 	}
-	c.put(rc)
+	keepConn(c, rc)
 	return replies, nil
 }
 
@@ -214,7 +215,8 @@ func (c *redisClient) markDown() {
 	}
 }
 
-func (c *redisClient) get() (*respConn, error) {
+// takeConn returns an idle connection, or dials one.
+func takeConn(c *redisClient) (*respConn, error) {
 	c.mu.Lock()
 	if n := len(c.idle); n > 0 {
 		rc := c.idle[n-1]
@@ -227,7 +229,8 @@ func (c *redisClient) get() (*respConn, error) {
 	return c.dial()
 }
 
-func (c *redisClient) put(rc *respConn) {
+// keepConn returns rc to the idle stack, or closes it when the stack is full.
+func keepConn(c *redisClient, rc *respConn) {
 	c.mu.Lock()
 	if len(c.idle) < c.opts.poolSize {
 		c.idle = append(c.idle, rc)
@@ -265,7 +268,7 @@ func (c *redisClient) dial() (*respConn, error) {
 	if len(setup) == 0 {
 		return rc, nil
 	}
-	replies, err := rc.roundTrip(setup, c.opts.timeout)
+	replies, err := roundTrip(rc, setup, c.opts.timeout)
 	if err == nil {
 		for _, r := range replies {
 			if r.kind == '-' {
@@ -295,7 +298,7 @@ func (c *redisClient) askSentinels() (string, error) {
 			continue
 		}
 		sc := &respConn{conn: conn, r: bufio.NewReaderSize(conn, 512), w: bufio.NewWriterSize(conn, 512)}
-		replies, err := sc.roundTrip([][]string{{"SENTINEL", "get-master-addr-by-name", c.opts.masterName}}, c.opts.timeout)
+		replies, err := roundTrip(sc, [][]string{{"SENTINEL", "get-master-addr-by-name", c.opts.masterName}}, c.opts.timeout)
 		_ = conn.Close()
 		if err == nil && len(replies[0].array) == 2 && replies[0].array[0].str != "" && replies[0].array[1].str != "" {
 			return net.JoinHostPort(replies[0].array[0].str, replies[0].array[1].str), nil
@@ -304,7 +307,8 @@ func (c *redisClient) askSentinels() (string, error) {
 	return "", errors.New("redis: no Sentinel named the primary")
 }
 
-func (rc *respConn) roundTrip(cmds [][]string, timeout time.Duration) ([]respValue, error) {
+// roundTrip writes cmds on rc in one write and reads one reply per command.
+func roundTrip(rc *respConn, cmds [][]string, timeout time.Duration) ([]respValue, error) {
 	if err := rc.conn.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, err
 	}

@@ -61,23 +61,23 @@ func testRedisOptions(addr string) redisOptions {
 func TestRESPReplies(t *testing.T) {
 	addr, _ := fakeRedis(t, []string{"$5\r\nhello\r\n", "$-1\r\n", "-ERR wrong type\r\n", ":42\r\n", "*2\r\n$1\r\na\r\n*-1\r\n", "+OK\r\n"})
 	c := newRedisClient(testRedisOptions(addr))
-	v, err := c.do("GET", "k")
+	v, err := redisDo(c, "GET", "k")
 	if err != nil || v.str != "hello" || v.null {
 		t.Fatalf("bulk: %+v %v", v, err)
 	}
-	v, err = c.do("GET", "missing")
+	v, err = redisDo(c, "GET", "missing")
 	if err != nil || !v.null {
 		t.Fatalf("nil bulk: %+v %v", v, err)
 	}
-	_, err = c.do("GET", "k")
+	_, err = redisDo(c, "GET", "k")
 	if _, ok := err.(*redisError); !ok {
 		t.Fatalf("error reply: got %v", err)
 	}
-	v, err = c.do("INCR", "n")
+	v, err = redisDo(c, "INCR", "n")
 	if err != nil || v.num != 42 {
 		t.Fatalf("integer: %+v %v", v, err)
 	}
-	v, err = c.do("X")
+	v, err = redisDo(c, "X")
 	if err != nil || len(v.array) != 2 || v.array[0].str != "a" || !v.array[1].null {
 		t.Fatalf("array: %+v %v", v, err)
 	}
@@ -87,7 +87,7 @@ func TestRESPReplies(t *testing.T) {
 	}
 }
 
-// getString, the general path's GET, reads what do reads, and keeps the connection after an
+// redisGet, the general path's GET, reads what redisDo reads, and keeps the connection after an
 // error reply; a malformed reply costs the connection (and Redis, for retryInterval).
 func TestRESPGetString(t *testing.T) {
 	addr, commands := fakeRedis(t, []string{"$16\r\nv1|active|all|\r\n\r\n", "$-1\r\n", "-ERR wrong type\r\n", "$0\r\n\r\n", "$3\r\nabcde"})
@@ -103,7 +103,7 @@ func TestRESPGetString(t *testing.T) {
 		{value: "", found: true},
 		{errKind: "protocol"},
 	} {
-		v, found, err := c.getString("sentinel:b:k")
+		v, found, err := redisGet(c, "sentinel:b:k")
 		if cmd := <-commands; len(cmd) != 2 || cmd[0] != "GET" || cmd[1] != "sentinel:b:k" {
 			t.Fatalf("sent %q", cmd)
 		}
@@ -128,7 +128,7 @@ func TestRESPAuthSelectAndPipeline(t *testing.T) {
 	o := testRedisOptions(addr)
 	o.password, o.db = "s3cret", 3
 	c := newRedisClient(o)
-	replies, err := c.pipeline([][]string{{"GET", "a"}, {"INCR", "b"}})
+	replies, err := redisPipeline(c, [][]string{{"GET", "a"}, {"INCR", "b"}})
 	if err != nil || len(replies) != 2 || replies[0].str != "x" || replies[1].num != 1 {
 		t.Fatalf("pipeline: %+v %v", replies, err)
 	}
@@ -145,7 +145,7 @@ func TestRESPAuthRefusedHidesPassword(t *testing.T) {
 	addr, _ := fakeRedis(t, []string{"-WRONGPASS invalid password s3cret\r\n"})
 	o := testRedisOptions(addr)
 	o.password = "s3cret"
-	_, err := newRedisClient(o).do("GET", "a")
+	_, err := redisDo(newRedisClient(o), "GET", "a")
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("got %v", err)
 	}
@@ -166,7 +166,7 @@ func TestRESPBrokenConnectionsNotPooled(t *testing.T) {
 	for _, tt := range tests {
 		addr, _ := fakeRedis(t, []string{tt.reply})
 		c := newRedisClient(testRedisOptions(addr))
-		v, err := c.do("GET", "k")
+		v, err := redisDo(c, "GET", "k")
 		if err == nil {
 			t.Errorf("%s: no error, got %+v", tt.desc, v)
 		}
@@ -186,10 +186,10 @@ func TestRESPCircuitBreaker(t *testing.T) {
 	o := testRedisOptions(addr)
 	o.retryInterval = time.Hour
 	c := newRedisClient(o)
-	if _, err := c.do("GET", "k"); err == nil || err == errRedisDown {
+	if _, err := redisDo(c, "GET", "k"); err == nil || err == errRedisDown {
 		t.Fatalf("first call: %v", err)
 	}
-	if _, err := c.do("GET", "k"); err != errRedisDown {
+	if _, err := redisDo(c, "GET", "k"); err != errRedisDown {
 		t.Fatalf("second call should be skipped, got %v", err)
 	}
 }
@@ -210,7 +210,7 @@ func TestRESPDeadline(t *testing.T) {
 	o := testRedisOptions(ln.Addr().String())
 	o.timeout = 100 * time.Millisecond
 	start := time.Now()
-	if _, err := newRedisClient(o).do("GET", "k"); err == nil {
+	if _, err := redisDo(newRedisClient(o), "GET", "k"); err == nil {
 		t.Fatal("hung server gave no error")
 	}
 	if d := time.Since(start); d > time.Second {

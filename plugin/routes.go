@@ -110,16 +110,16 @@ func segmentsMatch(pat, segs []string, strict bool) bool {
 }
 
 // authorizationIsAPIKey applies the route tables to the path as New API will route it.
-func (s *options) authorizationIsAPIKey(req *http.Request) bool {
+func authorizationIsAPIKey(s *options, req *http.Request) bool {
 	if req.URL == nil {
 		return true
 	}
 	p := req.URL.Path
-	if v, ok := s.routeVerdicts.get(p); ok {
+	if v, ok := routeVerdict(s.routeVerdicts, p); ok {
 		return v
 	}
 	v := !s.dashboardRoutes.match(p, true) || s.keyRoutes.match(p, false)
-	s.routeVerdicts.put(p, v)
+	rememberRouteVerdict(s.routeVerdicts, p, v)
 	return v
 }
 
@@ -139,14 +139,16 @@ const (
 
 func newRouteVerdicts() *routeVerdicts { return &routeVerdicts{m: map[string]bool{}} }
 
-func (rv *routeVerdicts) get(path string) (verdict, ok bool) {
+// routeVerdict is the remembered answer for path, if any.
+func routeVerdict(rv *routeVerdicts, path string) (verdict, ok bool) {
 	rv.mu.RLock()
 	verdict, ok = rv.m[path]
 	rv.mu.RUnlock()
 	return verdict, ok
 }
 
-func (rv *routeVerdicts) put(path string, verdict bool) {
+// rememberRouteVerdict remembers path's answer while there is room.
+func rememberRouteVerdict(rv *routeVerdicts, path string, verdict bool) {
 	if len(path) > maxRouteVerdictOf {
 		return
 	}

@@ -85,7 +85,7 @@ func (rs *runtimeState) start(c *redisClient) {
 // poll reads the generation and the settings. sent (cache clock) is taken before the
 // request: whatever the reply says was true at some moment after it.
 func (rs *runtimeState) poll(c *redisClient, sent time.Duration) {
-	replies, err := c.pipeline([][]string{{"GET", generationKey}, {"GET", settingsKey}})
+	replies, err := redisPipeline(c, [][]string{{"GET", generationKey}, {"GET", settingsKey}})
 	if err != nil || replies[0].kind != '$' { // a bulk string, or nil when the key is missing
 		return // entries fall back to cacheTTL
 	}

@@ -2,7 +2,9 @@
 // first client IP that uses it and refuses the key from anywhere else.
 //
 // It runs inside Traefik's Yaegi interpreter: standard library only, Go 1.22 API only, and no
-// goroutine per instance (see docs/architecture.md, "Living inside Yaegi").
+// goroutine per instance. The code a request runs is plain functions taking their receiver
+// first, not methods: Yaegi calls a method the plugin declares through reflect.Value.Call, at
+// three times the cost (see docs/architecture.md, "Living inside Yaegi").
 package plugin
 
 import (
@@ -115,7 +117,7 @@ func (unconfigured) ServeHTTP(rw http.ResponseWriter, _ *http.Request) {
 //     not a trusted proxy, so the client is the peer (the cache's registry key holds
 //     trustedProxies, so every entry was recorded under the same ones);
 //   - the binding: the entry holds the binding that allowed it, and is in the index only
-//     while that binding is live (putHot and sweepHot keep it so, so no clock is read here);
+//     while that binding is live (cachePutHot and sweepHot keep it so, so no clock is read here);
 //   - the path: with no escape beyond the default spelling (RawPath empty) it spells no
 //     encoded separator for serveGeneral to refuse, and which route New API reads the key
 //     on does not change the answer for a value this peer was allowed with.
@@ -141,7 +143,7 @@ func (m *middleware) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 									if strings.HasPrefix(req.RemoteAddr, e.peer) {
 										b := e.b
 										if b.hits.Add(1) == 1 {
-											m.firstHit(b)
+											firstHit(m, b)
 										}
 										m.next.ServeHTTP(rw, req)
 										return
@@ -154,19 +156,19 @@ func (m *middleware) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 			}
 		}
 	}
-	m.serveGeneral(rw, req)
+	serveGeneral(m, rw, req)
 }
 
 // firstHit puts b on the usage flush list (its hit count just went from 0 to 1).
-func (m *middleware) firstHit(b *binding) {
+func firstHit(m *middleware, b *binding) {
 	if m.redis != nil {
-		m.redis.usage.markUsed(b)
+		markUsed(&m.redis.usage, b)
 	}
 }
 
 // serveGeneral follows the request path (docs/architecture.md): credentials, client IP,
 // decision, answer.
-func (m *middleware) serveGeneral(rw http.ResponseWriter, req *http.Request) {
+func serveGeneral(m *middleware, rw http.ResponseWriter, req *http.Request) {
 	if !m.opts.allowEncodedSlash && req.URL.RawPath != "" && hasEncodedSeparator(req.URL.RawPath) {
 		refuse(rw, http.StatusBadRequest, codeEncodedSlash)
 		return
@@ -190,7 +192,7 @@ func (m *middleware) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 	}
 	ip, err := identity.ClientIP(req, m.opts.trustedProxies)
 	if err == identity.ErrUnnamedClient || (err == nil && identity.InPrefixes(ip, m.opts.relays)) {
-		m.fromRelay(rw, req, ip, err)
+		fromRelay(m, rw, req, ip, err)
 		return
 	}
 	if err != nil {
@@ -198,23 +200,23 @@ func (m *middleware) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	b := m.cache.get(key, cacheClock())
+	b := cachedBinding(m.cache, key, cacheClock())
 	code, claim, retryAfter := "", "", 0
 	if b != nil {
-		code = b.check(ip)
+		code = checkAddress(b, ip)
 		if code == askAdmind {
 			// A learning binding without this address: admind may learn it.
 			b = nil
 			code = ""
 		} else if code != "" {
-			m.reportIntercept(req, b.hash, b.hint, ip, code)
+			reportIntercept(m, req, b.hash, b.hint, ip, code)
 		}
 	}
 	if b == nil {
-		v := m.decideUncached(req, key, spelled, ip)
+		v := decideUncached(m, req, key, spelled, ip)
 		b, code, claim, retryAfter = v.b, v.code, v.claim, v.retryAfter
 		if !v.ok {
-			m.undecided(rw, req)
+			undecided(m, rw, req)
 			return
 		}
 	}
@@ -227,15 +229,15 @@ func (m *middleware) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if claim != "" {
-		m.serveClaimed(rw, req, key, spelled, ip, claim)
+		serveClaimed(m, rw, req, key, spelled, ip, claim)
 		return
 	}
 	if code == "" && b != nil {
 		if !m.cache.hotless {
-			m.rememberHot(req, b)
+			rememberHot(m, req, b)
 		}
 		if m.redis != nil {
-			m.redis.usage.allowed(b)
+			countAllowed(&m.redis.usage, b)
 		}
 	}
 	m.next.ServeHTTP(rw, req)
@@ -243,10 +245,10 @@ func (m *middleware) serveGeneral(rw http.ResponseWriter, req *http.Request) {
 
 // undecided answers a request neither Redis nor admind could decide. Open mode forwards
 // without binding (a binding is never created from a cache-only view); closed mode refuses.
-func (m *middleware) undecided(rw http.ResponseWriter, req *http.Request) {
-	open := m.failOpen() || m.opts.monitor
+func undecided(m *middleware, rw http.ResponseWriter, req *http.Request) {
+	open := failOpen(m) || m.opts.monitor
 	if m.redis != nil {
-		m.redis.usage.failsafe(open)
+		countFailsafe(&m.redis.usage, open)
 	}
 	if open {
 		m.next.ServeHTTP(rw, req)
@@ -258,7 +260,7 @@ func (m *middleware) undecided(rw http.ResponseWriter, req *http.Request) {
 // rememberHot records an allowed request in the hot path's index when the hot path could
 // recognise its repeat: one Authorization line and no other carrier or query (so the key came
 // from that line), a peer that is ip:port and not a trusted proxy (so the client is the peer).
-func (m *middleware) rememberHot(req *http.Request, b *binding) {
+func rememberHot(m *middleware, req *http.Request, b *binding) {
 	h := req.Header
 	auth := h[hdrAuthorization]
 	if len(auth) != 1 || req.URL.RawQuery != "" || h[hdrAPIKey] != nil || h[hdrGoogAPIKey] != nil ||
@@ -273,7 +275,7 @@ func (m *middleware) rememberHot(req *http.Request, b *binding) {
 		return // usually none are configured: under Yaegi the two calls cost more than this test
 	}
 	peer := req.RemoteAddr[:strings.LastIndexByte(req.RemoteAddr, ':')+1]
-	m.cache.putHot(auth[0], &hotEntry{b: b, peer: peer}, cacheClock())
+	cachePutHot(m.cache, auth[0], &hotEntry{b: b, peer: peer}, cacheClock())
 }
 
 // verdict is what decideUncached found.
@@ -286,7 +288,7 @@ type verdict struct {
 }
 
 // rememberFromAdmind caches a binding admind sent, for no longer than admind allows.
-func (m *middleware) rememberFromAdmind(key string, b *binding, cacheTTLS int, epoch int64) {
+func rememberFromAdmind(m *middleware, key string, b *binding, cacheTTLS int, epoch int64) {
 	ttl, maxAge := m.opts.cacheTTL, cacheMaxAge
 	if limit := time.Duration(cacheTTLS) * time.Second; limit > 0 && limit < maxAge {
 		maxAge = limit
@@ -294,57 +296,57 @@ func (m *middleware) rememberFromAdmind(key string, b *binding, cacheTTLS int, e
 			ttl = limit
 		}
 	}
-	m.remember(key, b, ttl, maxAge, epoch)
+	remember(m, key, b, ttl, maxAge, epoch)
 }
 
 // decideUncached looks the binding up in Redis, then asks admind (which claims an unbound key
 // for its first user). Each source has a function of its own: under Yaegi a call allocates
 // the whole frame of the function it enters, and most misses end in Redis.
-func (m *middleware) decideUncached(req *http.Request, key, spelled string, ip netip.Addr) verdict {
-	epoch := m.cache.currentEpoch()
-	hash := m.hashKey(key)
-	if b := m.redisBinding(hash); b != nil {
-		return m.decideByEntry(req, key, spelled, hash, b, ip, epoch)
+func decideUncached(m *middleware, req *http.Request, key, spelled string, ip netip.Addr) verdict {
+	epoch := cacheEpoch(m.cache)
+	hash := hashKey(m, key)
+	if b := redisBinding(m, hash); b != nil {
+		return decideByEntry(m, req, key, spelled, hash, b, ip, epoch)
 	}
-	return m.decideByAdmind(req, key, spelled, hash, ip, epoch)
+	return decideByAdmind(m, req, key, spelled, hash, ip, epoch)
 }
 
 // decideByEntry decides with the binding entry Redis had for the key, and caches it.
-func (m *middleware) decideByEntry(req *http.Request, key, spelled, hash string, b *binding, ip netip.Addr, epoch int64) verdict {
+func decideByEntry(m *middleware, req *http.Request, key, spelled, hash string, b *binding, ip netip.Addr, epoch int64) verdict {
 	// Two statements: under Yaegi v0.16.1 "b.hash, b.hint = hash, identity.Hint(spelled)"
 	// assigns "" to b.hash (a variable beside a call on the right loses its value), and every
 	// refusal decided from this cached binding would then report no key hash.
 	b.hash = hash
 	b.hint = identity.Hint(spelled)
-	m.remember(key, b, m.opts.cacheTTL, cacheMaxAge, epoch)
-	code := b.check(ip)
+	remember(m, key, b, m.opts.cacheTTL, cacheMaxAge, epoch)
+	code := checkAddress(b, ip)
 	if code == askAdmind {
-		return m.decideByAdmind(req, key, spelled, hash, ip, epoch)
+		return decideByAdmind(m, req, key, spelled, hash, ip, epoch)
 	}
 	if code != "" {
-		m.reportIntercept(req, hash, b.hint, ip, code)
+		reportIntercept(m, req, hash, b.hint, ip, code)
 	}
 	return verdict{b: b, code: code, ok: true}
 }
 
 // decideByAdmind asks admind, which reads PostgreSQL, records refusals itself and claims an
 // unbound key for its first user.
-func (m *middleware) decideByAdmind(req *http.Request, key, spelled, hash string, ip netip.Addr, epoch int64) verdict {
+func decideByAdmind(m *middleware, req *http.Request, key, spelled, hash string, ip netip.Addr, epoch int64) verdict {
 	hint := identity.Hint(spelled)
 	dr := newDecideRequest(req, hash, hint, ip)
 	if spelled != key {
 		// Bindings made before keys had a canonical form are under the hash of the key as
 		// spelled; admind moves such a binding to the canonical hash (store.rehashLegacy).
-		dr.LegacyKeyHash = m.hashKey(spelled)
+		dr.LegacyKeyHash = hashKey(m, spelled)
 	}
-	resp, err := m.admin.decide(dr)
+	resp, err := admindDecide(m.admin, dr)
 	if errors.Is(err, errAdmindRejected) {
 		// By construction admind accepts every event we send (reportedField), so this is a
 		// bug or an attack on one of the request's fields: decide on the key and address
 		// alone, and if admind refuses even that, refuse the request.
-		m.rejectedByAdmind(err)
+		rejectedByAdmind(m, err)
 		dr.Method, dr.Path, dr.UserAgent = "", "", ""
-		resp, err = m.admin.decide(dr)
+		resp, err = admindDecide(m.admin, dr)
 		if errors.Is(err, errAdmindRejected) {
 			return verdict{code: codeUndecided, ok: true}
 		}
@@ -356,7 +358,7 @@ func (m *middleware) decideByAdmind(req *http.Request, key, spelled, hash string
 	if rb, err := bindingFromReply(resp.Binding); err == nil && rb != nil {
 		b = rb
 		b.hash, b.hint = hash, hint
-		m.rememberFromAdmind(key, b, resp.CacheTTLS, epoch)
+		rememberFromAdmind(m, key, b, resp.CacheTTLS, epoch)
 	}
 	if resp.Allow {
 		if resp.Provisional && b == nil {
@@ -382,7 +384,7 @@ func (m *middleware) decideByAdmind(req *http.Request, key, spelled, hash string
 // it against a binding, would decide for everyone behind the relay. Refused (forwarded in
 // monitor mode), never sent to admind, counted, and said on Traefik's log at most once a
 // second.
-func (m *middleware) fromRelay(rw http.ResponseWriter, req *http.Request, ip netip.Addr, err error) {
+func fromRelay(m *middleware, rw http.ResponseWriter, req *http.Request, ip netip.Addr, err error) {
 	if m.redis != nil {
 		m.redis.usage.hidden.Add(1)
 	}
@@ -402,7 +404,7 @@ func (m *middleware) fromRelay(rw http.ResponseWriter, req *http.Request, ip net
 
 // rejectedByAdmind counts a decide admind refused, and says so on Traefik's log at most once
 // a second (an attacker can send many).
-func (m *middleware) rejectedByAdmind(err error) {
+func rejectedByAdmind(m *middleware, err error) {
 	if m.redis != nil {
 		m.redis.usage.rejected.Add(1)
 	}
@@ -412,7 +414,7 @@ func (m *middleware) rejectedByAdmind(err error) {
 }
 
 // failOpen is the failsafe mode in force: the one admind published, else the option.
-func (m *middleware) failOpen() bool {
+func failOpen(m *middleware) bool {
 	if m.redis != nil {
 		switch m.redis.runtime.failsafe.Load() {
 		case failsafeClosed:
@@ -426,23 +428,23 @@ func (m *middleware) failOpen() bool {
 
 // remember caches b, looked up in the cache's epoch, for ttl (or maxAge while the cache is
 // confirmed fresh).
-func (m *middleware) remember(key string, b *binding, ttl, maxAge time.Duration, epoch int64) {
+func remember(m *middleware, key string, b *binding, ttl, maxAge time.Duration, epoch int64) {
 	now := cacheClock()
 	b.expires, b.retire, b.epoch = now+ttl, now+maxAge, epoch
-	m.cache.put(key, b)
+	cachePut(m.cache, key, b)
 }
 
 // hashKey is the only form of the key that leaves the plugin.
-func (m *middleware) hashKey(key string) string { return identity.Hash(m.opts.hmacSecret, key) }
+func hashKey(m *middleware, key string) string { return identity.Hash(m.opts.hmacSecret, key) }
 
 // redisBinding returns the cached binding, or nil on a miss, a malformed entry or any Redis
 // failure: all of those go to admind, which reads PostgreSQL. Nothing here reads a failure as
 // "unbound" and binds.
-func (m *middleware) redisBinding(hash string) *binding {
+func redisBinding(m *middleware, hash string) *binding {
 	if m.redis == nil {
 		return nil
 	}
-	entry, found, err := m.redis.getString(redisBindingKey(hash))
+	entry, found, err := redisGet(m.redis, redisBindingKey(hash))
 	if err != nil || !found {
 		return nil
 	}
@@ -455,15 +457,15 @@ func (m *middleware) redisBinding(hash string) *binding {
 
 // reportIntercept records a refusal: on the Redis stream admind consumes, or, when Redis is
 // unavailable, with admind directly.
-func (m *middleware) reportIntercept(req *http.Request, hash, hint string, ip netip.Addr, code string) {
+func reportIntercept(m *middleware, req *http.Request, hash, hint string, ip netip.Addr, code string) {
 	ev := newDecideRequest(req, hash, hint, ip)
 	ev.Reason = code
 	if m.redis != nil {
-		_, err := m.redis.do(append([]string{"XADD", eventsStream, "MAXLEN", "~", eventsStreamMax, "*"},
+		_, err := redisDo(m.redis, append([]string{"XADD", eventsStream, "MAXLEN", "~", eventsStreamMax, "*"},
 			interceptEvent(ev, strconv.FormatInt(time.Now().UnixMilli(), 10))...)...)
 		if err == nil {
 			return
 		}
 	}
-	_ = m.admin.reportIntercept(ev) // best effort: the refusal stands either way
+	_ = admindReport(m.admin, ev) // best effort: the refusal stands either way
 }

@@ -39,22 +39,22 @@ type usage struct {
 	hidden         atomic.Int64 // keyed requests refused as coming from a relay (fromRelay)
 }
 
-// allowed counts one allowed request for b.
-func (u *usage) allowed(b *binding) {
+// countAllowed counts one allowed request for b.
+func countAllowed(u *usage, b *binding) {
 	if b.hits.Add(1) == 1 {
-		u.markUsed(b)
+		markUsed(u, b)
 	}
 }
 
 // markUsed puts b on the flush list; call it when b's hit count went from 0 to 1.
-func (u *usage) markUsed(b *binding) {
+func markUsed(u *usage, b *binding) {
 	u.mu.Lock()
 	u.dirty = append(u.dirty, b)
 	u.mu.Unlock()
 }
 
-// failsafe counts one request decided by the failsafe mode.
-func (u *usage) failsafe(open bool) {
+// countFailsafe counts one request decided by the failsafe mode.
+func countFailsafe(u *usage, open bool) {
 	if open {
 		u.failsafeOpen.Add(1)
 	} else {
@@ -104,7 +104,7 @@ func (u *usage) flush(c *redisClient, now time.Time) {
 	// One transaction: nobody sees sentinel:lastuse or the day's counter between its write
 	// and its TTL (every sentinel:* counter carries one), and a refused EXEC keeps the counts.
 	cmds = append(append([][]string{{"MULTI"}}, cmds...), []string{"EXEC"})
-	if replies, err := c.pipeline(cmds); err == nil && replies[len(replies)-1].kind == '*' {
+	if replies, err := redisPipeline(c, cmds); err == nil && replies[len(replies)-1].kind == '*' {
 		return
 	}
 	// Keep the counts for the next flush (bounded), and the failsafe tallies too.

@@ -17,14 +17,14 @@ func TestUsageFlush(t *testing.T) {
 	var u usage
 	a, b := &binding{hash: "aaaa"}, &binding{hash: "bbbb"}
 	for i := 0; i < 3; i++ {
-		u.allowed(a)
+		countAllowed(&u, a)
 	}
-	u.allowed(b)
-	u.allowed(b)
+	countAllowed(&u, b)
+	countAllowed(&u, b)
 	if len(u.dirty) != 2 {
 		t.Fatalf("a key joins the flush list once per flush, got %d entries", len(u.dirty))
 	}
-	u.failsafe(true)
+	countFailsafe(&u, true)
 	u.hidden.Add(2)
 	now := time.Date(2026, 11, 29, 23, 59, 59, 0, time.UTC)
 	u.flush(c, now)
@@ -67,9 +67,9 @@ func TestUsageFlushKeepsCountsWhenRedisIsDown(t *testing.T) {
 	c := newRedisClient(testRedisOptions("127.0.0.1:1"))
 	var u usage
 	a := &binding{hash: "aaaa"}
-	u.allowed(a)
-	u.allowed(a)
-	u.failsafe(false)
+	countAllowed(&u, a)
+	countAllowed(&u, a)
+	countFailsafe(&u, false)
 	u.flush(c, time.Now())
 	if u.pending["aaaa"] != 2 || u.failsafeClosed.Load() != 1 {
 		t.Fatalf("counts lost: pending %v, closed %d", u.pending, u.failsafeClosed.Load())
