@@ -157,7 +157,8 @@ func admindPost(a *admindClient, url string, body interface{}, out interface{}) 
 // logLimiter lets at most one line a second through.
 type logLimiter struct{ last atomic.Int64 }
 
-func (l *logLimiter) allow(now time.Time) bool {
+// logAllowed reports whether a line may be logged at now, and counts it if so.
+func logAllowed(l *logLimiter, now time.Time) bool {
 	t, prev := now.UnixNano(), l.last.Load()
 	return t-prev >= int64(time.Second) && l.last.CompareAndSwap(prev, t)
 }

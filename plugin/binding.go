@@ -254,7 +254,7 @@ func cachePut(c *bindingCache, key string, b *binding) {
 	c.mu.Lock()
 	if b.epoch == c.epoch {
 		if len(c.entries) >= c.size {
-			c.evictOneEntry(key)
+			evictOneEntry(c, key)
 		}
 		c.entries[key] = b
 	}
@@ -264,7 +264,7 @@ func cachePut(c *bindingCache, key string, b *binding) {
 // evictOneEntry makes room for key unless it is already cached. It evicts an arbitrary
 // entry (map order is random): cheap, and a bounded cache of short-lived entries needs no
 // better policy.
-func (c *bindingCache) evictOneEntry(key string) {
+func evictOneEntry(c *bindingCache, key string) {
 	if _, ok := c.entries[key]; !ok {
 		for k := range c.entries {
 			delete(c.entries, k)

@@ -31,7 +31,7 @@ func serveClaimed(m *middleware, rw http.ResponseWriter, req *http.Request, key,
 	w := &claimWriter{ResponseWriter: rw, m: m, req: req, key: key, dr: dr, epoch: cacheEpoch(m.cache)}
 	m.next.ServeHTTP(w, req)
 	if !w.reported {
-		w.report(0) // no answer at all (the client went away): release
+		reportAnswer(w, 0) // no answer at all (the client went away): release
 	}
 }
 
@@ -52,7 +52,7 @@ type claimWriter struct {
 
 func (w *claimWriter) WriteHeader(code int) {
 	if !w.reported && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		w.report(code)
+		reportAnswer(w, code)
 	}
 	if !w.refused {
 		w.ResponseWriter.WriteHeader(code)
@@ -61,7 +61,7 @@ func (w *claimWriter) WriteHeader(code int) {
 
 func (w *claimWriter) Write(p []byte) (int, error) {
 	if !w.reported {
-		w.report(http.StatusOK)
+		reportAnswer(w, http.StatusOK)
 	}
 	if w.refused {
 		return len(p), nil
@@ -84,7 +84,7 @@ func (w *claimWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, errors.New("sentinel: the connection cannot be hijacked")
 	}
 	if !w.reported {
-		w.report(http.StatusSwitchingProtocols)
+		reportAnswer(w, http.StatusSwitchingProtocols)
 	}
 	if w.refused {
 		return nil, nil, errors.New("sentinel: the key is bound to another client")
@@ -92,29 +92,29 @@ func (w *claimWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return h.Hijack()
 }
 
-// report confirms the claim on a success, releases it otherwise.
-func (w *claimWriter) report(code int) {
+// reportAnswer confirms the claim on a success, releases it otherwise.
+func reportAnswer(w *claimWriter, code int) {
 	w.reported = true
 	if code != http.StatusSwitchingProtocols && (code < 200 || code >= 300) {
 		if err := admindRelease(w.m.admin, w.dr); err != nil {
-			w.logFailure("release", err) // an unreleased claim expires
+			logClaimFailure(w, "release", err) // an unreleased claim expires
 		}
 		return
 	}
 	resp, err := admindConfirm(w.m.admin, w.dr)
 	switch {
 	case errors.Is(err, errAdmindRejected):
-		w.refuse(codeIPNotAllowed) // the claim no longer holds the key: someone else's now
+		refuseClaimed(w, codeIPNotAllowed) // the claim no longer holds the key: someone else's now
 	case err != nil:
 		// admind is away: the claim still holds the key for this client alone, so its
 		// answer goes out; the client's next request claims and confirms again.
-		w.logFailure("confirm", err)
+		logClaimFailure(w, "confirm", err)
 	case !resp.Allow:
 		code := codeIPNotAllowed
 		if resp.Reason == codeKeyBanned {
 			code = codeKeyBanned
 		}
-		w.refuse(code)
+		refuseClaimed(w, code)
 	default:
 		if b, err := bindingFromReply(resp.Binding); err == nil && b != nil {
 			b.hash, b.hint = w.dr.KeyHash, w.dr.KeyHint
@@ -126,9 +126,9 @@ func (w *claimWriter) report(code int) {
 	}
 }
 
-// refuse answers the client in place of New API (monitor mode lets New API's answer
+// refuseClaimed answers the client in place of New API (monitor mode lets New API's answer
 // through), and records the intercept: the key is bound to another client.
-func (w *claimWriter) refuse(code string) {
+func refuseClaimed(w *claimWriter, code string) {
 	if ip, err := netip.ParseAddr(w.dr.IP); err == nil {
 		reportIntercept(w.m, w.req, w.dr.KeyHash, w.dr.KeyHint, ip, code)
 	}
@@ -143,8 +143,10 @@ func (w *claimWriter) refuse(code string) {
 	refuse(w.ResponseWriter, http.StatusForbidden, code)
 }
 
-func (w *claimWriter) logFailure(what string, err error) {
-	if w.m.claimLog.allow(time.Now()) {
+// logClaimFailure says on Traefik's log, at most once a second, that a claim could not be
+// confirmed or released.
+func logClaimFailure(w *claimWriter, what string, err error) {
+	if logAllowed(&w.m.claimLog, time.Now()) {
 		fmt.Fprintf(os.Stderr, "sentinel[%s]: could not %s a first-use claim: %v\n", w.m.name, what, err)
 	}
 }

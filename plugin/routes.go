@@ -56,25 +56,26 @@ func parseRoutes(name string, patterns []string, bad func(string, ...interface{}
 	return rs
 }
 
-// match reports whether path matches a pattern, ignoring one trailing slash (gin answers
+// matchRoute reports whether path matches a pattern, ignoring one trailing slash (gin answers
 // that difference with a redirect, and the redirected request is checked again). Strict
 // matching (the dashboard table) wants every parameter non-empty; loose matching (the key
 // table) takes empty ones too, so each errs toward checking.
-func (rs *routeSet) match(path string, strict bool) bool {
+func matchRoute(rs *routeSet, path string, strict bool) bool {
 	if !strings.HasPrefix(path, "/") {
 		return false
 	}
 	segs := strings.Split(path[1:], "/")
-	if rs.matchSegs(segs, strict) {
+	if matchSegs(rs, segs, strict) {
 		return true
 	}
 	if n := len(segs); n > 1 && segs[n-1] == "" {
-		return rs.matchSegs(segs[:n-1], strict)
+		return matchSegs(rs, segs[:n-1], strict)
 	}
-	return rs.matchSegs(append(segs, ""), strict)
+	return matchSegs(rs, append(segs, ""), strict)
 }
 
-func (rs *routeSet) matchSegs(segs []string, strict bool) bool {
+// matchSegs matches a path already split into segments.
+func matchSegs(rs *routeSet, segs []string, strict bool) bool {
 	for _, pat := range rs.byFirst[segs[0]] {
 		if segmentsMatch(pat, segs, strict) {
 			return true
@@ -118,7 +119,7 @@ func authorizationIsAPIKey(s *options, req *http.Request) bool {
 	if v, ok := routeVerdict(s.routeVerdicts, p); ok {
 		return v
 	}
-	v := !s.dashboardRoutes.match(p, true) || s.keyRoutes.match(p, false)
+	v := !matchRoute(s.dashboardRoutes, p, true) || matchRoute(s.keyRoutes, p, false)
 	rememberRouteVerdict(s.routeVerdicts, p, v)
 	return v
 }

@@ -388,7 +388,7 @@ func fromRelay(m *middleware, rw http.ResponseWriter, req *http.Request, ip neti
 	if m.redis != nil {
 		m.redis.usage.hidden.Add(1)
 	}
-	if m.relayLog.allow(time.Now()) {
+	if logAllowed(&m.relayLog, time.Now()) {
 		why := "relayAddresses or a detected gateway"
 		if err == identity.ErrUnnamedClient {
 			why = "a trusted proxy that sent no X-Forwarded-For"
@@ -408,7 +408,7 @@ func rejectedByAdmind(m *middleware, err error) {
 	if m.redis != nil {
 		m.redis.usage.rejected.Add(1)
 	}
-	if m.rejectLog.allow(time.Now()) {
+	if logAllowed(&m.rejectLog, time.Now()) {
 		fmt.Fprintf(os.Stderr, "sentinel[%s]: admind refused a decide request: %v\n", m.name, err)
 	}
 }

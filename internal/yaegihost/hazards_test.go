@@ -48,6 +48,41 @@ func yaegiHazards(fset *token.FileSet, file *ast.File) []string {
 // The plugin's code (what Traefik's Yaegi loads: plugin/ and its packages, tests left out)
 // holds none of the hazards.
 func TestNoYaegiHazardsInThePlugin(t *testing.T) {
+	pluginFiles(t, func(fset *token.FileSet, f *ast.File) {
+		for _, h := range yaegiHazards(fset, f) {
+			t.Error(h)
+		}
+	})
+}
+
+// methodsOffTheRequestPath are the methods the plugin may declare: those Go requires (the
+// handler and the claim writer's http.ResponseWriter, the error type) and those run at start,
+// by the background loops or when dialing. Under Yaegi a call of any other method goes through
+// reflect.Value.Call at three times a function's cost (BenchmarkCallShapesUnderYaegi), so the
+// code a request runs is written as functions taking their receiver first.
+var methodsOffTheRequestPath = map[string]bool{
+	"ServeHTTP": true, "WriteHeader": true, "Write": true, "Flush": true, "Hijack": true, "Error": true,
+	"cacheRegistryKey": true, "configured": true, "registryKey": true, // New
+	"startSweeper": true, "sweepHot": true, "invalidate": true, "confirmFresh": true, // sweeper, poll
+	"addCache": true, "start": true, "poll": true, "applySettings": true, "flush": true, // background loop
+	"markDown": true, "dial": true, "askSentinels": true, // a Redis connection failed or is dialed
+}
+
+// No method the plugin declares is outside methodsOffTheRequestPath.
+func TestRequestCodeDeclaresNoMethods(t *testing.T) {
+	pluginFiles(t, func(fset *token.FileSet, f *ast.File) {
+		for _, d := range f.Decls {
+			if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv != nil && !methodsOffTheRequestPath[fn.Name.Name] {
+				t.Errorf("%s: method %s: under Yaegi a method call costs three function calls; if a request runs it, "+
+					"make it a function taking its receiver first, otherwise list it in methodsOffTheRequestPath",
+					fset.Position(fn.Pos()), fn.Name.Name)
+			}
+		}
+	})
+}
+
+// pluginFiles parses every non-test Go file of plugin/ and its packages.
+func pluginFiles(t *testing.T, check func(*token.FileSet, *ast.File)) {
 	root := filepath.Join(testenv.RepoRoot(), "plugin")
 	fset := token.NewFileSet()
 	files := 0
@@ -60,9 +95,7 @@ func TestNoYaegiHazardsInThePlugin(t *testing.T) {
 			return err
 		}
 		files++
-		for _, h := range yaegiHazards(fset, f) {
-			t.Error(h)
-		}
+		check(fset, f)
 		return nil
 	})
 	if err != nil || files < 10 {
