@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -186,6 +187,16 @@ func (s *stack) floodPhase(t *testing.T, wrk, script string, dur time.Duration, 
 			mu.Unlock()
 		}
 	}()
+	// SENTINEL_BENCH_PROFILE=<prefix>: a 30 s CPU profile of Traefik during each flood, in
+	// <prefix>.flood-<route> (as for the routes).
+	if prefix := os.Getenv("SENTINEL_BENCH_PROFILE"); prefix != "" && keys > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(10 * time.Second)
+			s.traefikProfile(t, prefix+".flood-"+floodRoute, 30*time.Second)
+		}()
+	}
 	// The flood: addrs senders, each at rate/addrs per second, keys/addrs keys each.
 	var floodWG sync.WaitGroup
 	for a := 0; a < addrs && keys > 0; a++ {

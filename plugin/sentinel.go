@@ -77,7 +77,7 @@ func New(_ context.Context, next http.Handler, config *Config, name string) (htt
 		admindClients[opts.admindTimeout] = hc
 	}
 	m.admin = &admindClient{http: hc, decideURL: opts.decideURL, interceptURL: opts.interceptURL,
-		confirmURL: opts.confirmURL, releaseURL: opts.releaseURL, token: opts.internalToken}
+		confirmURL: opts.confirmURL, releaseURL: opts.releaseURL, header: admindHeader(opts.internalToken)}
 	cacheKey := opts.cacheRegistryKey(name, redisKey)
 	m.cache = bindingCaches[cacheKey]
 	if m.cache == nil {
@@ -340,24 +340,41 @@ func decideByAdmind(m *middleware, req *http.Request, key, spelled, hash string,
 		dr.LegacyKeyHash = hashKey(m, spelled)
 	}
 	resp, err := admindDecide(m.admin, dr)
-	if errors.Is(err, errAdmindRejected) {
-		// By construction admind accepts every event we send (reportedField), so this is a
-		// bug or an attack on one of the request's fields: decide on the key and address
-		// alone, and if admind refuses even that, refuse the request.
-		rejectedByAdmind(m, err)
-		dr.Method, dr.Path, dr.UserAgent = "", "", ""
-		resp, err = admindDecide(m.admin, dr)
+	if err != nil {
+		resp, err = decideOnKeyAndAddress(m, dr, err)
 		if errors.Is(err, errAdmindRejected) {
 			return verdict{code: codeUndecided, ok: true}
 		}
+		if err != nil {
+			return verdict{}
+		}
 	}
-	if err != nil {
-		return verdict{}
+	return admindVerdict(m, resp, key, hash, hint, epoch)
+}
+
+// decideOnKeyAndAddress asks admind again, without the request's method, path and
+// User-Agent, when admind rejected a decide (err): by construction admind accepts every event
+// we send (reportedField), so that is a bug or an attack on one of those fields. Any other
+// failure is returned as it is. A function of its own: under Yaegi decideByAdmind would pay
+// for its slots on every decide.
+func decideOnKeyAndAddress(m *middleware, dr decideRequest, err error) (*decideResponse, error) {
+	if !errors.Is(err, errAdmindRejected) {
+		return nil, err
 	}
+	rejectedByAdmind(m, err)
+	dr.Method = ""
+	dr.Path = ""
+	dr.UserAgent = ""
+	return admindDecide(m.admin, dr)
+}
+
+// admindVerdict reads admind's answer to a decide, and caches the binding it sent.
+func admindVerdict(m *middleware, resp *decideResponse, key, hash, hint string, epoch int64) verdict {
 	var b *binding
 	if rb, err := bindingFromReply(resp.Binding); err == nil && rb != nil {
 		b = rb
-		b.hash, b.hint = hash, hint
+		b.hash = hash
+		b.hint = hint
 		rememberFromAdmind(m, key, b, resp.CacheTTLS, epoch)
 	}
 	if resp.Allow {

@@ -90,6 +90,40 @@ func BenchmarkCacheHitUnderYaegi(b *testing.B) {
 	})
 }
 
+// BenchmarkFloodRequestUnderYaegi is one request of make bench's random-key flood as the
+// plugin handles it: a key never seen, a Redis miss, and admind's answer that the source is
+// over its claim limit, which the plugin turns into a 429.
+func BenchmarkFloodRequestUnderYaegi(b *testing.B) {
+	t := &testing.T{}
+	srv := testenv.Redis(b)
+	admind := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"allow":false,"provisional":true,"reason":"claim_rate_limited","retry_after_s":42}`))
+	}))
+	defer admind.Close()
+	p := loadPlugin(t, secretsEnv())
+	h, err := p.build(t, map[string]any{"admindURL": admind.URL, "internalTokenEnv": "SENTINEL_INTERNAL_TOKEN",
+		"hmacSecretEnv": "SENTINEL_HMAC_SECRET", "redisAddr": srv.Addr, "redisDB": strconv.Itoa(srv.DB)},
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { b.Fatal("a flood request was forwarded") }))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, "http://sentinel.test/v1/chat/completions", nil)
+	req.RemoteAddr = "127.0.1.1:4711"
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "flood/1.0")
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		n++
+		req.Header.Set("Authorization", "Bearer flood"+strconv.Itoa(1000000+n)+"0123456789abcdef")
+		rw := httptest.NewRecorder()
+		h.ServeHTTP(rw, req)
+		if rw.Code != http.StatusTooManyRequests {
+			b.Fatalf("answered %d %s", rw.Code, rw.Body)
+		}
+	}
+}
+
 // reportVsNoop adds the time per op as a ratio of the no-op plugin's and the difference.
 func reportVsNoop(b *testing.B, noopNs float64) {
 	ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
