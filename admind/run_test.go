@@ -516,6 +516,18 @@ func TestClaimLimitPerSource(t *testing.T) {
 	if n := count(t, conn, `SELECT count(*) FROM token_bindings WHERE key_hash = $1`, over) + count(t, conn, `SELECT count(*) FROM intercept_logs`); n != 0 {
 		t.Fatalf("over the limit: %d rows written", n)
 	}
+	// Nor anything in Redis: no claim, and the source's count stays at the limit however many
+	// more keys it sends.
+	rc := a.redis.Client(t)
+	for i := 0; i < 5; i++ {
+		a.internal(t, http.DefaultClient, "decide", hashKey("limitMore"+strconv.Itoa(i)+"0123456789"), "sk-…", "127.0.0.2", "")
+	}
+	if n := rc.Exists(context.Background(), "sentinel:claim:"+over).Val(); n != 0 {
+		t.Fatal("over the limit: a claim was written")
+	}
+	if n := rc.Get(context.Background(), "sentinel:claimsrc:127.0.0.2/32").Val(); n != "3" {
+		t.Fatalf("the source's count after 6 refused claims: %q, want the limit, 3", n)
+	}
 	if d, _ := a.decide(t, http.DefaultClient, bound, "127.0.0.2"); !d.Allow {
 		t.Fatalf("a bound key over the limit: %+v", d)
 	}
@@ -532,7 +544,7 @@ func TestClaimLimitPerSource(t *testing.T) {
 		t.Fatalf("a fourth address in the same /64: %+v", d)
 	}
 	st, body := a.call(t, "", http.MethodGet, "/metrics", nil)
-	if st != 200 || !strings.Contains(string(body), `sentinel_claims_total{outcome="limited"} 2`) {
+	if st != 200 || !strings.Contains(string(body), `sentinel_claims_total{outcome="limited"} 7`) {
 		t.Fatalf("metrics:\n%s", grepLines(string(body), "claims"))
 	}
 }

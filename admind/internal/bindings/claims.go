@@ -27,16 +27,29 @@ type Claim struct {
 
 // Claims holds claims (Redis: cache.Cache).
 type Claims interface {
-	// Claim holds keyHash for c unless a claim is held; it returns the claim holding after
-	// and whether it is c.
-	Claim(ctx context.Context, keyHash string, c Claim, ttl time.Duration) (Claim, bool, error)
+	// ClaimWithin holds keyHash for c unless a claim is held or c's source is at its limit
+	// (which then claims nothing), atomically, and counts a won claim against its source.
+	ClaimWithin(ctx context.Context, keyHash string, c Claim, ttl time.Duration, l SourceLimit) (ClaimOutcome, error)
 	HeldClaim(ctx context.Context, keyHash string) (Claim, bool, error)
 	ReleaseClaim(ctx context.Context, keyHash, id string) error
 	// ExpireClaim leaves the claim, if id holds it, ttl more to live.
 	ExpireClaim(ctx context.Context, keyHash, id string, ttl time.Duration) error
-	// CountClaim counts a new claim by source; it returns the window's count and the time
-	// until the window ends.
-	CountClaim(ctx context.Context, source netip.Prefix, window time.Duration) (int64, time.Duration, error)
+}
+
+// SourceLimit is the claim limit as it applies to one source; Limit 0: none.
+type SourceLimit struct {
+	Source netip.Prefix
+	Limit  int
+	Window time.Duration
+}
+
+// ClaimOutcome is what ClaimWithin found: the source at its limit (with the time left in its
+// window), or the claim that holds the key after, and whether it is the one asked for.
+type ClaimOutcome struct {
+	Held       Claim
+	Won        bool
+	Limited    bool
+	RetryAfter time.Duration
 }
 
 // ClaimLimit is how many new claims one source may make per window; Limit 0: no limit. A
@@ -94,20 +107,19 @@ func (s *Service) claim(ctx context.Context, r DecideRequest) (Decision, error) 
 		return Decision{}, fmt.Errorf("decide: claim id: %w", err)
 	}
 	mine := Claim{ID: id, Prefix: FirstUsePrefix(r.IP, v4, v6)}
-	held, won, err := s.Claims.Claim(ctx, r.KeyHash, mine, s.claimTTL())
+	out, err := s.Claims.ClaimWithin(ctx, r.KeyHash, mine, s.claimTTL(), s.sourceLimit(r.IP))
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide: %w", err)
 	}
+	held := out.Held
 	d := Decision{Provisional: true, ClaimID: held.ID, Binding: Binding{
 		KeyHash: r.KeyHash, KeyHint: r.KeyHint, Mode: ModeSingle, Status: StatusActive, CIDRs: []netip.Prefix{held.Prefix}}}
 	switch {
-	case won && s.overLimit(ctx, r, &d):
-		// The claim is dropped again: a source over its limit claims nothing.
-		if err := s.Claims.ReleaseClaim(ctx, r.KeyHash, mine.ID); err != nil {
-			return Decision{}, fmt.Errorf("decide: %w", err)
-		}
+	case out.Limited:
+		// A source at its limit claims nothing.
+		d = Decision{Provisional: true, Reason: contract.ReasonClaimLimited, RetryAfter: out.RetryAfter}
 		s.observeClaim("limited")
-	case won:
+	case out.Won:
 		d.Allow = true
 		s.observeClaim("claimed")
 	case held.Prefix.Contains(r.IP):
@@ -122,27 +134,16 @@ func (s *Service) claim(ctx context.Context, r DecideRequest) (Decision, error) 
 	return d, nil
 }
 
-// overLimit counts the source's new claim and, when that is one too many, fills d with the
-// refusal. A Redis failure here is not a refusal: the claim itself was just written, so Redis
-// answers; if it stopped meanwhile, the count is skipped once.
-func (s *Service) overLimit(ctx context.Context, r DecideRequest, d *Decision) bool {
+// sourceLimit is the claim limit in force for a claim from ip.
+func (s *Service) sourceLimit(ip netip.Addr) SourceLimit {
 	if s.ClaimLimits == nil {
-		return false
+		return SourceLimit{}
 	}
 	l := s.ClaimLimits()
 	if l.Limit <= 0 {
-		return false
+		return SourceLimit{}
 	}
-	n, left, err := s.Claims.CountClaim(ctx, FirstUsePrefix(r.IP, l.PrefixV4, l.PrefixV6), l.Window)
-	if err != nil {
-		s.Log.Warn("claim count failed", "err", err)
-		return false
-	}
-	if n <= int64(l.Limit) {
-		return false
-	}
-	d.Reason, d.ClaimID, d.RetryAfter = contract.ReasonClaimLimited, "", left
-	return true
+	return SourceLimit{Source: FirstUsePrefix(ip, l.PrefixV4, l.PrefixV6), Limit: l.Limit, Window: l.Window}
 }
 
 // ConfirmRequest is the plugin's report that New API served a provisional request.

@@ -2,9 +2,9 @@ package cache
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,12 +18,6 @@ import (
 // confirms or refuses it; only admind reads it.
 func ClaimKey(keyHash string) string { return "sentinel:claim:" + keyHash }
 
-// claimOrRead sets the claim unless one is held, atomically, and returns {won, held value}.
-// KEYS: claim. ARGV: value, ttl ms.
-var claimOrRead = redis.NewScript(`
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, ARGV[1]} end
-return {0, redis.call('GET', KEYS[1])}`)
-
 // expireIfHeld sets the claim's remaining life (0: deletes it) only while the given id holds
 // it. KEYS: claim. ARGV: id, ttl ms.
 var expireIfHeld = redis.NewScript(`
@@ -35,23 +29,6 @@ return redis.call('PEXPIRE', KEYS[1], ARGV[2])`)
 // ClaimSourceKey counts the new claims one source (a client address widened to the claim
 // prefix) made in the current window; every admind replica counts in the same key.
 func ClaimSourceKey(source netip.Prefix) string { return "sentinel:claimsrc:" + source.String() }
-
-// countInWindow adds one to the window's counter, starting the window on the first, and
-// returns {count, ms left}. KEYS: counter. ARGV: window ms.
-var countInWindow = redis.NewScript(`
-local n = redis.call('INCR', KEYS[1])
-if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return {n, redis.call('PTTL', KEYS[1])}`)
-
-// CountClaim counts one new claim by source and returns the window's count so far and the
-// time until the window ends.
-func (c *Cache) CountClaim(ctx context.Context, source netip.Prefix, window time.Duration) (int64, time.Duration, error) {
-	res, err := countInWindow.Run(ctx, c.rdb, []string{ClaimSourceKey(source)}, window.Milliseconds()).Int64Slice()
-	if err != nil || len(res) != 2 {
-		return 0, 0, fmt.Errorf("cache: count claim: %v", err)
-	}
-	return res[0], time.Duration(res[1]) * time.Millisecond, nil
-}
 
 // A claim's value is "<id> <prefix>".
 func claimValue(c bindings.Claim) string { return c.ID + " " + c.Prefix.String() }
@@ -65,20 +42,48 @@ func parseClaim(v string) (bindings.Claim, error) {
 	return bindings.Claim{ID: id, Prefix: p}, nil
 }
 
-// Claim holds keyHash for c unless a claim is held; it returns the claim that holds after and
-// whether it is c.
-func (c *Cache) Claim(ctx context.Context, keyHash string, claim bindings.Claim, ttl time.Duration) (bindings.Claim, bool, error) {
-	res, err := claimOrRead.Run(ctx, c.rdb, []string{ClaimKey(keyHash)}, claimValue(claim), ttl.Milliseconds()).Slice()
-	if err != nil {
-		return bindings.Claim{}, false, fmt.Errorf("cache: claim: %w", err)
+// claimWithinLimit is a first use's whole claim, atomically: the claim held on the key, if
+// any, is returned as it is; otherwise a source at its limit claims nothing and gets the time
+// left in its window; otherwise the claim is set and the source's count goes up by one, the
+// first count of a window starting it. One round trip, and nothing written for a source over
+// its limit, however many keys it floods.
+// KEYS: claim, source counter. ARGV: value, claim ttl ms, limit (0: none), window ms.
+// Returns {1, value} when won, {0, held value} when held, {-1, ms left} when limited.
+var claimWithinLimit = redis.NewScript(`
+local held = redis.call('GET', KEYS[1])
+if held then return {0, held} end
+local limit = tonumber(ARGV[3])
+if limit > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') >= limit then
+  return {-1, tostring(redis.call('PTTL', KEYS[2]))}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if limit > 0 then
+  local n = redis.call('INCR', KEYS[2])
+  if n == 1 or redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+end
+return {1, ARGV[1]}`)
+
+// ClaimWithin holds keyHash for c unless a claim is held or c's source is at its limit.
+func (c *Cache) ClaimWithin(ctx context.Context, keyHash string, claim bindings.Claim, ttl time.Duration, l bindings.SourceLimit) (bindings.ClaimOutcome, error) {
+	res, err := claimWithinLimit.Run(ctx, c.rdb, []string{ClaimKey(keyHash), ClaimSourceKey(l.Source)},
+		claimValue(claim), ttl.Milliseconds(), l.Limit, l.Window.Milliseconds()).Slice()
+	if err != nil || len(res) != 2 {
+		return bindings.ClaimOutcome{}, fmt.Errorf("cache: claim: %v", err)
 	}
-	won, _ := res[0].(int64)
+	status, _ := res[0].(int64)
 	v, _ := res[1].(string)
-	if v == "" { // released between SET and GET: the next decide claims it
-		return bindings.Claim{}, false, errors.New("cache: claim released while read")
+	if status == -1 {
+		left, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || left <= 0 { // the window ended as it was read
+			left = l.Window.Milliseconds()
+		}
+		return bindings.ClaimOutcome{Limited: true, RetryAfter: time.Duration(left) * time.Millisecond}, nil
 	}
 	held, err := parseClaim(v)
-	return held, won == 1, err
+	if err != nil {
+		return bindings.ClaimOutcome{}, err
+	}
+	return bindings.ClaimOutcome{Held: held, Won: status == 1}, nil
 }
 
 // HeldClaim returns the claim held on keyHash; ok is false when there is none.
