@@ -204,20 +204,30 @@ func (c *bindingCache) sweepHot(now time.Duration) {
 	}
 }
 
-// cachedBinding returns key's binding if it may still decide at now: before its retirement
-// while the cache is confirmed fresh, otherwise before it expires.
-func cachedBinding(c *bindingCache, key string, now time.Duration) *binding {
+// cachedBinding returns key's binding if it may still decide at now (before its retirement
+// while the cache is confirmed fresh, otherwise before it expires), and the lookup's view of
+// the cache, which is what a lookup elsewhere on a miss caches its answer under.
+func cachedBinding(c *bindingCache, key string, now time.Duration) (*binding, cacheView) {
 	c.mu.RLock()
 	b := c.entries[key]
 	fresh := c.freshUntil
+	view := cacheView{now: now, epoch: c.epoch}
 	c.mu.RUnlock()
 	if b == nil {
-		return nil
+		return nil, view
 	}
 	if now < fresh && now < b.retire || now < b.expires {
-		return b
+		return b, view
 	}
-	return nil
+	return nil, view
+}
+
+// cacheView is when a lookup began: the cache clock and the cache's epoch then. What the
+// lookup finds is cached as of that moment (so it expires no later than it would have) and
+// only if the cache was not emptied since.
+type cacheView struct {
+	now   time.Duration
+	epoch int64
 }
 
 // cacheEpoch is read before a lookup whose answer will be cached.

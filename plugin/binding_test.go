@@ -59,10 +59,10 @@ func TestBindingCacheBoundedAndExpiring(t *testing.T) {
 	if n := len(c.entries); n != 3 {
 		t.Fatalf("cache holds %d entries, want 3", n)
 	}
-	if cachedBinding(c, "e", 50) == nil {
+	if cached(c, "e", 50) == nil {
 		t.Error("fresh entry missing")
 	}
-	if cachedBinding(c, "e", 100) != nil {
+	if cached(c, "e", 100) != nil {
 		t.Error("expired entry returned while the cache was never confirmed fresh")
 	}
 }
@@ -78,28 +78,28 @@ func TestBindingCacheFreshness(t *testing.T) {
 		now  time.Duration
 		live bool
 	}{{99, true}, {150, true}, {209, true}, {210, false}} {
-		if got := cachedBinding(c, "k", tt.now) != nil; got != tt.live {
+		if got := cached(c, "k", tt.now) != nil; got != tt.live {
 			t.Errorf("at %d: live %v, want %v", tt.now, got, tt.live)
 		}
 	}
 	c.confirmFresh(295)
-	if cachedBinding(c, "k", 299) == nil || cachedBinding(c, "k", 300) != nil {
+	if cached(c, "k", 299) == nil || cached(c, "k", 300) != nil {
 		t.Error("retire does not bound a confirmed entry")
 	}
 
 	before := cacheEpoch(c)
 	c.invalidate()
-	if cachedBinding(c, "k", 150) != nil {
+	if cached(c, "k", 150) != nil {
 		t.Error("entry survived invalidate")
 	}
 	stale := &binding{expires: 1000, retire: 1000, epoch: before}
 	cachePut(c, "k", stale)
 	cachePutHot(c, "Bearer k", &hotEntry{b: stale}, 150)
-	if cachedBinding(c, "k", 150) != nil || len(c.hot) != 0 {
+	if cached(c, "k", 150) != nil || len(c.hot) != 0 {
 		t.Error("a lookup begun before the invalidation was cached")
 	}
 	cachePut(c, "k", &binding{expires: 1000, retire: 1000, epoch: cacheEpoch(c)})
-	if cachedBinding(c, "k", 150) == nil {
+	if cached(c, "k", 150) == nil {
 		t.Error("a lookup begun after the invalidation was not cached")
 	}
 }
@@ -200,4 +200,10 @@ func TestParseAdmindEntries(t *testing.T) {
 			t.Errorf("%q: %v", s, err)
 		}
 	}
+}
+
+// cached is cachedBinding's binding alone.
+func cached(c *bindingCache, key string, now time.Duration) *binding {
+	b, _ := cachedBinding(c, key, now)
+	return b
 }

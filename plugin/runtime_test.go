@@ -33,7 +33,7 @@ func TestPollConfirmsOrEmptiesCaches(t *testing.T) {
 	cachePut(bc, "k", &binding{expires: 0, retire: at + time.Minute, epoch: 1})
 	at += time.Second
 	step("unchanged", 1, at+2*time.Second)
-	if cachedBinding(bc, "k", at) == nil {
+	if cached(bc, "k", at) == nil {
 		t.Error("a confirmed entry was not live")
 	}
 	if c.runtime.failsafe.Load() != failsafeOpen {
@@ -41,7 +41,7 @@ func TestPollConfirmsOrEmptiesCaches(t *testing.T) {
 	}
 	at += time.Second
 	step("changed", 2, at+2*time.Second)
-	if cachedBinding(bc, "k", at) != nil {
+	if cached(bc, "k", at) != nil {
 		t.Error("entry survived a generation change")
 	}
 	at += time.Second

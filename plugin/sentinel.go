@@ -200,7 +200,7 @@ func serveGeneral(m *middleware, rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	b := cachedBinding(m.cache, key, cacheClock())
+	b, view := cachedBinding(m.cache, key, cacheClock())
 	code, claim, retryAfter := "", "", 0
 	if b != nil {
 		code = checkAddress(b, ip)
@@ -213,7 +213,7 @@ func serveGeneral(m *middleware, rw http.ResponseWriter, req *http.Request) {
 		}
 	}
 	if b == nil {
-		v := decideUncached(m, req, key, spelled, ip)
+		v := decideUncached(m, req, key, spelled, ip, view)
 		b, code, claim, retryAfter = v.b, v.code, v.claim, v.retryAfter
 		if !v.ok {
 			undecided(m, rw, req)
@@ -288,7 +288,7 @@ type verdict struct {
 }
 
 // rememberFromAdmind caches a binding admind sent, for no longer than admind allows.
-func rememberFromAdmind(m *middleware, key string, b *binding, cacheTTLS int, epoch int64) {
+func rememberFromAdmind(m *middleware, key string, b *binding, cacheTTLS int, view cacheView) {
 	ttl, maxAge := m.opts.cacheTTL, cacheMaxAge
 	if limit := time.Duration(cacheTTLS) * time.Second; limit > 0 && limit < maxAge {
 		maxAge = limit
@@ -296,32 +296,31 @@ func rememberFromAdmind(m *middleware, key string, b *binding, cacheTTLS int, ep
 			ttl = limit
 		}
 	}
-	remember(m, key, b, ttl, maxAge, epoch)
+	remember(m, key, b, ttl, maxAge, view)
 }
 
 // decideUncached looks the binding up in Redis, then asks admind (which claims an unbound key
 // for its first user). Each source has a function of its own: under Yaegi a call allocates
 // the whole frame of the function it enters, and most misses end in Redis.
-func decideUncached(m *middleware, req *http.Request, key, spelled string, ip netip.Addr) verdict {
-	epoch := cacheEpoch(m.cache)
+func decideUncached(m *middleware, req *http.Request, key, spelled string, ip netip.Addr, view cacheView) verdict {
 	hash := hashKey(m, key)
 	if b := redisBinding(m, hash); b != nil {
-		return decideByEntry(m, req, key, spelled, hash, b, ip, epoch)
+		return decideByEntry(m, req, key, spelled, hash, b, ip, view)
 	}
-	return decideByAdmind(m, req, key, spelled, hash, ip, epoch)
+	return decideByAdmind(m, req, key, spelled, hash, ip, view)
 }
 
 // decideByEntry decides with the binding entry Redis had for the key, and caches it.
-func decideByEntry(m *middleware, req *http.Request, key, spelled, hash string, b *binding, ip netip.Addr, epoch int64) verdict {
+func decideByEntry(m *middleware, req *http.Request, key, spelled, hash string, b *binding, ip netip.Addr, view cacheView) verdict {
 	// Two statements: under Yaegi v0.16.1 "b.hash, b.hint = hash, identity.Hint(spelled)"
 	// assigns "" to b.hash (a variable beside a call on the right loses its value), and every
 	// refusal decided from this cached binding would then report no key hash.
 	b.hash = hash
 	b.hint = identity.Hint(spelled)
-	remember(m, key, b, m.opts.cacheTTL, cacheMaxAge, epoch)
+	remember(m, key, b, m.opts.cacheTTL, cacheMaxAge, view)
 	code := checkAddress(b, ip)
 	if code == askAdmind {
-		return decideByAdmind(m, req, key, spelled, hash, ip, epoch)
+		return decideByAdmind(m, req, key, spelled, hash, ip, view)
 	}
 	if code != "" {
 		reportIntercept(m, req, hash, b.hint, ip, code)
@@ -331,7 +330,7 @@ func decideByEntry(m *middleware, req *http.Request, key, spelled, hash string, 
 
 // decideByAdmind asks admind, which reads PostgreSQL, records refusals itself and claims an
 // unbound key for its first user.
-func decideByAdmind(m *middleware, req *http.Request, key, spelled, hash string, ip netip.Addr, epoch int64) verdict {
+func decideByAdmind(m *middleware, req *http.Request, key, spelled, hash string, ip netip.Addr, view cacheView) verdict {
 	hint := identity.Hint(spelled)
 	dr := newDecideRequest(req, hash, hint, ip)
 	if spelled != key {
@@ -349,7 +348,7 @@ func decideByAdmind(m *middleware, req *http.Request, key, spelled, hash string,
 			return verdict{}
 		}
 	}
-	return admindVerdict(m, resp, key, hash, hint, epoch)
+	return admindVerdict(m, resp, key, hash, hint, view)
 }
 
 // decideOnKeyAndAddress asks admind again, without the request's method, path and
@@ -369,13 +368,13 @@ func decideOnKeyAndAddress(m *middleware, dr decideRequest, err error) (*decideR
 }
 
 // admindVerdict reads admind's answer to a decide, and caches the binding it sent.
-func admindVerdict(m *middleware, resp *decideResponse, key, hash, hint string, epoch int64) verdict {
+func admindVerdict(m *middleware, resp *decideResponse, key, hash, hint string, view cacheView) verdict {
 	var b *binding
 	if rb, err := bindingFromReply(resp.Binding); err == nil && rb != nil {
 		b = rb
 		b.hash = hash
 		b.hint = hint
-		rememberFromAdmind(m, key, b, resp.CacheTTLS, epoch)
+		rememberFromAdmind(m, key, b, resp.CacheTTLS, view)
 	}
 	if resp.Allow {
 		if resp.Provisional && b == nil {
@@ -443,11 +442,10 @@ func failOpen(m *middleware) bool {
 	return m.opts.failOpen
 }
 
-// remember caches b, looked up in the cache's epoch, for ttl (or maxAge while the cache is
-// confirmed fresh).
-func remember(m *middleware, key string, b *binding, ttl, maxAge time.Duration, epoch int64) {
-	now := cacheClock()
-	b.expires, b.retire, b.epoch = now+ttl, now+maxAge, epoch
+// remember caches b, found by a lookup that began at view, for ttl from then (or maxAge while
+// the cache is confirmed fresh).
+func remember(m *middleware, key string, b *binding, ttl, maxAge time.Duration, view cacheView) {
+	b.expires, b.retire, b.epoch = view.now+ttl, view.now+maxAge, view.epoch
 	cachePut(m.cache, key, b)
 }
 
