@@ -113,7 +113,14 @@ func redisGet(c *redisClient, key string) (value string, found bool, err error) 
 		c.markDown()
 		return "", false, err
 	}
-	value, found, err = getOn(rc, key, c.opts.timeout)
+	err = rc.conn.SetDeadline(time.Now().Add(c.opts.timeout))
+	if err == nil {
+		rc.w.WriteString("*2\r\n$3\r\nGET\r\n$" + strconv.Itoa(len(key)) + "\r\n" + key + "\r\n")
+		err = rc.w.Flush()
+	}
+	if err == nil {
+		value, found, err = readBulkString(rc.r)
+	}
 	if _, isReply := err.(*redisError); err != nil && !isReply {
 		_ = rc.conn.Close()
 		c.markDown()
@@ -121,18 +128,6 @@ func redisGet(c *redisClient, key string) (value string, found bool, err error) 
 	}
 	keepConn(c, rc)
 	return value, found, err
-}
-
-// getOn sends GET key on rc and reads the reply.
-func getOn(rc *respConn, key string, timeout time.Duration) (string, bool, error) {
-	if err := rc.conn.SetDeadline(time.Now().Add(timeout)); err != nil {
-		return "", false, err
-	}
-	rc.w.WriteString("*2\r\n$3\r\nGET\r\n$" + strconv.Itoa(len(key)) + "\r\n" + key + "\r\n")
-	if err := rc.w.Flush(); err != nil {
-		return "", false, fmt.Errorf("redis: write: %w", err)
-	}
-	return readBulkString(rc.r)
 }
 
 // readBulkString reads the reply to a GET: a bulk string, a nil reply (found false) or an
