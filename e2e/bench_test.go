@@ -756,10 +756,13 @@ func (s *stack) memory(t *testing.T, bulk int, soak time.Duration, wrk, script s
 func yaegiHotPath(t *testing.T) string {
 	var b strings.Builder
 	// The hot path in many iterations; the general path (a Redis round trip each) in fewer,
-	// each beside the no-op plugin in the same process.
+	// each beside the no-op plugin in the same process; a flood request (a Redis miss and
+	// admind's 429); and why the request code calls functions, not methods.
 	for _, run := range []struct{ bench, times string }{
 		{"CacheHitUnderYaegi/(noop|sentinel)$", "200000x"},
 		{"CacheHitUnderYaegi/(noop|general-redis)$", "5000x"},
+		{"FloodRequestUnderYaegi", "5000x"},
+		{"CallShapesUnderYaegi", "1000000x"},
 	} {
 		// internal/yaegihost is a module of its own (yaegi stays out of the plugin's go.mod).
 		cmd := exec.Command("go", "test", "-run", "^$", "-bench", run.bench, "-benchtime", run.times, "-count", "3", ".")
