@@ -63,7 +63,8 @@ if limit > 0 then
 end
 return {1, ARGV[1]}`)
 
-// ClaimWithin holds keyHash for c unless a claim is held or c's source is at its limit.
+// ClaimWithin holds keyHash for c unless a claim is held or c's source is at its limit. With
+// no limit (l.Limit 0) the source's counter is named but never touched.
 func (c *Cache) ClaimWithin(ctx context.Context, keyHash string, claim bindings.Claim, ttl time.Duration, l bindings.SourceLimit) (bindings.ClaimOutcome, error) {
 	res, err := claimWithinLimit.Run(ctx, c.rdb, []string{ClaimKey(keyHash), ClaimSourceKey(l.Source)},
 		claimValue(claim), ttl.Milliseconds(), l.Limit, l.Window.Milliseconds()).Slice()
@@ -74,7 +75,7 @@ func (c *Cache) ClaimWithin(ctx context.Context, keyHash string, claim bindings.
 	v, _ := res[1].(string)
 	if status == -1 {
 		left, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || left <= 0 { // the window ended as it was read
+		if err != nil || left <= 0 { // a counter without a TTL (not this script's): a whole window
 			left = l.Window.Milliseconds()
 		}
 		return bindings.ClaimOutcome{Limited: true, RetryAfter: time.Duration(left) * time.Millisecond}, nil
