@@ -131,10 +131,9 @@ func redisGet(c *redisClient, key string) (value string, found bool, err error) 
 }
 
 // readBulkString reads the reply to a GET: a bulk string, a nil reply (found false) or an
-// error reply (*redisError). It is readReply's reading of those three written as one
-// function, without readLine and readBulkBody: under Yaegi a call allocates every slot of the
-// function it enters, and this runs on every local cache miss. FuzzReadBulkString holds the
-// two readings to one.
+// error reply (*redisError). It is readReply's reading of those three, without readLine and
+// readReply's switch: under Yaegi a call allocates every slot of the function it enters, and
+// this runs on every local cache miss. FuzzReadBulkString holds the two readings to one.
 func readBulkString(r *bufio.Reader) (string, bool, error) {
 	line, err := r.ReadSlice('\n')
 	if err != nil {
@@ -150,21 +149,8 @@ func readBulkString(r *bufio.Reader) (string, bool, error) {
 	if line[0] != '$' {
 		return "", false, errRedisProtocol
 	}
-	size, err := strconv.Atoi(string(line[1:n]))
-	if err != nil || size < -1 || size > maxBulkLen {
-		return "", false, errRedisProtocol
-	}
-	if size == -1 {
-		return "", false, nil
-	}
-	buf := make([]byte, size+2)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return "", false, fmt.Errorf("redis: read: %w", err)
-	}
-	if buf[size] != '\r' || buf[size+1] != '\n' {
-		return "", false, errRedisProtocol
-	}
-	return string(buf[:size]), true, nil
+	body, null, bodyErr := readBulkBody(r, string(line[1:n]))
+	return body, !null && bodyErr == nil, bodyErr
 }
 
 // redisPipeline sends cmds in one write and reads one reply per command. Error replies are
