@@ -67,40 +67,72 @@ func TestBindingCacheBoundedAndExpiring(t *testing.T) {
 	}
 }
 
-// A confirmation that no binding changed (at 200, good for the cache's ttl of 10) keeps an
-// entry past its expiry until its retirement; a change empties the cache, and a lookup that
-// began before the change cannot put its answer back.
+// A confirmation that no binding changed (at 200 s, good for the cache's ttl of 10 s) keeps
+// an entry past its expiry until renewAhead before its retirement; a change empties the
+// cache, and a lookup that began before the change cannot put its answer back.
 func TestBindingCacheFreshness(t *testing.T) {
-	c := newBindingCache(10, 10)
-	cachePut(c, "k", &binding{expires: 100, retire: 300})
-	c.confirmFresh(200)
+	const s = time.Second
+	c := newBindingCache(10, 10*s)
+	cachePut(c, "k", &binding{expires: 100 * s, retire: 300 * s})
+	c.confirmFresh(200 * s)
 	for _, tt := range []struct {
 		now  time.Duration
 		live bool
-	}{{99, true}, {150, true}, {209, true}, {210, false}} {
+	}{{99 * s, true}, {150 * s, true}, {209 * s, true}, {210 * s, false}} {
 		if got := cached(c, "k", tt.now) != nil; got != tt.live {
-			t.Errorf("at %d: live %v, want %v", tt.now, got, tt.live)
+			t.Errorf("at %v: live %v, want %v", tt.now, got, tt.live)
 		}
 	}
-	c.confirmFresh(295)
-	if cached(c, "k", 299) == nil || cached(c, "k", 300) != nil {
-		t.Error("retire does not bound a confirmed entry")
+	c.confirmFresh(295 * s)
+	if cached(c, "k", 300*s-renewAhead-1) == nil || cached(c, "k", 300*s-renewAhead) != nil {
+		t.Error("retire, less renewAhead, does not bound a confirmed entry")
 	}
 
 	before := cacheEpoch(c)
 	c.invalidate()
-	if cached(c, "k", 150) != nil {
+	if cached(c, "k", 150*s) != nil {
 		t.Error("entry survived invalidate")
 	}
-	stale := &binding{expires: 1000, retire: 1000, epoch: before}
+	stale := &binding{expires: 1000 * s, retire: 1000 * s, epoch: before}
 	cachePut(c, "k", stale)
-	cachePutHot(c, "Bearer k", &hotEntry{b: stale}, 150)
-	if cached(c, "k", 150) != nil || len(c.hot) != 0 {
+	cachePutHot(c, "Bearer k", &hotEntry{b: stale}, 150*s)
+	if cached(c, "k", 150*s) != nil || len(c.hot) != 0 {
 		t.Error("a lookup begun before the invalidation was cached")
 	}
-	cachePut(c, "k", &binding{expires: 1000, retire: 1000, epoch: cacheEpoch(c)})
-	if cached(c, "k", 150) == nil {
+	cachePut(c, "k", &binding{expires: 1000 * s, retire: 1000 * s, epoch: cacheEpoch(c)})
+	if cached(c, "k", 150*s) == nil {
 		t.Error("a lookup begun after the invalidation was not cached")
+	}
+}
+
+// TestRenewedWhenItsHotEntryGoes: while the cache stays fresh, a binding's requests take the
+// hot path until its retirement nears, and from the moment the sweeper may have taken its hot
+// entry the general path refills it rather than deciding from the cache (which would not admit
+// it back), and not before: a sweep can take it hotMargin plus up to one sweep interval early.
+// Sweeps here run every 10 ms, as early as any sweep could remove the entry, and the retirement
+// falls at the end of a sweep slot, where a sweep takes it earliest relative to it.
+func TestRenewedWhenItsHotEntryGoes(t *testing.T) {
+	const step = 10 * time.Millisecond
+	c := newBindingCache(10, 2*time.Second)
+	t0 := time.Duration(c.hotSwept+4) * hotSweepInterval
+	c.confirmFresh(t0)
+	b := &binding{expires: t0 + 2*time.Second, retire: t0 + cacheMaxAge + hotSweepInterval - time.Millisecond, epoch: cacheEpoch(c)}
+	cachePut(c, "k", b)
+	cachePutHot(c, "Bearer k", &hotEntry{b: b, peer: "127.0.0.2:"}, t0)
+	renewedAt := time.Duration(-1)
+	for now := t0; now < b.retire; now += step {
+		c.confirmFresh(now)
+		c.sweepHot(now)
+		hot, live := c.hot["Bearer k"] != nil, cached(c, "k", now) != nil
+		if !hot && live {
+			t.Fatalf("%v before retirement the hot entry is gone and the general path still decides from the cache", b.retire-now)
+		}
+		if !live && renewedAt < 0 {
+			renewedAt = now
+		}
+	}
+	if earliest := hotMargin + hotSweepInterval; renewedAt < 0 || b.retire-renewedAt > earliest {
+		t.Errorf("renewed %v before retirement, earlier than any sweep takes its hot entry (%v)", b.retire-renewedAt, earliest)
 	}
 }
 
