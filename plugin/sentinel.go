@@ -167,80 +167,132 @@ func firstHit(m *middleware, b *binding) {
 }
 
 // serveGeneral follows the request path (docs/architecture.md): credentials, client IP,
-// decision, answer.
+// decision, answer. Under Yaegi a call allocates every slot of its function whatever branch
+// runs, so what only a refused or unusual request needs is in functions of its own.
 func serveGeneral(m *middleware, rw http.ResponseWriter, req *http.Request) {
-	if !m.opts.allowEncodedSlash && req.URL.RawPath != "" && hasEncodedSeparator(req.URL.RawPath) {
-		refuse(rw, http.StatusBadRequest, codeEncodedSlash)
-		return
+	o := m.opts
+	if req.URL.RawPath != "" {
+		if refusedEncodedSeparator(o, rw, req) {
+			return
+		}
 	}
-	key, spelled, err := apiKey(req, m.opts)
-	if err == errMalformedKey {
-		refuse(rw, http.StatusBadRequest, codeMalformedKey)
-		return
-	}
+	key, spelled, err := apiKey(req, o)
 	if err != nil {
-		refuse(rw, http.StatusBadRequest, codeAmbiguousKey)
+		refuseKeyError(rw, err)
 		return
 	}
 	if key == "" {
-		if m.opts.requireKey {
-			refuse(rw, http.StatusUnauthorized, codeMissingKey)
-			return
-		}
-		m.next.ServeHTTP(rw, req) // New API answers 401 itself
+		serveKeyless(m, rw, req)
 		return
 	}
-	ip, err := identity.ClientIP(req, m.opts.trustedProxies)
-	if err == identity.ErrUnnamedClient || (err == nil && identity.InPrefixes(ip, m.opts.relays)) {
-		fromRelay(m, rw, req, ip, err)
-		return
-	}
+	ip, err := identity.ClientIP(req, o.trustedProxies)
 	if err != nil {
-		refuse(rw, http.StatusBadRequest, codeBadClientIP)
+		clientUnknown(m, rw, req, ip, err)
 		return
 	}
-
+	if identity.InPrefixes(ip, o.relays) {
+		fromRelay(m, rw, req, ip, nil)
+		return
+	}
 	b, view := cachedBinding(m.cache, key, cacheClock())
 	code, claim, retryAfter := "", "", 0
 	if b != nil {
 		code = checkAddress(b, ip)
-		if code == askAdmind {
-			// A learning binding without this address: admind may learn it.
-			b = nil
-			code = ""
-		} else if code != "" {
-			reportIntercept(m, req, b.hash, b.hint, ip, code)
+		if code != "" {
+			b, code = refusedFromCache(m, req, b, ip, code)
 		}
 	}
 	if b == nil {
 		v := decideUncached(m, req, key, spelled, ip, view)
-		b, code, claim, retryAfter = v.b, v.code, v.claim, v.retryAfter
 		if !v.ok {
 			undecided(m, rw, req)
 			return
 		}
+		b, code, claim, retryAfter = v.b, v.code, v.claim, v.retryAfter
 	}
-	if code == codeClaimLimited && !m.opts.monitor {
-		refuseClaimLimited(rw, retryAfter)
-		return
-	}
-	if code != "" && !m.opts.monitor {
-		refuse(rw, http.StatusForbidden, code)
-		return
+	if code != "" {
+		if !o.monitor {
+			refuseDecided(rw, code, retryAfter)
+			return
+		}
 	}
 	if claim != "" {
 		serveClaimed(m, rw, req, key, spelled, ip, claim)
 		return
 	}
-	if code == "" && b != nil {
-		if !m.cache.hotless {
-			rememberHot(m, req, b)
-		}
-		if m.redis != nil {
-			countAllowed(&m.redis.usage, b)
+	if code == "" {
+		if b != nil {
+			allowed(m, req, b)
 		}
 	}
 	m.next.ServeHTTP(rw, req)
+}
+
+// refusedEncodedSeparator refuses a path that spells a separator encoded, unless allowed.
+func refusedEncodedSeparator(o *options, rw http.ResponseWriter, req *http.Request) bool {
+	if o.allowEncodedSlash || !hasEncodedSeparator(req.URL.RawPath) {
+		return false
+	}
+	refuse(rw, http.StatusBadRequest, codeEncodedSlash)
+	return true
+}
+
+// refuseKeyError answers a request whose key carriers apiKey could not read as one key.
+func refuseKeyError(rw http.ResponseWriter, err error) {
+	if err == errMalformedKey {
+		refuse(rw, http.StatusBadRequest, codeMalformedKey)
+		return
+	}
+	refuse(rw, http.StatusBadRequest, codeAmbiguousKey)
+}
+
+// serveKeyless forwards a request that carries no key (New API answers 401 itself), unless
+// requireKey.
+func serveKeyless(m *middleware, rw http.ResponseWriter, req *http.Request) {
+	if m.opts.requireKey {
+		refuse(rw, http.StatusUnauthorized, codeMissingKey)
+		return
+	}
+	m.next.ServeHTTP(rw, req)
+}
+
+// clientUnknown answers a keyed request whose client address ClientIP could not name.
+func clientUnknown(m *middleware, rw http.ResponseWriter, req *http.Request, ip netip.Addr, err error) {
+	if err == identity.ErrUnnamedClient {
+		fromRelay(m, rw, req, ip, err)
+		return
+	}
+	refuse(rw, http.StatusBadRequest, codeBadClientIP)
+}
+
+// refusedFromCache handles a cached binding that does not admit ip: a learning binding hands
+// the address to admind (nil, ""), which may learn it; any other refusal is reported.
+func refusedFromCache(m *middleware, req *http.Request, b *binding, ip netip.Addr, code string) (*binding, string) {
+	if code == askAdmind {
+		return nil, ""
+	}
+	reportIntercept(m, req, b.hash, b.hint, ip, code)
+	return b, code
+}
+
+// refuseDecided answers a refusal: 429 with Retry-After for a source over its claim limit,
+// 403 for the rest.
+func refuseDecided(rw http.ResponseWriter, code string, retryAfter int) {
+	if code == codeClaimLimited {
+		refuseClaimLimited(rw, retryAfter)
+		return
+	}
+	refuse(rw, http.StatusForbidden, code)
+}
+
+// allowed records a request b allowed: in the hot path's index, and in the usage counts.
+func allowed(m *middleware, req *http.Request, b *binding) {
+	if !m.cache.hotless {
+		rememberHot(m, req, b)
+	}
+	if m.redis != nil {
+		countAllowed(&m.redis.usage, b)
+	}
 }
 
 // undecided answers a request neither Redis nor admind could decide. Open mode forwards
