@@ -123,6 +123,31 @@ func TestRESPGetString(t *testing.T) {
 	}
 }
 
+// TestBreakerRestsThenClears: after a connection-level failure Redis is not tried for
+// retryInterval, and then the breaker clears itself, so the request path is back to testing
+// downUntil != 0 alone.
+func TestBreakerRestsThenClears(t *testing.T) {
+	o := testRedisOptions("127.0.0.1:1")
+	o.retryInterval = 50 * time.Millisecond
+	c := newRedisClient(o)
+	c.markDown()
+	if _, _, err := redisGet(c, "sentinel:b:k"); err != errRedisDown {
+		t.Fatalf("within retryInterval: %v, want errRedisDown", err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if resting(c) || c.downUntil.Load() != 0 {
+		t.Fatalf("after retryInterval: resting %v, down until %d", resting(c), c.downUntil.Load())
+	}
+	if _, _, err := redisGet(c, "sentinel:b:k"); err == nil || err == errRedisDown || c.downUntil.Load() == 0 {
+		t.Fatalf("a refused dial: %v, down until %d", err, c.downUntil.Load())
+	}
+	later := time.Now().Add(time.Hour).UnixNano()
+	c.downUntil.Store(later)
+	if !resting(c) || c.downUntil.Load() != later {
+		t.Fatal("a failure recorded later does not keep Redis resting")
+	}
+}
+
 func TestRESPAuthSelectAndPipeline(t *testing.T) {
 	addr, cmds := fakeRedis(t, []string{"+OK\r\n", "+OK\r\n", "$1\r\nx\r\n", ":1\r\n"})
 	o := testRedisOptions(addr)
