@@ -409,7 +409,7 @@ func readBulkBody(r *bufio.Reader, length string) (s string, null bool, err erro
 	}
 	buf := make([]byte, n+2)
 	if _, err := io.ReadFull(r, buf); err != nil {
-		return "", false, fmt.Errorf("redis: read: %w", err)
+		return "", false, readFailure(err)
 	}
 	if buf[n] != '\r' || buf[n+1] != '\n' {
 		return "", false, errRedisProtocol
@@ -417,7 +417,7 @@ func readBulkBody(r *bufio.Reader, length string) (s string, null bool, err erro
 	return string(buf[:n]), false, nil
 }
 
-// readFailure is the error for a line that could not be read.
+// readFailure is the error for a line or body that could not be read.
 func readFailure(err error) error {
 	if errors.Is(err, bufio.ErrBufferFull) {
 		return errRedisProtocol
