@@ -22,6 +22,8 @@ unit: web ## unit and integration tests (real PostgreSQL and redis-server), with
 yaegi: ## the plugin's tests under the yaegi CLI v0.16.1 (the interpreter Traefik embeds), and the plugin loaded in process as Traefik and the Plugin Catalog load it (internal/yaegihost, a module of its own)
 	scripts/yaegi-test.sh
 	cd internal/yaegihost && $(GO) test -race -count=1 -timeout 10m .
+# Without -race: Yaegi's own data races would fail it (internal/yaegihost/concurrency_test.go).
+	cd internal/yaegihost && $(GO) test -count=1 -timeout 10m -run '^TestConcurrentRedisUnderYaegi$$' -v .
 
 .PHONY: web
 web: ## build the admin console (npm ci + vite build into web/dist, embedded by admind)

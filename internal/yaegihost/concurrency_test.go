@@ -2,7 +2,7 @@
 
 // Yaegi v0.16.1 itself has data races the race detector reports when interpreted code runs
 // on many goroutines (lazy type resolution in interp/type.go, function wrappers), so this
-// test runs without -race: `make yaegi` runs it.
+// test is built only without -race: `make yaegi` runs it in a go test of its own.
 
 package yaegihost
 
