@@ -222,7 +222,12 @@ func serveGeneral(m *middleware, rw http.ResponseWriter, req *http.Request) {
 	}
 	if code == "" {
 		if b != nil {
-			allowed(m, req, b)
+			if !m.cache.hotless {
+				rememberHot(m, req, b)
+			}
+			if m.redis != nil {
+				countAllowed(&m.redis.usage, b)
+			}
 		}
 	}
 	m.next.ServeHTTP(rw, req)
@@ -283,16 +288,6 @@ func refuseDecided(rw http.ResponseWriter, code string, retryAfter int) {
 		return
 	}
 	refuse(rw, http.StatusForbidden, code)
-}
-
-// allowed records a request b allowed: in the hot path's index, and in the usage counts.
-func allowed(m *middleware, req *http.Request, b *binding) {
-	if !m.cache.hotless {
-		rememberHot(m, req, b)
-	}
-	if m.redis != nil {
-		countAllowed(&m.redis.usage, b)
-	}
 }
 
 // undecided answers a request neither Redis nor admind could decide. Open mode forwards
