@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -124,7 +125,22 @@ func startCluster(bin, dir string, port int) error {
 	if err != nil {
 		return fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, tail(logFile, 20))
 	}
+	stopWhenOrphaned(bin, dir)
 	return nil
+}
+
+// stopWhenOrphaned starts a watchdog that stops the cluster in dir and removes dir once this
+// test process has gone. pg_ctl detaches the server, and a process can end without running
+// its cleanup: the fuzz coordinator interrupts, then kills, a worker that is slow to exit, and
+// each worker of an admind fuzz target starts its own cluster (seen: make fuzz-brief left two
+// clusters running per run). After a normal stop the watchdog's stop fails quietly.
+func stopWhenOrphaned(bin, dir string) {
+	stop := asPostgresUser(filepath.Join(bin, "pg_ctl"), "-D", filepath.Join(dir, "data"), "-m", "immediate", "-w", "stop")
+	watchdog := exec.Command("sh", append([]string{"-c",
+		`pid=$1 dir=$2; shift 2; while kill -0 "$pid" 2>/dev/null; do sleep 1; done; "$@" >/dev/null 2>&1; rm -rf "$dir"`,
+		"watchdog", strconv.Itoa(os.Getpid()), dir}, stop.Args...)...)
+	watchdog.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives a Ctrl-C to the test's process group
+	_ = watchdog.Start()                                      // best effort: the normal stop does not depend on it
 }
 
 // StopPostgresCluster stops the cluster in dir (immediately) and removes dir.
