@@ -285,6 +285,7 @@ func (s *stack) start(t *testing.T, dir, name string, env []string, bin string, 
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = testenv.DiesWithTest()
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile

@@ -76,7 +76,7 @@ func (r *RedisServer) Client(t testing.TB) *redis.Client {
 func (r *RedisServer) Start() error {
 	r.cmd = exec.Command("redis-server", append([]string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log")}, r.args...)...)
-	r.cmd.SysProcAttr = diesWithTest()
+	r.cmd.SysProcAttr = DiesWithTest()
 	if err := r.cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
@@ -153,7 +153,7 @@ sentinel failover-timeout %s 5000
 		fatalf(t, "%v", err)
 	}
 	cmd := exec.Command("redis-server", conf, "--sentinel")
-	cmd.SysProcAttr = diesWithTest()
+	cmd.SysProcAttr = DiesWithTest()
 	if err := cmd.Start(); err != nil {
 		fatalf(t, "start redis sentinel: %v", err)
 	}
@@ -172,12 +172,4 @@ sentinel failover-timeout %s 5000
 		time.Sleep(100 * time.Millisecond)
 	}
 	return f
-}
-
-// diesWithTest makes a server this process starts get SIGKILL when the process ends, even when
-// its cleanup never runs (a fuzz worker its coordinator kills, a test binary that times out).
-// The kernel sends it when the OS thread that started the server exits, which in Go is the
-// process ending: the runtime keeps its threads, and nothing here locks one.
-func diesWithTest() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }

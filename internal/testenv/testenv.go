@@ -99,6 +99,9 @@ func StartProcess(t testing.TB, name string, cmd *exec.Cmd, logPath string) *Pro
 		fatalf(t, "%s: %v", name, err)
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = DiesWithTest()
+	}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		fatalf(t, "%s: start: %v", name, err)
@@ -118,3 +121,13 @@ func StartProcess(t testing.TB, name string, cmd *exec.Cmd, logPath string) *Pro
 
 // Tail is the last n lines of the file at path.
 func Tail(path string, n int) string { return tail(path, n) }
+
+// DiesWithTest makes a process the test starts get SIGKILL when the test process ends, even when
+// its cleanup never runs (a fuzz worker its coordinator kills, a test binary that times out).
+// A process that changes its user afterwards (mariadbd --user) loses it: Linux clears it then.
+// The kernel sends it when the OS thread that started the process exits, which in Go is the
+// test process ending: the runtime keeps its threads, and the one thread a test locks
+// (InNetns) only dials and listens, it never starts a process.
+func DiesWithTest() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
