@@ -118,7 +118,9 @@ func redisGet(c *redisClient, key string) (value string, found bool, err error) 
 	err = rc.conn.SetDeadline(time.Now().Add(c.opts.timeout))
 	if err == nil {
 		rc.w.WriteString("*2\r\n$3\r\nGET\r\n$" + strconv.Itoa(len(key)) + "\r\n" + key + "\r\n")
-		err = rc.w.Flush()
+		if err = rc.w.Flush(); err != nil {
+			err = writeFailure(err)
+		}
 	}
 	if err == nil {
 		value, found, err = readBulkString(rc.r)
@@ -324,7 +326,7 @@ func roundTrip(rc *respConn, cmds [][]string, timeout time.Duration) ([]respValu
 		writeCommand(rc.w, args)
 	}
 	if err := rc.w.Flush(); err != nil {
-		return nil, fmt.Errorf("redis: write: %w", err)
+		return nil, writeFailure(err)
 	}
 	replies := make([]respValue, len(cmds))
 	for i := range replies {
@@ -416,6 +418,9 @@ func readBulkBody(r *bufio.Reader, length string) (s string, null bool, err erro
 	}
 	return string(buf[:n]), false, nil
 }
+
+// writeFailure is the error for commands that could not be sent.
+func writeFailure(err error) error { return fmt.Errorf("redis: write: %w", err) }
 
 // readFailure is the error for a line or body that could not be read.
 func readFailure(err error) error {
