@@ -152,9 +152,15 @@ func connectionFailed(c *redisClient, rc *respConn, err error) bool {
 	if _, isReply := err.(*redisError); isReply {
 		return false
 	}
+	dropConn(c, rc)
+	return true
+}
+
+// dropConn closes rc after a failure on it and marks Redis down: the server failed or was
+// demoted, and the next request must not reuse the connection.
+func dropConn(c *redisClient, rc *respConn) {
 	_ = rc.conn.Close()
 	c.markDown()
-	return true
 }
 
 // readBulkString reads the reply to a GET: a bulk string, a nil reply (found false) or an
@@ -195,16 +201,14 @@ func redisPipeline(c *redisClient, cmds [][]string) ([]respValue, error) {
 	}
 	replies, err := roundTrip(rc, cmds, c.opts.timeout)
 	if err != nil {
-		_ = rc.conn.Close()
-		c.markDown()
+		dropConn(c, rc)
 		return nil, err
 	}
 	for _, r := range replies {
 		if r.kind == '-' && strings.HasPrefix(r.str, "READONLY") {
 			// The server was demoted in a failover: its replies stand (they are error
 			// replies), but the next connection must go to the new primary.
-			_ = rc.conn.Close()
-			c.markDown()
+			dropConn(c, rc)
 			return replies, nil
 		}
 	}
