@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 		log.Warn("runtime settings not loaded yet", "err", err)
 	}
 	decider := &bindings.Service{
-		Store: db, Cache: rcache, Claims: rcache, Log: log,
+		Store: db, Cache: rcache, Claims: rcache, Bound: rcache, Log: log,
 		ClaimLimits: func() bindings.ClaimLimit {
 			s := live.Current()
 			return bindings.ClaimLimit{Limit: s.ClaimLimit, Window: time.Duration(s.ClaimWindowSeconds) * time.Second,
@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 			m.Decisions.WithLabelValues(outcome).Inc()
 		},
 	}
-	admin := &bindings.Admin{Store: db, Cache: rcache, Log: log, RedisEntryTTL: cfg.RedisEntryTTL, Now: time.Now}
+	admin := &bindings.Admin{Store: db, Cache: rcache, Bound: rcache, Log: log, RedisEntryTTL: cfg.RedisEntryTTL, Now: time.Now}
 
 	notifier := &alerts.Notifier{
 		Settings: live.Current, Secret: []byte(cfg.AlertWebhookSecret), Client: netguard.Client(10*time.Second, cfg.AlertWebhookAllowPrivate),
@@ -144,6 +144,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 		OnFailsafe:     evaluator.Failsafe,
 		OnRejected:     func(n int64) { m.PluginRejected.Add(float64(n)) },
 		OnHiddenClient: func(n int64) { m.HiddenClients.Add(float64(n)) },
+		OnLimited:      func(n int64) { m.Claims.WithLabelValues("limited").Add(float64(n)) },
 		BadRow:         store.RefusedByServer,
 		OnDropped:      func(n int) { m.EventsDropped.Add(float64(n)) },
 	}
@@ -203,6 +204,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 		notifier.Run,
 		evaluator.Run,
 		func(ctx context.Context) { every(ctx, settings.RefreshInterval, admin.RetryInvalidations) },
+		func(ctx context.Context) {
+			// Rebuilt at start (bindings written to PostgreSQL by other means get in), then kept.
+			keep := func(how func(context.Context, func(context.Context, func(string) error) error) (bool, error)) func(context.Context) {
+				return func(ctx context.Context) {
+					start := time.Now()
+					rebuilt, err := how(ctx, db.EachKeyHash)
+					switch {
+					case err != nil && ctx.Err() == nil:
+						log.Warn("bound set not kept; the plugin asks admind for every source over its claim limit meanwhile", "err", err)
+					case rebuilt:
+						log.Info("bound set rebuilt from PostgreSQL", "took", time.Since(start).Round(time.Millisecond))
+					}
+				}
+			}
+			keep(rcache.RebuildBound)(ctx)
+			every(ctx, boundKeepInterval, keep(rcache.KeepBound))
+		},
 		func(ctx context.Context) {
 			every(ctx, lastUseSyncInterval, func(ctx context.Context) {
 				if _, err := syncer.Sync(ctx); err != nil && ctx.Err() == nil {
@@ -303,6 +321,11 @@ func newRedis(cfg config.Config) *redis.Client {
 const lastUseSyncInterval = 5 * time.Second
 
 // every calls fn every interval until ctx ends.
+// boundKeepInterval: how often the bound set (cache/bound.go) is checked, and rebuilt when
+// its marker is gone or an add failed; also how long a failed add can go unnoticed by a
+// rebuild.
+const boundKeepInterval = 5 * time.Second
+
 func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()

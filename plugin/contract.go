@@ -8,12 +8,15 @@ import "strconv"
 // to. admind's side is admind/internal/contract; the golden fixture testdata/contract.json is
 // read by both sides' tests (contract_test.go here), so a rename on one side fails go test.
 
-// Redis keys. Every one starts with "sentinel:"; admind writes the first three, the plugin
+// Redis keys. Every one starts with "sentinel:"; admind writes the first six, the plugin
 // the others.
 const (
 	bindingKeyPrefix   = "sentinel:b:"             // + key hash: the binding entry
 	generationKey      = "sentinel:gen"            // the binding generation (runtime.go)
 	settingsKey        = "sentinel:settings"       // the published runtime settings (JSON)
+	claimKeyPrefix     = "sentinel:claim:"         // + key hash: a provisional first use (exists or not)
+	boundSetKey        = "sentinel:bound"          // set: boundMember of every binding's key hash
+	boundCompleteKey   = "sentinel:bound:complete" // exists while boundSetKey holds every binding
 	eventsStream       = "sentinel:events"         // intercept and failsafe events
 	lastUseKey         = "sentinel:lastuse"        // hash: key hash → unix ms last seen used
 	allowedStatsPrefix = "sentinel:stats:allowed:" // + UTC day (2006-01-02): allowed requests
@@ -24,6 +27,13 @@ const eventsStreamMax = "100000"
 
 // redisBindingKey is where admind caches a binding.
 func redisBindingKey(hash string) string { return bindingKeyPrefix + hash }
+
+// redisClaimKey is where admind holds a key's provisional first use.
+func redisClaimKey(hash string) string { return claimKeyPrefix + hash }
+
+// boundMember is a key hash's member of the bound set: its first 16 hex characters. A
+// collision with a bound key only sends the request to admind.
+func boundMember(hash string) string { return hash[:16] }
 
 // The binding entry, v1|<status>|<mode>|<cidr>,<cidr>,... (parseBindingEntry).
 const (
@@ -56,10 +66,12 @@ func interceptEvent(ev decideRequest, atMillis string) []string {
 
 // failsafeEvent is the field list of a usage flush's failsafe entry on eventsStream: requests
 // forwarded (open) and refused (closed) because nothing could decide, decide requests admind
-// refused, and keyed requests refused as coming from a relay.
-func failsafeEvent(open, closed, rejected, hidden int64, atMillis string) []string {
+// refused, keyed requests refused as coming from a relay, and first uses refused because
+// their source was over its claim limit (limits.go).
+func failsafeEvent(open, closed, rejected, hidden, limited int64, atMillis string) []string {
 	return []string{"type", "failsafe", "open", strconv.FormatInt(open, 10), "closed", strconv.FormatInt(closed, 10),
-		"rejected", strconv.FormatInt(rejected, 10), "hidden", strconv.FormatInt(hidden, 10), "at", atMillis}
+		"rejected", strconv.FormatInt(rejected, 10), "hidden", strconv.FormatInt(hidden, 10),
+		"limited", strconv.FormatInt(limited, 10), "at", atMillis}
 }
 
 // admind's internal API, under admindURL, each a POST with "Authorization: Bearer <token>".

@@ -19,6 +19,10 @@ type contractFixture struct {
 		LastUseKey        string `json:"last_use_key"`
 		Day               string `json:"day"`
 		AllowedCounterKey string `json:"allowed_counter_key"`
+		ClaimKey          string `json:"claim_key"`
+		BoundSetKey       string `json:"bound_set_key"`
+		BoundCompleteKey  string `json:"bound_complete_key"`
+		BoundMember       string `json:"bound_member"`
 	} `json:"redis"`
 	BindingEntries []struct {
 		Entry  string   `json:"entry"`
@@ -99,8 +103,10 @@ func pairsToMap(t *testing.T, pairs []string) map[string]string {
 
 func TestContractRedisKeys(t *testing.T) {
 	c := loadContract(t).Redis
-	got := []string{redisBindingKey(c.KeyHash), generationKey, settingsKey, eventsStream, lastUseKey, allowedStatsPrefix + c.Day}
-	want := []string{c.BindingKey, c.GenerationKey, c.SettingsKey, c.EventsStream, c.LastUseKey, c.AllowedCounterKey}
+	got := []string{redisBindingKey(c.KeyHash), generationKey, settingsKey, eventsStream, lastUseKey, allowedStatsPrefix + c.Day,
+		redisClaimKey(c.KeyHash), boundSetKey, boundCompleteKey, boundMember(c.KeyHash)}
+	want := []string{c.BindingKey, c.GenerationKey, c.SettingsKey, c.EventsStream, c.LastUseKey, c.AllowedCounterKey,
+		c.ClaimKey, c.BoundSetKey, c.BoundCompleteKey, c.BoundMember}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("Redis key %d: the plugin uses %q, the contract says %q", i, got[i], want[i])
@@ -152,7 +158,7 @@ func TestContractStreamEvents(t *testing.T) {
 	if got := pairsToMap(t, interceptEvent(ev, ie["at"])); !reflect.DeepEqual(got, ie) {
 		t.Errorf("intercept event\n the plugin writes %v\n the contract says %v", got, ie)
 	}
-	if got := pairsToMap(t, failsafeEvent(3, 4, 1, 2, c.FailsafeEvent["at"])); !reflect.DeepEqual(got, c.FailsafeEvent) {
+	if got := pairsToMap(t, failsafeEvent(3, 4, 1, 2, 5, c.FailsafeEvent["at"])); !reflect.DeepEqual(got, c.FailsafeEvent) {
 		t.Errorf("failsafe event\n the plugin writes %v\n the contract says %v", got, c.FailsafeEvent)
 	}
 }

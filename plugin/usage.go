@@ -37,6 +37,7 @@ type usage struct {
 	failsafeClosed atomic.Int64 // requests answered 503
 	rejected       atomic.Int64 // decide requests admind refused (errAdmindRejected)
 	hidden         atomic.Int64 // keyed requests refused as coming from a relay (fromRelay)
+	limited        atomic.Int64 // first uses refused here: their source is over its claim limit (limits.go)
 }
 
 // countAllowed counts one allowed request for b.
@@ -80,7 +81,9 @@ func (u *usage) flush(c *redisClient, now time.Time) {
 		}
 	}
 	open, closed, rejected, hidden := u.failsafeOpen.Swap(0), u.failsafeClosed.Swap(0), u.rejected.Swap(0), u.hidden.Swap(0)
-	if len(counts) == 0 && open == 0 && closed == 0 && rejected == 0 && hidden == 0 {
+	limited := u.limited.Swap(0)
+	tallied := open > 0 || closed > 0 || rejected > 0 || hidden > 0 || limited > 0
+	if len(counts) == 0 && !tallied {
 		return
 	}
 	ms := strconv.FormatInt(now.UnixMilli(), 10)
@@ -97,9 +100,9 @@ func (u *usage) flush(c *redisClient, now time.Time) {
 		cmds = append(cmds, hset, []string{"PEXPIRE", lastUseKey, lastUseTTL},
 			[]string{"INCRBY", day, strconv.FormatInt(total, 10)}, []string{"EXPIRE", day, statsTTL})
 	}
-	if open > 0 || closed > 0 || rejected > 0 || hidden > 0 {
+	if tallied {
 		cmds = append(cmds, append([]string{"XADD", eventsStream, "MAXLEN", "~", eventsStreamMax, "*"},
-			failsafeEvent(open, closed, rejected, hidden, ms)...))
+			failsafeEvent(open, closed, rejected, hidden, limited, ms)...))
 	}
 	// One transaction: nobody sees sentinel:lastuse or the day's counter between its write
 	// and its TTL (every sentinel:* counter carries one), and a refused EXEC keeps the counts.
@@ -112,6 +115,7 @@ func (u *usage) flush(c *redisClient, now time.Time) {
 	u.failsafeClosed.Add(closed)
 	u.rejected.Add(rejected)
 	u.hidden.Add(hidden)
+	u.limited.Add(limited)
 	u.mu.Lock()
 	if u.pending == nil {
 		u.pending = make(map[string]int64, len(counts))

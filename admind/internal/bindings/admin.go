@@ -74,6 +74,7 @@ type AdminCache interface {
 type Admin struct {
 	Store         AdminStore
 	Cache         AdminCache
+	Bound         BoundSet // nil: none kept
 	Log           *slog.Logger
 	RedisEntryTTL time.Duration // lifetime of a binding entry in Redis
 	Now           func() time.Time
@@ -161,6 +162,7 @@ func (a *Admin) Unbind(ctx context.Context, who audit.Actor, id int64) (Change, 
 	ok := a.updateCache(ctx, before.KeyHash, func(ctx context.Context) error {
 		return a.Cache.DropBinding(ctx, before.KeyHash, version, a.RedisEntryTTL)
 	})
+	removeBound(ctx, a.Bound, a.Log, before.KeyHash)
 	a.Log.Info("binding removed", "action", "binding.unbind", "actor", who.Name, "binding_id", id, "key_hint", before.KeyHint)
 	return Change{Before: before, CacheUpdated: ok}, nil
 }
@@ -171,6 +173,7 @@ func (a *Admin) DropCached(ctx context.Context, keyHash string, version int64) {
 	a.updateCache(ctx, keyHash, func(ctx context.Context) error {
 		return a.Cache.DropBinding(ctx, keyHash, version, a.RedisEntryTTL)
 	})
+	removeBound(ctx, a.Bound, a.Log, keyHash)
 }
 
 func (a *Admin) updateCache(ctx context.Context, keyHash string, update func(context.Context) error) bool {

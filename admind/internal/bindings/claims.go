@@ -182,7 +182,9 @@ func (s *Service) Confirm(ctx context.Context, r ConfirmRequest) (Decision, erro
 			first.Mode, first.LearnSlots, first.LearnUntil = ModeLearning, l.Slots, l.Until
 		}
 	}
+	written := addBound(ctx, s.Bound, s.Log, r.KeyHash)
 	b, created, err := s.Store.BindFirstUse(ctx, first)
+	written()
 	if err != nil {
 		return Decision{}, fmt.Errorf("confirm: %w", err)
 	}

@@ -60,6 +60,7 @@ type Service struct {
 	Store  Store
 	Cache  Cache
 	Claims Claims
+	Bound  BoundSet // nil: none kept (the plugin then never finds it complete)
 	Log    *slog.Logger
 	// BindPrefixes gives the IPv4 and IPv6 prefix lengths a first use binds (runtime settings).
 	BindPrefixes  func() (v4, v6 int)
@@ -99,6 +100,10 @@ func (s *Service) Decide(ctx context.Context, r DecideRequest) (Decision, error)
 		if moved, err = s.Store.RehashLegacy(ctx, r.LegacyKeyHash, r.KeyHash); err == nil {
 			b, err = s.Store.BindingByHash(ctx, r.KeyHash)
 			if moved {
+				// Added after the move, not before: almost every first use sends a legacy hash
+				// and finds nothing to move. The legacy member stays until the next rebuild, so
+				// the spelling that moved it keeps finding it meanwhile.
+				addBound(ctx, s.Bound, s.Log, r.KeyHash)()
 				s.Log.Info("binding moved to the canonical key hash", "key_hint", r.KeyHint)
 			}
 		}

@@ -47,9 +47,11 @@ func (a *Admin) Create(ctx context.Context, who audit.Actor, nb NewBinding) (Bin
 	if err != nil {
 		return Binding{}, err
 	}
+	written := addBound(ctx, a.Bound, a.Log, b.KeyHash)
 	created, bound, err := a.Store.CreateBindings(ctx, []Binding{b}, func(c []Binding) audit.Entry {
 		return audit.Entry{Actor: who, Action: "binding.create", Target: fmt.Sprintf("binding:%d", c[0].ID), After: c[0].View()}
 	})
+	written()
 	switch {
 	case err != nil:
 		return Binding{}, err
@@ -136,6 +138,11 @@ func (a *Admin) Import(ctx context.Context, who audit.Actor, format string, rows
 	if len(bad) > 0 {
 		return 0, &ImportError{Rows: bad}
 	}
+	hashes := make([]string, len(list))
+	for i, b := range list {
+		hashes[i] = b.KeyHash
+	}
+	written := addBound(ctx, a.Bound, a.Log, hashes...)
 	created, bound, err := a.Store.CreateBindings(ctx, list, func(c []Binding) audit.Entry {
 		lo, hi := c[0].ID, c[0].ID
 		for _, b := range c {
@@ -144,6 +151,7 @@ func (a *Admin) Import(ctx context.Context, who audit.Actor, format string, rows
 		return audit.Entry{Actor: who, Action: "binding.import", Target: "bindings",
 			After: map[string]any{"format": format, "count": len(c), "first_id": lo, "last_id": hi}}
 	})
+	written()
 	if err != nil {
 		return 0, err
 	}

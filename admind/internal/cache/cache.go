@@ -16,7 +16,8 @@ import (
 
 // Cache wraps a go-redis client.
 type Cache struct {
-	rdb *redis.Client
+	rdb   *redis.Client
+	bound boundState // bound.go
 }
 
 // New wraps rdb.
@@ -78,7 +79,7 @@ func (c *Cache) ChangeBinding(ctx context.Context, keyHash, entry string, versio
 // DropBinding removes a binding's entry (unbind, archive), again ordered by version, and
 // moves the generation.
 func (c *Cache) DropBinding(ctx context.Context, keyHash string, version int64, ttl time.Duration) error {
-	keys := append(bindingKeys(keyHash), ClaimKey(keyHash))
+	keys := append(bindingKeys(keyHash), contract.ClaimKey(keyHash))
 	if err := dropIfNewer.Run(ctx, c.rdb, keys, version, ttl.Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("cache: drop binding: %w", err)
 	}

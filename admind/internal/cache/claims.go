@@ -14,10 +14,6 @@ import (
 	"github.com/key-ip-sentinel/sentinel/admind/internal/contract"
 )
 
-// ClaimKey holds a provisional first use of a key (bindings.Claim) until New API's answer
-// confirms or refuses it; only admind reads it.
-func ClaimKey(keyHash string) string { return "sentinel:claim:" + keyHash }
-
 // expireIfHeld sets the claim's remaining life (0: deletes it) only while the given id holds
 // it. KEYS: claim. ARGV: id, ttl ms.
 var expireIfHeld = redis.NewScript(`
@@ -66,7 +62,7 @@ return {1, ARGV[1]}`)
 // ClaimWithin holds keyHash for c unless a claim is held or c's source is at its limit. With
 // no limit (l.Limit 0) the source's counter is named but never touched.
 func (c *Cache) ClaimWithin(ctx context.Context, keyHash string, claim bindings.Claim, ttl time.Duration, l bindings.SourceLimit) (bindings.ClaimOutcome, error) {
-	res, err := claimWithinLimit.Run(ctx, c.rdb, []string{ClaimKey(keyHash), ClaimSourceKey(l.Source)},
+	res, err := claimWithinLimit.Run(ctx, c.rdb, []string{contract.ClaimKey(keyHash), ClaimSourceKey(l.Source)},
 		claimValue(claim), ttl.Milliseconds(), l.Limit, l.Window.Milliseconds()).Slice()
 	if err != nil || len(res) != 2 {
 		return bindings.ClaimOutcome{}, fmt.Errorf("cache: claim: %v", err)
@@ -89,7 +85,7 @@ func (c *Cache) ClaimWithin(ctx context.Context, keyHash string, claim bindings.
 
 // HeldClaim returns the claim held on keyHash; ok is false when there is none.
 func (c *Cache) HeldClaim(ctx context.Context, keyHash string) (bindings.Claim, bool, error) {
-	v, err := c.rdb.Get(ctx, ClaimKey(keyHash)).Result()
+	v, err := c.rdb.Get(ctx, contract.ClaimKey(keyHash)).Result()
 	if err == redis.Nil {
 		return bindings.Claim{}, false, nil
 	}
@@ -107,7 +103,7 @@ func (c *Cache) ReleaseClaim(ctx context.Context, keyHash, id string) error {
 
 // ExpireClaim leaves the claim on keyHash, if id still holds it, ttl more to live.
 func (c *Cache) ExpireClaim(ctx context.Context, keyHash, id string, ttl time.Duration) error {
-	if err := expireIfHeld.Run(ctx, c.rdb, []string{ClaimKey(keyHash)}, id, ttl.Milliseconds()).Err(); err != nil {
+	if err := expireIfHeld.Run(ctx, c.rdb, []string{contract.ClaimKey(keyHash)}, id, ttl.Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("cache: expire claim: %w", err)
 	}
 	return nil

@@ -28,6 +28,23 @@ const (
 // BindingKey is where a binding's entry is cached for the plugin.
 func BindingKey(keyHash string) string { return bindingKeyPrefix + keyHash }
 
+// ClaimKey holds a provisional first use of a key until New API's answer confirms or refuses
+// it (admind/internal/bindings/claims.go). The plugin only asks whether it exists.
+func ClaimKey(keyHash string) string { return "sentinel:claim:" + keyHash }
+
+// The bound set: BoundMember of every binding's key hash, a superset of the bindings while
+// BoundCompleteKey exists (admind/internal/cache/bound.go). The plugin reads both to refuse a
+// source over its claim limit without asking admind: a key whose member is missing from a
+// complete set, and that no claim holds, is bound nowhere.
+const (
+	BoundSetKey      = "sentinel:bound"
+	BoundCompleteKey = "sentinel:bound:complete"
+	BoundMemberLen   = 16 // hex characters: 64 bits, so a collision is rare and only costs a decide
+)
+
+// BoundMember is keyHash's member of the bound set (keyHash is valid: ValidKeyHash).
+func BoundMember(keyHash string) string { return keyHash[:BoundMemberLen] }
+
 // AllowedCounterKey counts the allowed requests of one UTC day ("2006-01-02"), written by
 // the plugin's usage flush.
 func AllowedCounterKey(day string) string { return allowedStatsPrefix + day }
@@ -59,6 +76,7 @@ const (
 	FieldClosed       = "closed"   // requests answered 503 (failsafe closed)
 	FieldRejected     = "rejected" // decide requests admind refused
 	FieldHidden       = "hidden"   // keyed requests refused as coming from a relay
+	FieldLimited      = "limited"  // first uses the plugin refused itself: their source is over its claim limit
 )
 
 // The internal API, each a POST behind the internal token, on the internal listener only.

@@ -21,6 +21,10 @@ type fixture struct {
 		LastUseKey        string `json:"last_use_key"`
 		Day               string `json:"day"`
 		AllowedCounterKey string `json:"allowed_counter_key"`
+		ClaimKey          string `json:"claim_key"`
+		BoundSetKey       string `json:"bound_set_key"`
+		BoundCompleteKey  string `json:"bound_complete_key"`
+		BoundMember       string `json:"bound_member"`
 	} `json:"redis"`
 	BindingEntries []struct {
 		Entry  string   `json:"entry"`
@@ -93,8 +97,10 @@ func sorted(list ...string) []string { sort.Strings(list); return list }
 
 func TestRedisKeys(t *testing.T) {
 	r := load(t).Redis
-	got := []string{BindingKey(r.KeyHash), GenerationKey, SettingsKey, EventsStream, LastUseKey, AllowedCounterKey(r.Day)}
-	want := []string{r.BindingKey, r.GenerationKey, r.SettingsKey, r.EventsStream, r.LastUseKey, r.AllowedCounterKey}
+	got := []string{BindingKey(r.KeyHash), GenerationKey, SettingsKey, EventsStream, LastUseKey, AllowedCounterKey(r.Day),
+		ClaimKey(r.KeyHash), BoundSetKey, BoundCompleteKey, BoundMember(r.KeyHash)}
+	want := []string{r.BindingKey, r.GenerationKey, r.SettingsKey, r.EventsStream, r.LastUseKey, r.AllowedCounterKey,
+		r.ClaimKey, r.BoundSetKey, r.BoundCompleteKey, r.BoundMember}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Redis keys: admind uses %q, the contract says %q", got, want)
 	}
@@ -125,7 +131,7 @@ func TestStreamFields(t *testing.T) {
 	if got := keys(f.InterceptEvent); !reflect.DeepEqual(got, intercept) {
 		t.Errorf("intercept event fields: the contract has %v, admind reads %v", got, intercept)
 	}
-	failsafe := sorted(FieldType, FieldOpen, FieldClosed, FieldRejected, FieldHidden, FieldAt)
+	failsafe := sorted(FieldType, FieldOpen, FieldClosed, FieldRejected, FieldHidden, FieldLimited, FieldAt)
 	if got := keys(f.FailsafeEvent); !reflect.DeepEqual(got, failsafe) {
 		t.Errorf("failsafe event fields: the contract has %v, admind reads %v", got, failsafe)
 	}

@@ -44,6 +44,9 @@ type Consumer struct {
 	// OnHiddenClient sees the plugin's count of keyed requests it refused because they came
 	// from a relay's address (a network gateway, a trusted proxy that named no client).
 	OnHiddenClient func(n int64)
+	// OnLimited sees the plugin's count of first uses it refused itself because their source
+	// was over its claim limit (plugin/limits.go); admind counted the others as it refused them.
+	OnLimited func(n int64)
 	// BadRow reports whether a failed insert was PostgreSQL refusing the rows (rather than
 	// being unreachable); nil: never. A batch so refused is written row by row, and the rows
 	// refused alone are dropped like malformed entries.
@@ -169,6 +172,9 @@ func (c *Consumer) store(ctx context.Context, msgs []redis.XMessage) error {
 			c.OnHiddenClient(counts.hidden)
 		}
 	}
+	if counts.limited > 0 && c.OnLimited != nil {
+		c.OnLimited(counts.limited)
+	}
 	if err := c.RDB.XAck(ctx, contract.EventsStream, Group, ids...).Err(); err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
@@ -200,6 +206,7 @@ type pluginCounts struct {
 	forwarded, refused int64 // failsafe mode: forwarded unbound / answered 503
 	rejected           int64 // decide requests admind refused
 	hidden             int64 // keyed requests refused as coming from a relay's address
+	limited            int64 // first uses refused by the plugin: their source is over its claim limit
 }
 
 func (p *pluginCounts) add(q pluginCounts) {
@@ -207,6 +214,7 @@ func (p *pluginCounts) add(q pluginCounts) {
 	p.refused += q.refused
 	p.rejected += q.rejected
 	p.hidden += q.hidden
+	p.limited += q.limited
 }
 
 func parsePluginCounts(v map[string]any) pluginCounts {
@@ -218,7 +226,8 @@ func parsePluginCounts(v map[string]any) pluginCounts {
 		}
 		return n
 	}
-	return pluginCounts{forwarded: num(contract.FieldOpen), refused: num(contract.FieldClosed), rejected: num(contract.FieldRejected), hidden: num(contract.FieldHidden)}
+	return pluginCounts{forwarded: num(contract.FieldOpen), refused: num(contract.FieldClosed), rejected: num(contract.FieldRejected), hidden: num(contract.FieldHidden),
+		limited: num(contract.FieldLimited)}
 }
 
 // earliestEvent is older than any event this project's plugin wrote; an `at` before it, or

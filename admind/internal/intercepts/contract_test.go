@@ -34,7 +34,7 @@ func TestReadsTheContractsEvents(t *testing.T) {
 		in.UserAgent != f.Intercept["user_agent"] || in.At.UnixMilli() != 1764806400000 {
 		t.Errorf("intercept %v read as %+v, %v", f.Intercept, in, ok)
 	}
-	if got := parsePluginCounts(entry(f.Failsafe)); got != (pluginCounts{forwarded: 3, refused: 4, rejected: 1, hidden: 2}) {
+	if got := parsePluginCounts(entry(f.Failsafe)); got != (pluginCounts{forwarded: 3, refused: 4, rejected: 1, hidden: 2, limited: 5}) {
 		t.Errorf("failsafe counts %v read as %+v", f.Failsafe, got)
 	}
 }

@@ -225,6 +225,16 @@ func (s *Store) EachBinding(ctx context.Context, fn func(bindings.Binding) error
 		scanBinding, fn)
 }
 
+// EachKeyHash calls fn with every binding's key hash (the bound set's rebuild, cache/bound.go).
+func (s *Store) EachKeyHash(ctx context.Context, fn func(keyHash string) error) error {
+	return eachRow(ctx, s, "read key hashes", `SELECT key_hash FROM token_bindings`, nil,
+		func(r pgx.Row) (string, error) {
+			var h string
+			err := r.Scan(&h)
+			return h, err
+		}, fn)
+}
+
 // RecordAudit writes an audit row for an action that changes nothing (an export).
 func (s *Store) RecordAudit(ctx context.Context, a audit.Entry) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return insertAudit(ctx, tx, a) })
