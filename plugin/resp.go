@@ -76,6 +76,7 @@ type redisClient struct {
 	downUntil atomic.Int64
 	runtime   runtimeState
 	usage     usage
+	limited   limitedSources // sources over their claim limit (limits.go): shared like the limit
 }
 
 type respConn struct {
@@ -100,11 +101,17 @@ func redisDo(c *redisClient, args ...string) (respValue, error) {
 	return replies[0], nil
 }
 
-// redisGet runs GET key, the general path's one Redis round trip on a local cache miss. It
-// is written out rather than run through redisPipeline and readReply: under Yaegi every
+// getCommand is GET key in RESP, for redisBulk.
+func getCommand(key string) string {
+	return "*2\r\n$3\r\nGET\r\n$" + strconv.Itoa(len(key)) + "\r\n" + key + "\r\n"
+}
+
+// redisBulk sends cmd, one command already in RESP (getCommand, limitProbe), and reads its
+// reply, a bulk string: the general path's one Redis round trip on a local cache miss. It is
+// written out rather than run through redisPipeline and readReply: under Yaegi every
 // interpreted step and standard-library call costs allocations, and this runs on every miss.
 // found is false for a nil reply; an error reply is a *redisError.
-func redisGet(c *redisClient, key string) (value string, found bool, err error) {
+func redisBulk(c *redisClient, cmd string) (value string, found bool, err error) {
 	if c.downUntil.Load() != 0 {
 		if resting(c) {
 			return "", false, errRedisDown
@@ -117,7 +124,7 @@ func redisGet(c *redisClient, key string) (value string, found bool, err error) 
 	}
 	err = rc.conn.SetDeadline(time.Now().Add(c.opts.timeout))
 	if err == nil {
-		rc.w.WriteString("*2\r\n$3\r\nGET\r\n$" + strconv.Itoa(len(key)) + "\r\n" + key + "\r\n")
+		rc.w.WriteString(cmd)
 		if err = rc.w.Flush(); err != nil {
 			err = writeFailure(err)
 		}

@@ -87,8 +87,8 @@ func TestRESPReplies(t *testing.T) {
 	}
 }
 
-// redisGet, the general path's GET, reads what redisDo reads, and keeps the connection after an
-// error reply; a malformed reply costs the connection (and Redis, for retryInterval).
+// redisBulk with getCommand, the general path's GET, reads what redisDo reads, and keeps the
+// connection after an error reply; a malformed reply costs the connection (and Redis, for retryInterval).
 func TestRESPGetString(t *testing.T) {
 	addr, commands := fakeRedis(t, []string{"$16\r\nv1|active|all|\r\n\r\n", "$-1\r\n", "-ERR wrong type\r\n", "$0\r\n\r\n", "$3\r\nabcde"})
 	c := newRedisClient(testRedisOptions(addr))
@@ -103,7 +103,7 @@ func TestRESPGetString(t *testing.T) {
 		{value: "", found: true},
 		{errKind: "protocol"},
 	} {
-		v, found, err := redisGet(c, "sentinel:b:k")
+		v, found, err := redisBulk(c, getCommand("sentinel:b:k"))
 		if cmd := <-commands; len(cmd) != 2 || cmd[0] != "GET" || cmd[1] != "sentinel:b:k" {
 			t.Fatalf("sent %q", cmd)
 		}
@@ -131,14 +131,14 @@ func TestBreakerRestsThenClears(t *testing.T) {
 	o.retryInterval = 50 * time.Millisecond
 	c := newRedisClient(o)
 	c.markDown()
-	if _, _, err := redisGet(c, "sentinel:b:k"); err != errRedisDown {
+	if _, _, err := redisBulk(c, getCommand("sentinel:b:k")); err != errRedisDown {
 		t.Fatalf("within retryInterval: %v, want errRedisDown", err)
 	}
 	time.Sleep(60 * time.Millisecond)
 	if resting(c) || c.downUntil.Load() != 0 {
 		t.Fatalf("after retryInterval: resting %v, down until %d", resting(c), c.downUntil.Load())
 	}
-	if _, _, err := redisGet(c, "sentinel:b:k"); err == nil || err == errRedisDown || c.downUntil.Load() == 0 {
+	if _, _, err := redisBulk(c, getCommand("sentinel:b:k")); err == nil || err == errRedisDown || c.downUntil.Load() == 0 {
 		t.Fatalf("a refused dial: %v, down until %d", err, c.downUntil.Load())
 	}
 	later := time.Now().Add(time.Hour).UnixNano()

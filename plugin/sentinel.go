@@ -351,6 +351,9 @@ func rememberFromAdmind(m *middleware, key string, b *binding, cacheTTLS int, vi
 // the whole frame of the function it enters, and most misses end in Redis.
 func decideUncached(m *middleware, req *http.Request, key, spelled string, ip netip.Addr, view cacheView) verdict {
 	hash := hashKey(m, key)
+	if left := sourceLimited(m, ip, view.now); left > 0 {
+		return decideForLimitedSource(m, req, key, spelled, hash, ip, view, left)
+	}
 	if b := redisBinding(m, hash); b != nil {
 		return decideByEntry(m, req, key, spelled, hash, b, ip, view)
 	}
@@ -395,7 +398,7 @@ func decideByAdmind(m *middleware, req *http.Request, key, spelled, hash string,
 			return verdict{}
 		}
 	}
-	return admindVerdict(m, resp, key, hash, hint, view)
+	return admindVerdict(m, resp, key, hash, hint, ip, view)
 }
 
 // decideOnKeyAndAddress asks admind again, without the request's method, path and
@@ -415,7 +418,7 @@ func decideOnKeyAndAddress(m *middleware, dr decideRequest, err error) (*decideR
 }
 
 // admindVerdict reads admind's answer to a decide, and caches the binding it sent.
-func admindVerdict(m *middleware, resp *decideResponse, key, hash, hint string, view cacheView) verdict {
+func admindVerdict(m *middleware, resp *decideResponse, key, hash, hint string, ip netip.Addr, view cacheView) verdict {
 	var b *binding
 	if rb, err := bindingFromReply(resp.Binding); err == nil && rb != nil {
 		b = rb
@@ -433,6 +436,9 @@ func admindVerdict(m *middleware, resp *decideResponse, key, hash, hint string, 
 		return verdict{b: b, ok: true}
 	}
 	if resp.Reason == codeClaimLimited {
+		if m.redis != nil {
+			noteLimited(&m.redis.limited, ip, view.now, resp.RetryAfterS)
+		}
 		return verdict{code: codeClaimLimited, retryAfter: resp.RetryAfterS, ok: true}
 	}
 	// admind recorded the intercept itself.
@@ -506,7 +512,7 @@ func redisBinding(m *middleware, hash string) *binding {
 	if m.redis == nil {
 		return nil
 	}
-	entry, found, err := redisGet(m.redis, redisBindingKey(hash))
+	entry, found, err := redisBulk(m.redis, getCommand(redisBindingKey(hash)))
 	if err != nil || !found {
 		return nil
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -329,8 +328,6 @@ func TestLearningBindingAsksAdmindForNewAddresses(t *testing.T) {
 // The package's unit tests run the background loop's work (poll, flush) themselves, against
 // scripted Redis replies.
 func init() { backgroundLoops = false }
-
-func bulk(s string) string { return "$" + strconv.Itoa(len(s)) + "\r\n" + s + "\r\n" }
 
 // The failsafe mode admind publishes in sentinel:settings overrides the option: with Redis
 // holding no entry for a new key and admind down, "open" forwards and "closed" answers 503.

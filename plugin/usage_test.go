@@ -26,6 +26,7 @@ func TestUsageFlush(t *testing.T) {
 	}
 	countFailsafe(&u, true)
 	u.hidden.Add(2)
+	u.limited.Add(3)
 	now := time.Date(2026, 11, 29, 23, 59, 59, 0, time.UTC)
 	u.flush(c, now)
 
@@ -47,7 +48,7 @@ func TestUsageFlush(t *testing.T) {
 			t.Errorf("command %d: %q, want %q", i+1, got[i+1], w)
 		}
 	}
-	if !strings.HasPrefix(got[4], "XADD sentinel:events MAXLEN ~ 100000 * type failsafe open 1 closed 0 rejected 0 hidden 2 at ") {
+	if !strings.HasPrefix(got[4], "XADD sentinel:events MAXLEN ~ 100000 * type failsafe open 1 closed 0 rejected 0 hidden 2 limited 3 at ") {
 		t.Errorf("failsafe event: %q", got[4])
 	}
 	if a.hits.Load() != 0 || len(u.dirty) != 0 {

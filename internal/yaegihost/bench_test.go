@@ -1,11 +1,14 @@
 package yaegihost
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/traefik/yaegi/interp"
 	"github.com/traefik/yaegi/stdlib"
@@ -96,36 +99,59 @@ func timeAllowed(b *testing.B, h http.Handler, req *http.Request, noopNs float64
 }
 
 // BenchmarkFloodRequestUnderYaegi is one request of make bench's random-key flood as the
-// plugin handles it: a key never seen, a Redis miss, and admind's answer that the source is
-// over its claim limit, which the plugin turns into a 429.
+// plugin handles it: a key never seen from a source admind has refused new claims (429).
+// "admind": the bound set is not known complete (no marker), so each is a Redis round trip
+// and admind's answer, as before plugin/limits.go; "local": the set is complete, so one Redis
+// round trip shows the key bound nowhere and the plugin answers itself.
 func BenchmarkFloodRequestUnderYaegi(b *testing.B) {
-	t := &testing.T{}
-	srv := testenv.Redis(b)
-	admind := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = w.Write([]byte(`{"allow":false,"provisional":true,"reason":"claim_rate_limited","retry_after_s":42}`))
-	}))
-	defer admind.Close()
-	p := loadPlugin(t, secretsEnv())
-	h, err := p.build(t, map[string]any{"admindURL": admind.URL, "internalTokenEnv": "SENTINEL_INTERNAL_TOKEN",
-		"hmacSecretEnv": "SENTINEL_HMAC_SECRET", "redisAddr": srv.Addr, "redisDB": strconv.Itoa(srv.DB)},
-		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { b.Fatal("a flood request was forwarded") }))
-	if err != nil {
-		b.Fatal(err)
-	}
-	req := httptest.NewRequest(http.MethodPost, "http://sentinel.test/v1/chat/completions", nil)
-	req.RemoteAddr = "127.0.1.1:4711"
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "flood/1.0")
-	b.ReportAllocs()
-	n := 0
-	for b.Loop() {
-		n++
-		req.Header.Set("Authorization", "Bearer flood"+strconv.Itoa(1000000+n)+"0123456789abcdef")
-		rw := httptest.NewRecorder()
-		h.ServeHTTP(rw, req)
-		if rw.Code != http.StatusTooManyRequests {
-			b.Fatalf("answered %d %s", rw.Code, rw.Body)
+	for _, complete := range []bool{false, true} {
+		name := "admind"
+		if complete {
+			name = "local"
 		}
+		b.Run(name, func(b *testing.B) {
+			t := &testing.T{}
+			srv := testenv.Redis(b)
+			if complete {
+				rdb := srv.Client(b)
+				rdb.SAdd(context.Background(), "sentinel:bound", "-")
+				rdb.Set(context.Background(), "sentinel:bound:complete", "1", time.Hour)
+			}
+			var decides atomic.Int64
+			admind := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				decides.Add(1)
+				_, _ = w.Write([]byte(`{"allow":false,"provisional":true,"reason":"claim_rate_limited","retry_after_s":42}`))
+			}))
+			defer admind.Close()
+			p := loadPlugin(t, secretsEnv())
+			h, err := p.build(t, map[string]any{"admindURL": admind.URL, "internalTokenEnv": "SENTINEL_INTERNAL_TOKEN",
+				"hmacSecretEnv": "SENTINEL_HMAC_SECRET", "redisAddr": srv.Addr, "redisDB": strconv.Itoa(srv.DB)},
+				http.HandlerFunc(func(http.ResponseWriter, *http.Request) { b.Fatal("a flood request was forwarded") }))
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := httptest.NewRequest(http.MethodPost, "http://sentinel.test/v1/chat/completions", nil)
+			req.RemoteAddr = "127.0.1.1:4711"
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("User-Agent", "flood/1.0")
+			n := 0
+			flood := func() {
+				n++
+				req.Header.Set("Authorization", "Bearer flood"+strconv.Itoa(1000000+n)+"0123456789abcdef")
+				rw := httptest.NewRecorder()
+				h.ServeHTTP(rw, req)
+				if rw.Code != http.StatusTooManyRequests {
+					b.Fatalf("answered %d %s", rw.Code, rw.Body)
+				}
+			}
+			flood() // admind's first 429 limits the source
+			decides.Store(0)
+			b.ReportAllocs()
+			for b.Loop() {
+				flood()
+			}
+			b.ReportMetric(float64(decides.Load())/float64(b.N), "decides/op")
+		})
 	}
 }
 
