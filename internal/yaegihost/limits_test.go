@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 	"github.com/key-ip-sentinel/sentinel/internal/testenv"
+	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 )
 
 // A source admind refused new claims (429) gets the same 429 from the plugin itself for a key
