@@ -214,7 +214,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 					case err != nil && ctx.Err() == nil:
 						log.Warn("bound set not kept; the plugin asks admind for every source over its claim limit meanwhile", "err", err)
 					case rebuilt:
-						log.Info("bound set rebuilt from PostgreSQL", "took", time.Since(start).Round(time.Millisecond))
+						log.Info("bound set rebuilt from PostgreSQL", "took_ms", time.Since(start).Milliseconds())
 					}
 				}
 			}

@@ -16,6 +16,17 @@ import (
 	"github.com/key-ip-sentinel/sentinel/internal/testenv"
 )
 
+// adminToken logs in as the admin.
+func (s *stack) adminToken(t *testing.T) string {
+	t.Helper()
+	st, body := s.admin(t, "", "POST", "/login", map[string]string{"username": "admin", "password": adminPassword})
+	var login struct{ Token string }
+	if st != 200 || json.Unmarshal(body, &login) != nil {
+		t.Fatalf("login: %d %s", st, body)
+	}
+	return login.Token
+}
+
 // admin calls admind's admin API.
 func (s *stack) admin(t *testing.T, token, method, path string, body any) (int, []byte) {
 	t.Helper()

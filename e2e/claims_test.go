@@ -21,7 +21,8 @@ import (
 // addresses racing on a new key leave one binding and one served address.
 func TestFirstUseBindsOnlyKeysNewAPIAccepts(t *testing.T) {
 	up := newUpstream(t)
-	na := newapi.Start(t, newapi.Options{UpstreamURL: up.url, Keys: 6})
+	na := newapi.Start(t, newapi.Options{UpstreamURL: up.url, Keys: 7})
+	racing, preBound := na.Keys[1:6], na.Keys[6]
 	s := startStack(t, stackOptions{UpstreamURL: na.URL})
 	ctx := context.Background()
 	rdb := s.redisClient(t)
@@ -74,7 +75,9 @@ func TestFirstUseBindsOnlyKeysNewAPIAccepts(t *testing.T) {
 		t.Fatalf("the bound key from another address: %d", st)
 	}
 
-	for _, key := range na.Keys[1:] {
+	limitedSourceAnsweredByPlugin(t, s, limited, na.Keys[0], preBound)
+
+	for _, key := range racing {
 		var mu sync.Mutex
 		served := []string{}
 		var wg sync.WaitGroup
@@ -109,7 +112,47 @@ func TestFirstUseBindsOnlyKeysNewAPIAccepts(t *testing.T) {
 	if n := countRows(t, s, `SELECT count(*) FROM token_bindings`); n != len(na.Keys) {
 		t.Fatalf("%d bindings for %d real keys", n, len(na.Keys))
 	}
-	t.Logf("10 refused strings from 10 addresses and 35 from one (%d of them 429): 0 rows; %d real keys: %d bindings; %d races of 50 addresses: one served each", limited, len(na.Keys), len(na.Keys), len(na.Keys)-1)
+	t.Logf("10 refused strings from 10 addresses and 35 from one (%d of them 429): 0 rows; %d real keys: %d bindings; %d races of 50 addresses: one served each", limited, len(na.Keys), len(na.Keys), len(racing))
+}
+
+// limitedSourceAnsweredByPlugin: 127.0.3.99 is over its claim limit (it got limitedBefore
+// 429s). Its further strings get 429 from the plugin without an admind decision
+// (plugin/limits.go), and every 429 it got is counted on /metrics; its
+// keys bound elsewhere or to it are decided as before, even with no Redis entry to decide
+// from (so the bound set answers): bound is 403 with an intercept row from here, preBound
+// (pre-bound to 127.0.3.99) is served.
+func limitedSourceAnsweredByPlugin(t *testing.T, s *stack, limitedBefore int, bound, preBound string) {
+	t.Helper()
+	ctx := context.Background()
+	rdb := s.redisClient(t)
+	if st, body := s.admin(t, s.adminToken(t), "POST", "/bindings", map[string]any{"key": "sk-" + preBound, "mode": "single", "cidrs": []string{"127.0.3.99"}}); st != 201 {
+		t.Fatalf("pre-bind: %d %s", st, body)
+	}
+	decisions0 := s.admindDecisions(t)
+	for i := 0; i < 10; i++ {
+		if st, err := chatFrom(s.webURL, "127.0.3.99", "Bearer sk-"+randomKey(t)); err != nil || st != http.StatusTooManyRequests {
+			t.Fatalf("string %d from the limited source: %d %v", i, st, err)
+		}
+	}
+	if d := s.admindDecisions(t) - decisions0; d != 0 {
+		t.Fatalf("admind decided %d strings from a source the plugin knew to be limited", d)
+	}
+	// Every 429 the source got is counted once: admind's own and the plugin's.
+	testenv.WaitFor(t, 15*time.Second, "every 429 on /metrics", func() bool {
+		return s.admindMetric(t, `sentinel_claims_total{outcome="limited"}`) == float64(limitedBefore+10)
+	})
+
+	rdb.Del(ctx, "sentinel:b:"+keyHash(bound))
+	intercepts0 := countRows(t, s, `SELECT count(*) FROM intercept_logs WHERE key_hash = $1`, keyHash(bound))
+	if st, err := chatFrom(s.webURL, "127.0.3.99", "Bearer sk-"+bound); err != nil || st != http.StatusForbidden {
+		t.Fatalf("a key bound elsewhere, from the limited source: %d %v (want 403, not 429)", st, err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "its intercept row", func() bool {
+		return countRows(t, s, `SELECT count(*) FROM intercept_logs WHERE key_hash = $1`, keyHash(bound)) == intercepts0+1
+	})
+	if st, err := chatFrom(s.webURL, "127.0.3.99", "Bearer sk-"+preBound); err != nil || st != 200 {
+		t.Fatalf("a key pre-bound to the limited source: %d %v", st, err)
+	}
 }
 
 // chatFrom sends a chat completion New API can serve (its channel's model) from the address.

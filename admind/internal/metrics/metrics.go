@@ -60,7 +60,7 @@ func New() *Metrics {
 			Name: "sentinel_hidden_client_requests_total", Help: "Keyed requests the plugin refused because they came from a relay's address (a network gateway, a trusted proxy that named no client), never bound.",
 		}),
 		Claims: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sentinel_claims_total", Help: "First-use claims by outcome: claimed, joined (the claimant again), contended (another address, refused), limited (the source over its limit of new claims, 429), blocked (the source refused new claims after presenting too many keys, 429), confirmed (bound), released (New API refused or never answered), lost.",
+			Name: "sentinel_claims_total", Help: "First-use claims by outcome: claimed, joined (the claimant again), contended (another address, refused), limited (the source over its limit of new claims, 429; with those the plugin answered itself, plugin/limits.go), blocked (the source refused new claims after presenting too many keys, 429), confirmed (bound), released (New API refused or never answered), lost.",
 		}, []string{"outcome"}),
 		LoginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sentinel_admin_login_failures_total", Help: "Refused admin logins, by reason.",
