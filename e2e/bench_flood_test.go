@@ -38,6 +38,7 @@ type floodPhase struct {
 	touches        int64         // token_bindings updates (last use moved in from Redis)
 	traefikCPU     time.Duration // Traefik's and admind's user+system time during the phase
 	admindCPU      time.Duration
+	decisions      int64 // admind's decisions (the plugin's cache misses it was asked about)
 	floodKeyHashes []string
 }
 
@@ -139,6 +140,7 @@ func (s *stack) floodPhase(t *testing.T, wrk, script string, dur time.Duration, 
 	p := floodPhase{dur: dur, floodAnswers: map[int]int{}}
 	time.Sleep(settle)
 	writes0, touches0 := pgTupleWrites(t, s)
+	decisions0 := s.admindDecisions(t)
 	traefik0, admind0 := procCPU(t, s.procs["traefik"].Process.Pid), procCPU(t, s.procs["admind"].Process.Pid)
 	url := s.webURL + "/bench/sentinel/v1/chat/completions"
 	floodURL := s.webURL + "/bench/" + floodRoute + "/v1/chat/completions"
@@ -232,6 +234,7 @@ func (s *stack) floodPhase(t *testing.T, wrk, script string, dur time.Duration, 
 	p.boundRPS, p.boundNon2xx = bound.rps, bound.non2xx
 	p.traefikCPU = procCPU(t, s.procs["traefik"].Process.Pid) - traefik0
 	p.admindCPU = procCPU(t, s.procs["admind"].Process.Pid) - admind0
+	p.decisions = s.admindDecisions(t) - decisions0
 	time.Sleep(settle)
 	writes, touches := pgTupleWrites(t, s)
 	p.pgWrites, p.touches = writes-writes0, touches-touches0
@@ -283,6 +286,8 @@ func (r floodResult) String() string {
 	perSec := func(d time.Duration, p floodPhase) string {
 		return fmt.Sprintf("%.2f", d.Seconds()/p.dur.Seconds())
 	}
+	fmt.Fprintf(&b, "| admind decisions (cache misses the plugin asked about) | %d | %d (%.3f per random-key request, the real first uses' less) | |\n",
+		r.base.decisions, r.flood.decisions, added(float64(r.flood.decisions), float64(r.base.decisions)))
 	fmt.Fprintf(&b, "| CPU seconds per second, Traefik / admind (2 cores shared by every process) | %s / %s | %s / %s | |\n",
 		perSec(r.base.traefikCPU, r.base), perSec(r.base.admindCPU, r.base), perSec(r.flood.traefikCPU, r.flood), perSec(r.flood.admindCPU, r.flood))
 	var answers []string
