@@ -220,6 +220,7 @@ func cachedBinding(c *bindingCache, key string, now time.Duration) (*binding, ca
 	if now < b.expires || now < fresh && now < b.retire-renewAhead {
 		return b, view
 	}
+	view.hash = b.hash
 	return nil, view
 }
 
@@ -238,6 +239,7 @@ const renewAhead = hotMargin + hotSweepInterval
 type cacheView struct {
 	now   time.Duration
 	epoch int64
+	hash  string // the key's hash, when a stale entry had it: a refill need not compute it again
 }
 
 // cacheEpoch is read before a lookup whose answer will be cached.

@@ -67,6 +67,22 @@ func TestBindingCacheBoundedAndExpiring(t *testing.T) {
 	}
 }
 
+// A stale entry still names its key's hash, which the refill uses rather than computing it
+// again; a live entry and no entry name none.
+func TestStaleEntryLendsItsHash(t *testing.T) {
+	c := newBindingCache(3, 10)
+	cachePut(c, "k", &binding{hash: "hash-of-k", expires: 100, retire: 1000})
+	if _, view := cachedBinding(c, "k", 50); view.hash != "" {
+		t.Errorf("a live entry's lookup gives hash %q", view.hash)
+	}
+	if b, view := cachedBinding(c, "k", 100); b != nil || view.hash != "hash-of-k" {
+		t.Errorf("stale entry: binding %v, hash %q; want none and hash-of-k", b, view.hash)
+	}
+	if _, view := cachedBinding(c, "other", 100); view.hash != "" {
+		t.Errorf("a missing entry's lookup gives hash %q", view.hash)
+	}
+}
+
 // A confirmation that no binding changed (at 200 s, good for the cache's ttl of 10 s) keeps
 // an entry past its expiry until renewAhead before its retirement; a change empties the
 // cache, and a lookup that began before the change cannot put its answer back.

@@ -31,9 +31,14 @@ func redisBindingKey(hash string) string { return bindingKeyPrefix + hash }
 // redisClaimKey is where admind holds a key's provisional first use.
 func redisClaimKey(hash string) string { return claimKeyPrefix + hash }
 
-// boundMember is a key hash's member of the bound set: its first 16 hex characters. A
-// collision with a bound key only sends the request to admind.
-func boundMember(hash string) string { return hash[:16] }
+// boundMember is a key hash's member of the bound set: its first boundMemberLen hex
+// characters. A collision with a bound key only sends the request to admind.
+func boundMember(hash string) string { return hash[:boundMemberLen] }
+
+const (
+	keyHashLen     = 64 // hex HMAC-SHA256 (identity.Hash)
+	boundMemberLen = 16
+)
 
 // The binding entry, v1|<status>|<mode>|<cidr>,<cidr>,... (parseBindingEntry).
 const (

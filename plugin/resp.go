@@ -101,12 +101,19 @@ func redisDo(c *redisClient, args ...string) (respValue, error) {
 	return replies[0], nil
 }
 
-// getCommand is GET key in RESP, for redisBulk.
-func getCommand(key string) string {
-	return "*2\r\n$3\r\nGET\r\n$" + strconv.Itoa(len(key)) + "\r\n" + key + "\r\n"
+// bindingGet is GET of hash's binding entry in RESP, for redisBulk. A key hash has
+// keyHashLen characters, so all but the hash is built once: under Yaegi the general
+// encoding's strconv call and concatenations cost a miss about 20 allocations more.
+func bindingGet(hash string) string {
+	if len(hash) != keyHashLen {
+		return encodeCommand([]string{"GET", redisBindingKey(hash)}) // not a hash identity.Hash made
+	}
+	return bindingGetHead + hash + "\r\n"
 }
 
-// redisBulk sends cmd, one command already in RESP (getCommand, limitProbe), and reads its
+var bindingGetHead = "*2\r\n" + bulk("GET") + "$" + strconv.Itoa(len(bindingKeyPrefix)+keyHashLen) + "\r\n" + bindingKeyPrefix
+
+// redisBulk sends cmd, one command already in RESP (bindingGet, limitProbe), and reads its
 // reply, a bulk string: the general path's one Redis round trip on a local cache miss. It is
 // written out rather than run through redisPipeline and readReply: under Yaegi every
 // interpreted step and standard-library call costs allocations, and this runs on every miss.
@@ -355,13 +362,21 @@ func roundTrip(rc *respConn, cmds [][]string, timeout time.Duration) ([]respValu
 // usage flush sends thousands of arguments, and concatenating them one by one is quadratic
 // (it outlasted redisTimeout, and each such flush took Redis off the plugin for a second).
 func writeCommand(w *bufio.Writer, args []string) {
+	w.WriteString(encodeCommand(args))
+}
+
+// encodeCommand is args as one RESP command.
+func encodeCommand(args []string) string {
 	parts := make([]string, 0, len(args)+1)
 	parts = append(parts, "*"+strconv.Itoa(len(args))+"\r\n")
 	for _, a := range args {
-		parts = append(parts, "$"+strconv.Itoa(len(a))+"\r\n"+a+"\r\n")
+		parts = append(parts, bulk(a))
 	}
-	w.WriteString(strings.Join(parts, ""))
+	return strings.Join(parts, "")
 }
+
+// bulk is s as a RESP bulk string.
+func bulk(s string) string { return "$" + strconv.Itoa(len(s)) + "\r\n" + s + "\r\n" }
 
 // readReply parses one RESP2 reply. Sizes and nesting are bounded, so a hostile or broken
 // peer cannot make us allocate without limit.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/key-ip-sentinel/sentinel/plugin/identity"
 )
 
 // fakeRedis answers each command read from a connection with the next scripted reply.
@@ -87,7 +89,7 @@ func TestRESPReplies(t *testing.T) {
 	}
 }
 
-// redisBulk with getCommand, the general path's GET, reads what redisDo reads, and keeps the
+// redisBulk with a GET, the general path's GET, reads what redisDo reads, and keeps the
 // connection after an error reply; a malformed reply costs the connection (and Redis, for retryInterval).
 func TestRESPGetString(t *testing.T) {
 	addr, commands := fakeRedis(t, []string{"$16\r\nv1|active|all|\r\n\r\n", "$-1\r\n", "-ERR wrong type\r\n", "$0\r\n\r\n", "$3\r\nabcde"})
@@ -103,7 +105,7 @@ func TestRESPGetString(t *testing.T) {
 		{value: "", found: true},
 		{errKind: "protocol"},
 	} {
-		v, found, err := redisBulk(c, getCommand("sentinel:b:k"))
+		v, found, err := redisBulk(c, encodeCommand([]string{"GET", "sentinel:b:k"}))
 		if cmd := <-commands; len(cmd) != 2 || cmd[0] != "GET" || cmd[1] != "sentinel:b:k" {
 			t.Fatalf("sent %q", cmd)
 		}
@@ -131,14 +133,14 @@ func TestBreakerRestsThenClears(t *testing.T) {
 	o.retryInterval = 50 * time.Millisecond
 	c := newRedisClient(o)
 	c.markDown()
-	if _, _, err := redisBulk(c, getCommand("sentinel:b:k")); err != errRedisDown {
+	if _, _, err := redisBulk(c, encodeCommand([]string{"GET", "sentinel:b:k"})); err != errRedisDown {
 		t.Fatalf("within retryInterval: %v, want errRedisDown", err)
 	}
 	time.Sleep(60 * time.Millisecond)
 	if resting(c) || c.downUntil.Load() != 0 {
 		t.Fatalf("after retryInterval: resting %v, down until %d", resting(c), c.downUntil.Load())
 	}
-	if _, _, err := redisBulk(c, getCommand("sentinel:b:k")); err == nil || err == errRedisDown || c.downUntil.Load() == 0 {
+	if _, _, err := redisBulk(c, encodeCommand([]string{"GET", "sentinel:b:k"})); err == nil || err == errRedisDown || c.downUntil.Load() == 0 {
 		t.Fatalf("a refused dial: %v, down until %d", err, c.downUntil.Load())
 	}
 	later := time.Now().Add(time.Hour).UnixNano()
@@ -240,5 +242,28 @@ func TestRESPDeadline(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("call took %v despite a 100ms deadline", d)
+	}
+}
+
+// bindingGet and limitProbe, built from pieces made once, send exactly what the general
+// encoder sends for the same arguments, for the hashes identity.Hash makes (keyHashLen long)
+// and for any other length.
+func TestPrebuiltCommandsEncodeAsTheGeneralEncoder(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	hash, legacy := identity.Hash(secret, "abc"), identity.Hash(secret, "ABC")
+	if len(hash) != keyHashLen {
+		t.Fatalf("identity.Hash gives %d characters, keyHashLen is %d", len(hash), keyHashLen)
+	}
+	for _, c := range []struct{ hash, legacy string }{{hash, ""}, {hash, legacy}, {"0123456789abcdef0", ""}, {hash, "0123456789abcdef0"}} {
+		if got, want := bindingGet(c.hash), encodeCommand([]string{"GET", redisBindingKey(c.hash)}); got != want {
+			t.Errorf("bindingGet(%q) = %q, want %q", c.hash, got, want)
+		}
+		want := []string{"EVAL", limitProbeScript, "4", redisBindingKey(c.hash), redisClaimKey(c.hash), boundCompleteKey, boundSetKey, c.hash[:16]}
+		if c.legacy != "" {
+			want = append(want, c.legacy[:16])
+		}
+		if got := limitProbe(c.hash, c.legacy); got != encodeCommand(want) {
+			t.Errorf("limitProbe(%q, %q) = %q, want %q", c.hash, c.legacy, got, encodeCommand(want))
+		}
 	}
 }

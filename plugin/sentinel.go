@@ -350,7 +350,10 @@ func rememberFromAdmind(m *middleware, key string, b *binding, cacheTTLS int, vi
 // for its first user). Each source has a function of its own: under Yaegi a call allocates
 // the whole frame of the function it enters, and most misses end in Redis.
 func decideUncached(m *middleware, req *http.Request, key, spelled string, ip netip.Addr, view cacheView) verdict {
-	hash := hashKey(m, key)
+	hash := view.hash
+	if hash == "" {
+		hash = hashKey(m, key)
+	}
 	if left := sourceLimited(m, ip, view.now); left > 0 {
 		return decideForLimitedSource(m, req, key, spelled, hash, ip, view, left)
 	}
@@ -512,7 +515,7 @@ func redisBinding(m *middleware, hash string) *binding {
 	if m.redis == nil {
 		return nil
 	}
-	entry, found, err := redisBulk(m.redis, getCommand(redisBindingKey(hash)))
+	entry, found, err := redisBulk(m.redis, bindingGet(hash))
 	if err != nil || !found {
 		return nil
 	}
