@@ -68,16 +68,22 @@ func (c *Cache) AddBound(ctx context.Context, keyHashes ...string) error {
 	if len(keyHashes) == 0 {
 		return nil
 	}
-	members := make([]any, 0, len(keyHashes))
-	for _, h := range keyHashes {
-		members = append(members, contract.BoundMember(h))
-	}
+	members := boundMembers(keyHashes)
 	err := addBound.Run(ctx, c.rdb, []string{contract.BoundSetKey, boundBuildKey}, members...).Err()
 	if err != nil {
 		c.MarkIncomplete(ctx)
 		return fmt.Errorf("cache: add to the bound set: %w", err)
 	}
 	return nil
+}
+
+// boundMembers is the hashes' members, as Redis command arguments.
+func boundMembers(keyHashes []string) []any {
+	members := make([]any, 0, len(keyHashes))
+	for _, h := range keyHashes {
+		members = append(members, contract.BoundMember(h))
+	}
+	return members
 }
 
 // MarkIncomplete says the set may lack a binding: the marker is dropped now if Redis answers,
@@ -93,10 +99,7 @@ func (c *Cache) RemoveBound(ctx context.Context, keyHashes ...string) error {
 	if len(keyHashes) == 0 {
 		return nil
 	}
-	members := make([]any, 0, len(keyHashes))
-	for _, h := range keyHashes {
-		members = append(members, contract.BoundMember(h))
-	}
+	members := boundMembers(keyHashes)
 	pipe := c.rdb.Pipeline()
 	pipe.SRem(ctx, contract.BoundSetKey, members...)
 	pipe.SRem(ctx, boundBuildKey, members...)
