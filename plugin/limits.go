@@ -128,11 +128,13 @@ func limitProbe(hash, legacy string) string {
 	if len(hash) != keyHashLen || legacy != "" && len(legacy) != keyHashLen {
 		return encodeCommand(limitProbeArgs(hash, legacy)) // not hashes identity.Hash made
 	}
-	if legacy == "" {
-		return "*8" + limitProbeEntry + hash + limitProbeClaim + hash + limitProbeSets + boundMember(hash) + "\r\n"
+	count := "*8"
+	members := limitProbeMember + boundMember(hash) + "\r\n"
+	if legacy != "" {
+		count = "*9"
+		members += limitProbeMember + boundMember(legacy) + "\r\n"
 	}
-	return "*9" + limitProbeEntry + hash + limitProbeClaim + hash + limitProbeSets + boundMember(hash) +
-		"\r\n$" + strconv.Itoa(boundMemberLen) + "\r\n" + boundMember(legacy) + "\r\n"
+	return count + limitProbeEntry + hash + limitProbeClaim + hash + limitProbeSets + members
 }
 
 // limitProbeArgs is limitProbe's command as arguments.
@@ -145,10 +147,11 @@ func limitProbeArgs(hash, legacy string) []string {
 }
 
 // limitProbe's pieces, after "*" and the argument count: EVAL, the script, 4 and the entry's
-// key up to the hash; the claim's key up to the hash; the set's keys and the member's length.
+// key up to the hash; the claim's key up to the hash; the set's keys; a member's length.
 var (
 	limitProbeEntry = "\r\n" + bulk("EVAL") + bulk(limitProbeScript) + bulk("4") +
 		"$" + strconv.Itoa(len(bindingKeyPrefix)+keyHashLen) + "\r\n" + bindingKeyPrefix
-	limitProbeClaim = "\r\n$" + strconv.Itoa(len(claimKeyPrefix)+keyHashLen) + "\r\n" + claimKeyPrefix
-	limitProbeSets  = "\r\n" + bulk(boundCompleteKey) + bulk(boundSetKey) + "$" + strconv.Itoa(boundMemberLen) + "\r\n"
+	limitProbeClaim  = "\r\n$" + strconv.Itoa(len(claimKeyPrefix)+keyHashLen) + "\r\n" + claimKeyPrefix
+	limitProbeSets   = "\r\n" + bulk(boundCompleteKey) + bulk(boundSetKey)
+	limitProbeMember = "$" + strconv.Itoa(boundMemberLen) + "\r\n"
 )
