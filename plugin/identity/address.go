@@ -111,13 +111,7 @@ func parseHop(hop string) (netip.Addr, error) {
 
 // CanonicalAddr unmaps IPv4-mapped IPv6 and drops zones so one client has one spelling.
 func CanonicalAddr(a netip.Addr) netip.Addr {
-	if a.Is4In6() {
-		return a.Unmap()
-	}
-	if a.Zone() != "" {
-		return a.WithZone("")
-	}
-	return a
+	return a.Unmap().WithZone("")
 }
 
 // InPrefixes reports whether a is in one of list.
