@@ -20,8 +20,7 @@ import (
 // takes new addresses: one it lists is decided here, one it lacks by admind, which may learn
 // it (the list may then be empty); once it holds, admind writes it as "multiple".
 type binding struct {
-	hash     string
-	hint     string
+	hash     string // what leaves the plugin of the key: its HMAC (identity.Hash)
 	banned   bool
 	all      bool
 	learning bool

@@ -117,7 +117,7 @@ func reportAnswer(w *claimWriter, code int) {
 		refuseClaimed(w, code)
 	default:
 		if b, err := bindingFromReply(resp.Binding); err == nil && b != nil {
-			b.hash, b.hint = w.dr.KeyHash, w.dr.KeyHint
+			b.hash = w.dr.KeyHash
 			rememberFromAdmind(w.m, w.key, b, resp.CacheTTLS, cacheView{now: cacheClock(), epoch: w.epoch})
 			if w.m.redis != nil {
 				countAllowed(&w.m.redis.usage, b)

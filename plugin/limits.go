@@ -58,20 +58,15 @@ func noteLimited(l *limitedSources, ip netip.Addr, now time.Duration, retryAfter
 	l.mu.Unlock()
 }
 
-// sourceLimited returns how long ip's claim limit still holds at now, if the plugin may answer
-// for it (Redis configured, not in monitor mode, where admind sees every request); else 0.
+// sourceLimited returns how long ip's claim limit still holds at now; 0 when it does not, or
+// when the plugin may not answer for it (monitor mode: admind sees every request). The caller
+// has checked that Redis is configured and that some source is limited (n), which is the
+// common miss's whole cost.
 func sourceLimited(m *middleware, ip netip.Addr, now time.Duration) time.Duration {
-	if m.redis == nil || m.opts.monitor {
+	if m.opts.monitor {
 		return 0
 	}
-	if m.redis.limited.n.Load() == 0 {
-		return 0
-	}
-	return limitedFor(&m.redis.limited, ip, now)
-}
-
-// limitedFor returns how long ip's limit still holds at now (0: it is not limited).
-func limitedFor(l *limitedSources, ip netip.Addr, now time.Duration) time.Duration {
+	l := &m.redis.limited
 	l.mu.Lock()
 	until, ok := l.until[ip]
 	if ok && until <= now {

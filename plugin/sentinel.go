@@ -199,7 +199,7 @@ func serveGeneral(m *middleware, rw http.ResponseWriter, req *http.Request) {
 	if b != nil {
 		code = checkAddress(b, ip)
 		if code != "" {
-			b, code = refusedFromCache(m, req, b, ip, code)
+			b, code = refusedFromCache(m, req, b, spelled, ip, code)
 		}
 	}
 	if b == nil {
@@ -271,12 +271,13 @@ func clientUnknown(m *middleware, rw http.ResponseWriter, req *http.Request, ip 
 }
 
 // refusedFromCache handles a cached binding that does not admit ip: a learning binding hands
-// the address to admind (nil, ""), which may learn it; any other refusal is reported.
-func refusedFromCache(m *middleware, req *http.Request, b *binding, ip netip.Addr, code string) (*binding, string) {
+// the address to admind (nil, ""), which may learn it; any other refusal is reported, with the
+// hint of the key as this request spelled it.
+func refusedFromCache(m *middleware, req *http.Request, b *binding, spelled string, ip netip.Addr, code string) (*binding, string) {
 	if code == askAdmind {
 		return nil, ""
 	}
-	reportIntercept(m, req, b.hash, b.hint, ip, code)
+	reportIntercept(m, req, b.hash, identity.Hint(spelled), ip, code)
 	return b, code
 }
 
@@ -343,7 +344,8 @@ func rememberFromAdmind(m *middleware, key string, b *binding, cacheTTLS int, vi
 			ttl = limit
 		}
 	}
-	remember(m, key, b, ttl, maxAge, view)
+	b.expires, b.retire, b.epoch = view.now+ttl, view.now+maxAge, view.epoch
+	cachePut(m.cache, key, b)
 }
 
 // decideUncached looks the binding up in Redis, then asks admind (which claims an unbound key
@@ -354,8 +356,14 @@ func decideUncached(m *middleware, req *http.Request, key, spelled string, ip ne
 	if hash == "" {
 		hash = hashKey(m, key)
 	}
-	if left := sourceLimited(m, ip, view.now); left > 0 {
-		return decideForLimitedSource(m, req, key, spelled, hash, ip, view, left)
+	if m.redis != nil {
+		// Most of the time no source is limited: one atomic read here rather than a call
+		// (under Yaegi a call pays for the whole frame of the function it enters).
+		if m.redis.limited.n.Load() != 0 {
+			if left := sourceLimited(m, ip, view.now); left > 0 {
+				return decideForLimitedSource(m, req, key, spelled, hash, ip, view, left)
+			}
+		}
 	}
 	if b := redisBinding(m, hash); b != nil {
 		return decideByEntry(m, req, key, spelled, hash, b, ip, view)
@@ -365,18 +373,17 @@ func decideUncached(m *middleware, req *http.Request, key, spelled string, ip ne
 
 // decideByEntry decides with the binding entry Redis had for the key, and caches it.
 func decideByEntry(m *middleware, req *http.Request, key, spelled, hash string, b *binding, ip netip.Addr, view cacheView) verdict {
-	// Two statements: under Yaegi v0.16.1 "b.hash, b.hint = hash, identity.Hint(spelled)"
-	// assigns "" to b.hash (a variable beside a call on the right loses its value), and every
-	// refusal decided from this cached binding would then report no key hash.
 	b.hash = hash
-	b.hint = identity.Hint(spelled)
-	remember(m, key, b, m.opts.cacheTTL, cacheMaxAge, view)
+	// Cached for cacheTTL from the lookup's start, or cacheMaxAge while the cache is confirmed
+	// fresh (set here rather than in a helper: under Yaegi the call costs a miss ~10 allocations).
+	b.expires, b.retire, b.epoch = view.now+m.opts.cacheTTL, view.now+cacheMaxAge, view.epoch
+	cachePut(m.cache, key, b)
 	code := checkAddress(b, ip)
 	if code == askAdmind {
 		return decideByAdmind(m, req, key, spelled, hash, ip, view)
 	}
 	if code != "" {
-		reportIntercept(m, req, hash, b.hint, ip, code)
+		reportIntercept(m, req, hash, identity.Hint(spelled), ip, code)
 	}
 	return verdict{b: b, code: code, ok: true}
 }
@@ -401,7 +408,7 @@ func decideByAdmind(m *middleware, req *http.Request, key, spelled, hash string,
 			return verdict{}
 		}
 	}
-	return admindVerdict(m, resp, key, hash, hint, ip, view)
+	return admindVerdict(m, resp, key, hash, ip, view)
 }
 
 // decideOnKeyAndAddress asks admind again, without the request's method, path and
@@ -421,12 +428,11 @@ func decideOnKeyAndAddress(m *middleware, dr decideRequest, err error) (*decideR
 }
 
 // admindVerdict reads admind's answer to a decide, and caches the binding it sent.
-func admindVerdict(m *middleware, resp *decideResponse, key, hash, hint string, ip netip.Addr, view cacheView) verdict {
+func admindVerdict(m *middleware, resp *decideResponse, key, hash string, ip netip.Addr, view cacheView) verdict {
 	var b *binding
 	if rb, err := bindingFromReply(resp.Binding); err == nil && rb != nil {
 		b = rb
 		b.hash = hash
-		b.hint = hint
 		rememberFromAdmind(m, key, b, resp.CacheTTLS, view)
 	}
 	if resp.Allow {
@@ -496,13 +502,6 @@ func failOpen(m *middleware) bool {
 		}
 	}
 	return m.opts.failOpen
-}
-
-// remember caches b, found by a lookup that began at view, for ttl from then (or maxAge while
-// the cache is confirmed fresh).
-func remember(m *middleware, key string, b *binding, ttl, maxAge time.Duration, view cacheView) {
-	b.expires, b.retire, b.epoch = view.now+ttl, view.now+maxAge, view.epoch
-	cachePut(m.cache, key, b)
 }
 
 // hashKey is the only form of the key that leaves the plugin.
