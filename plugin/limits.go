@@ -59,9 +59,9 @@ func noteLimited(l *limitedSources, ip netip.Addr, now time.Duration, retryAfter
 }
 
 // sourceLimited returns how long ip's claim limit still holds at now; 0 when it does not, or
-// when the plugin may not answer for it (monitor mode: admind sees every request). The caller
-// has checked that Redis is configured and that some source is limited (n), which is the
-// common miss's whole cost.
+// when the plugin may not answer for it (monitor mode: admind sees every request). Its caller
+// (decideUncached) calls it only with Redis configured and some source limited (n > 0): with
+// none limited, reading n is all a miss pays.
 func sourceLimited(m *middleware, ip netip.Addr, now time.Duration) time.Duration {
 	if m.opts.monitor {
 		return 0
