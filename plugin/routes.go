@@ -126,7 +126,7 @@ func authorizationIsAPIKey(s *options, req *http.Request) bool {
 		return v
 	}
 	v = !matchRoute(s.dashboardRoutes, p, true) || matchRoute(s.keyRoutes, p, false)
-	rememberRouteVerdict(s.routeVerdicts, p, v)
+	rememberRouteVerdict(rv, p, v)
 	return v
 }
 
