@@ -254,14 +254,64 @@ func (c *checker) readYAML(rel string) map[string]any {
 	return m
 }
 
-// get walks nested maps.
+// traefikLogs refuses a Traefik static configuration whose logs would hold raw keys. It reads
+// the options as Traefik v3.6.12 does (pkg/observability/types/logs.go,
+// pkg/middlewares/accesslog, pkg/middlewares/recovery), which runs confirmed:
+//   - "accessLog:" with no value leaves the access log off; any value turns it on;
+//   - the access log writes RequestPath, query (?key=) included, unless fields.names drops it,
+//     or else fields.defaultMode does;
+//   - it writes each request header headers.names keeps, and every header when
+//     headers.defaultMode is keep (left out, it is drop). Carriers (Authorization,
+//     X-Api-Key, …) and New API's session cookie are headers, so this file keeps none;
+//   - at DEBUG and TRACE the recovery middleware logs the URL, query included, of every
+//     aborted request: a client cancelling a stream, an upstream hanging up mid-answer.
+func (c *checker) traefikLogs(rel string, st map[string]any) {
+	level, _ := get(st, "log", "level").(string)
+	switch strings.ToUpper(level) {
+	case "DEBUG", "TRACE":
+		c.fail("%s: log.level %s logs the URL, ?key= included, of every aborted request: use INFO or above", rel, level)
+	}
+	al := get(st, "accessLog")
+	if al == nil {
+		return
+	}
+	mode, _ := get(al, "fields", "names", "RequestPath").(string)
+	if mode != "keep" && mode != "drop" {
+		mode, _ = get(al, "fields", "defaultMode").(string)
+	}
+	if mode != "drop" {
+		c.fail("%s: the access log must drop RequestPath (?key= carries raw keys)", rel)
+	}
+	if get(al, "fields", "headers", "defaultMode") == "keep" {
+		c.fail("%s: the access log keeps every request header (fields.headers.defaultMode): headers carry raw keys", rel)
+	}
+	headers, _ := get(al, "fields", "headers", "names").(map[string]any)
+	for h, m := range headers {
+		if m == "keep" {
+			c.fail("%s: the access log keeps request header %s: headers carry raw keys and New API's session", rel, h)
+		}
+	}
+}
+
+// get walks nested maps. Traefik matches option names case-insensitively (its loader,
+// paerser, compares them with strings.EqualFold), so a name spelled otherwise is found too;
+// the exact spelling wins when both are there.
 func get(m any, path ...string) any {
 	for _, p := range path {
 		mm, ok := m.(map[string]any)
 		if !ok {
 			return nil
 		}
-		m = mm[p]
+		v, ok := mm[p]
+		if !ok {
+			for k, kv := range mm {
+				if strings.EqualFold(k, p) {
+					v = kv
+					break
+				}
+			}
+		}
+		m = v
 	}
 	return m
 }
@@ -303,9 +353,7 @@ func (c *checker) traefikStatic(p *types.Project) {
 	if !found {
 		c.fail("%s: the file provider reads %q, which compose does not mount from traefik/dynamic", rel, dir)
 	}
-	if get(st, "accessLog", "fields", "names", "RequestPath") != "drop" {
-		c.fail("%s: the access log must drop RequestPath (?key= carries raw keys)", rel)
-	}
+	c.traefikLogs(rel, st)
 	// The file provider's middlewares are known before routers are checked.
 	entries, _ := os.ReadDir(filepath.Join(c.root, "traefik/dynamic"))
 	for _, e := range entries {

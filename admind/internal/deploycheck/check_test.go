@@ -34,6 +34,12 @@ func TestCheckCatchesMistakes(t *testing.T) {
 		{"traefik/dynamic/sentinel.yml", "hmacSecretFile: /run/secrets/sentinel_hmac_secret", "hmacSecretFile: /run/secrets/hmac", "not a secret mounted into the Traefik container"},
 		{"traefik/dynamic/sentinel.yml", "failsafeMode: closed", "failsafeMode: closed\n          missingSecrets: refuse", "missingSecrets=refuse"},
 		{"traefik/static.yml", "abortOnPluginFailure: true", "abortOnPluginFailure: false", "abortOnPluginFailure must be true"},
+		{"traefik/static.yml", "level: INFO", "level: debug", "of every aborted request"},
+		{"traefik/static.yml", "RequestPath: drop", "RequestPath: keep", "must drop RequestPath"},
+		{"traefik/static.yml", accessLogBlock, "accesslog:\n  fields:\n    defaultmode: keep\n", "must drop RequestPath"},
+		{"traefik/static.yml", accessLogBlock, "accessLog: {}\n", "must drop RequestPath"},
+		{"traefik/static.yml", "      defaultMode: drop", "      defaultMode: keep", "keeps every request header"},
+		{"traefik/static.yml", "      defaultMode: drop", "      names:\n        Authorization: keep", "keeps request header Authorization"},
 		{"docker-compose.yml", "- ./plugin:/plugins-local", "- .:/plugins-local", "that holds the secrets"},
 		{"docker-compose.yml", "- ./go.mod:/plugins-local", "- ./secrets:/plugins-local", "that holds the secrets"},
 	}
@@ -58,6 +64,42 @@ func TestCheckCatchesMistakes(t *testing.T) {
 				}
 			}
 			t.Fatalf("no error containing %q; got %v", tt.want, errs)
+		})
+	}
+}
+
+// accessLogBlock is traefik/static.yml's access log configuration, as shipped.
+const accessLogBlock = "accessLog:\n  format: json\n  fields:\n    defaultMode: keep\n    names:\n      RequestPath: drop\n" +
+	"    headers:\n      defaultMode: drop\n"
+
+// Logs that hold no key pass, read as Traefik reads them (each variant was run through
+// Traefik v3.6.12 with a request carrying ?key= and Authorization).
+func TestCheckAcceptsLogsWithoutKeys(t *testing.T) {
+	for name, block := range map[string]string{
+		"no access log":                     "",
+		"accessLog with no value (off)":     "accessLog:\n",
+		"every field dropped":               "accessLog:\n  fields:\n    defaultMode: drop\n",
+		"names spelled in another case":     "accesslog:\n  fields:\n    names:\n      requestpath: drop\n",
+		"headers left to Traefik's default": "accessLog:\n  fields:\n    names:\n      RequestPath: drop\n",
+		"headers dropped or redacted by name": "accessLog:\n  fields:\n    names:\n      RequestPath: drop\n" +
+			"    headers:\n      names:\n        Authorization: redact\n        Cookie: drop\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := copyDeployment(t)
+			path := filepath.Join(root, "traefik/static.yml")
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), accessLogBlock) {
+				t.Fatalf("traefik/static.yml no longer contains %q", accessLogBlock)
+			}
+			if err := os.WriteFile(path, []byte(strings.Replace(string(b), accessLogBlock, block, 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, err := range Check(root) {
+				t.Error(err)
+			}
 		})
 	}
 }
