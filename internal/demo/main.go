@@ -1,6 +1,7 @@
 // Command demo runs the whole stack locally as processes, without Docker: PostgreSQL,
 // redis-server, admind, Traefik v3.6.12 with the plugin, and a fake OpenAI-compatible upstream
-// (or DEMO_UPSTREAM). Ctrl-C stops everything. `make demo` runs it.
+// (or DEMO_UPSTREAM). Ctrl-C stops everything. `make demo` runs it; e2e/demo_test.go follows
+// what it prints.
 package main
 
 import (
@@ -50,15 +51,19 @@ func (p *procs) start(dir, name string, env []string, bin string, args ...string
 	return nil
 }
 
-func (p procs) stop() {
-	for i := len(p) - 1; i >= 0; i-- {
-		_ = p[i].Process.Signal(syscall.SIGTERM)
+// stop stops the processes, last started first. A pointer receiver: `defer ps.stop()` runs
+// before any process starts, and must see the ones started after it.
+func (p *procs) stop() {
+	for i := len(*p) - 1; i >= 0; i-- {
+		c := (*p)[i]
+		_ = c.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
-		go func(c *exec.Cmd) { _ = c.Wait(); close(done) }(p[i])
+		go func() { _ = c.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
-			_ = p[i].Process.Kill()
+			_ = c.Process.Kill()
+			<-done
 		}
 	}
 }
@@ -103,7 +108,15 @@ func run() error {
 	defer stop()
 	root := testenv.RepoRoot()
 	state := filepath.Join(root, ".demo")
-	_ = os.RemoveAll(state)
+	if dir := os.Getenv("DEMO_STATE"); dir != "" { // e2e/demo_test.go runs one elsewhere
+		// Never emptied here: a directory named by hand may hold anything.
+		if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+			return fmt.Errorf("DEMO_STATE %s is not empty", dir)
+		}
+		state = dir
+	} else {
+		_ = os.RemoveAll(state)
+	}
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		return err
 	}
