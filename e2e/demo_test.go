@@ -11,11 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/key-ip-sentinel/sentinel/internal/newapi"
 	"github.com/key-ip-sentinel/sentinel/internal/testenv"
 )
 
@@ -23,6 +25,73 @@ import (
 // commands it prints with curl, as printed: a first use binds the key, the same key from
 // 127.0.0.2 is intercepted, the admin API lists the binding. Ctrl-C then stops everything.
 func TestDemoDoesWhatItPrints(t *testing.T) {
+	d := startDemo(t)
+	if st, out := d.call(t, d.commands[0], ""); st != http.StatusOK || !strings.Contains(out, `"fake-model"`) {
+		t.Fatalf("the first use was not forwarded: %d %s", st, out)
+	}
+	if st, out := d.call(t, d.commands[1], ""); st != http.StatusForbidden || !strings.Contains(out, `"code":"ip_not_allowed"`) {
+		t.Fatalf("the same key from 127.0.0.2 was not intercepted: %d %s", st, out)
+	}
+	key := regexp.MustCompile(`Bearer (sk-\w+)`).FindStringSubmatch(d.commands[0])
+	if key == nil {
+		t.Fatalf("the demo printed no key to bind: %s", d.commands[0])
+	}
+	d.wantOneBinding(t, key[1])
+	public := fmt.Sprintf("http://127.0.0.1:%d", d.port)
+	for _, p := range []string{"/health", "/admin/ui/"} {
+		resp, err := http.Get(public + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", p, resp.StatusCode)
+		}
+	}
+	d.stop(t)
+}
+
+// TestDemoWithNewAPI is the demo pointed at the real New API (DEMO_UPSTREAM), as the README
+// offers: a key New API refuses binds nothing; one it issued binds on first use and is
+// intercepted from 127.0.0.2.
+func TestDemoWithNewAPI(t *testing.T) {
+	up := newUpstream(t)
+	na := newapi.Start(t, newapi.Options{UpstreamURL: up.url})
+	d := startDemo(t, "DEMO_UPSTREAM="+na.URL)
+	madeUp := "KEY=sk-" + strings.Repeat("x", 48)
+	if st, out := d.call(t, d.commands[0], madeUp); st != http.StatusUnauthorized || !strings.Contains(out, `"type":"new_api_error"`) {
+		t.Fatalf("New API did not refuse a made-up key: %d %s", st, out)
+	}
+	if st, out := d.call(t, d.commands[1], madeUp); st != http.StatusUnauthorized || !strings.Contains(out, `"type":"new_api_error"`) {
+		t.Fatalf("a key New API refused was bound, or refused by the gate: %d %s", st, out)
+	}
+	issued := "KEY=sk-" + na.Keys[0]
+	if st, out := d.call(t, d.commands[0], issued); st != http.StatusOK || !strings.Contains(out, na.Model) {
+		t.Fatalf("New API did not list its model for the issued key: %d %s", st, out)
+	}
+	if st, out := d.call(t, d.commands[1], issued); st != http.StatusForbidden || !strings.Contains(out, `"code":"ip_not_allowed"`) {
+		t.Fatalf("the issued key from 127.0.0.2 was not intercepted: %d %s", st, out)
+	}
+	d.wantOneBinding(t, na.Keys[0])
+	d.stop(t)
+}
+
+// demo is a running `make demo` and the commands it printed.
+type demo struct {
+	cmd      *exec.Cmd
+	port     int
+	text     string   // what it printed up to "Press Ctrl-C"
+	commands []string // bind, intercept, log in, list the bindings
+	exited   chan demoExit
+}
+
+type demoExit struct {
+	err  error
+	rest string // what it printed after its instructions, or all of it if it never got there
+}
+
+func startDemo(t *testing.T, env ...string) *demo {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts the whole stack")
 	}
@@ -45,26 +114,22 @@ func TestDemoDoesWhatItPrints(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the demo: %v\n%s", err, out)
 	}
-	port, err := testenv.PickPort()
-	if err != nil {
+	d := &demo{exited: make(chan demoExit, 1)}
+	if d.port, err = testenv.PickPort(); err != nil {
 		t.Fatal(err)
 	}
-	demo := exec.Command(bin)
+	d.cmd = exec.Command(bin)
 	// The demo finds Traefik through scripts/traefik-bin.sh's cache, which make e2e fills.
-	demo.Env = append(os.Environ(), fmt.Sprintf("DEMO_HTTP_PORT=%d", port), "DEMO_STATE="+filepath.Join(dir, "state"))
-	demo.Stderr = os.Stderr
-	stdout, err := demo.StdoutPipe()
+	d.cmd.Env = append(append(os.Environ(), fmt.Sprintf("DEMO_HTTP_PORT=%d", d.port), "DEMO_STATE="+filepath.Join(dir, "state")), env...)
+	d.cmd.Stderr = os.Stderr
+	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := demo.Start(); err != nil {
+	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	type exit struct {
-		err  error
-		rest string // what it printed after its instructions, or all of it if it never got there
-	}
-	exited := make(chan exit, 1)
+	t.Cleanup(func() { _ = d.cmd.Process.Kill() })
 	printed := make(chan string, 1)
 	go func() {
 		var all strings.Builder
@@ -77,85 +142,92 @@ func TestDemoDoesWhatItPrints(t *testing.T) {
 			}
 		}
 		_, _ = io.Copy(io.Discard, stdout)
-		exited <- exit{demo.Wait(), all.String()}
+		d.exited <- demoExit{d.cmd.Wait(), all.String()}
 	}()
-	defer func() { _ = demo.Process.Kill() }()
-
-	var text string
 	select {
-	case text = <-printed:
-	case e := <-exited:
+	case d.text = <-printed:
+	case e := <-d.exited:
 		t.Fatalf("the demo exited before it was ready: %v\n%s", e.err, e.rest)
 	case <-time.After(8 * time.Minute):
 		t.Fatal("the demo was not ready after 8 minutes")
 	}
-	t.Logf("the demo printed:\n%s", text)
-	commands := regexp.MustCompile(`(?m)^  ((?:curl|TOKEN=).*)$`).FindAllStringSubmatch(text, -1)
-	if len(commands) != 4 {
-		t.Fatalf("want the demo's 4 commands (bind, intercept, login, list), found %d", len(commands))
+	t.Logf("the demo printed:\n%s", d.text)
+	for _, m := range regexp.MustCompile(`(?m)^  ((?:curl|TOKEN=).*)$`).FindAllStringSubmatch(d.text, -1) {
+		d.commands = append(d.commands, m[1])
 	}
-	run := func(script string) string {
-		t.Helper()
-		out, err := exec.Command("sh", "-c", script).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", script, err, out)
-		}
-		return string(out)
+	if len(d.commands) != 4 {
+		t.Fatalf("want the demo's 4 commands (bind, intercept, log in, list), found %d", len(d.commands))
 	}
-	if out := run(commands[0][1]); !strings.Contains(out, `"chat.completion"`) {
-		t.Fatalf("the first use was not forwarded: %s", out)
+	return d
+}
+
+// run runs a printed command in sh, with env ("KEY=…") set as the demo says to.
+func (d *demo) run(t *testing.T, script, env string) string {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Env = append(os.Environ(), env)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, out)
 	}
-	if out := run(commands[1][1]); !strings.Contains(out, `"code":"ip_not_allowed"`) {
-		t.Fatalf("the same key from 127.0.0.2 was not intercepted: %s", out)
+	return string(out)
+}
+
+// call runs a printed curl command and returns its status and body; curl's -w prints the
+// status after the body.
+func (d *demo) call(t *testing.T, command, env string) (int, string) {
+	t.Helper()
+	out := d.run(t, command+` -w '\n%{http_code}'`, env)
+	i := strings.LastIndexByte(out, '\n')
+	st, err := strconv.Atoi(out[i+1:])
+	if err != nil {
+		t.Fatalf("%s: no status in %q", command, out)
 	}
+	return st, out[:i]
+}
+
+// wantOneBinding runs the printed log-in and list commands: one binding, to 127.0.0.1, and
+// no trace of the raw key.
+func (d *demo) wantOneBinding(t *testing.T, key string) {
+	t.Helper()
+	out := d.run(t, d.commands[2]+"\n"+d.commands[3], "")
 	var list struct {
 		Items []struct {
-			KeyHint string   `json:"key_hint"`
-			CIDRs   []string `json:"cidrs"`
+			CIDRs []string `json:"cidrs"`
 		}
 		Total int
 	}
-	out := run(commands[2][1] + "\n" + commands[3][1])
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatalf("the bindings list: %v: %s", err, out)
 	}
 	if list.Total != 1 || len(list.Items) != 1 || strings.Join(list.Items[0].CIDRs, ",") != "127.0.0.1/32" {
 		t.Fatalf("want one binding to 127.0.0.1/32, got %s", out)
 	}
-	key := regexp.MustCompile(`Bearer (sk-\w+)`).FindStringSubmatch(commands[0][1])[1]
 	if strings.Contains(out, key) {
 		t.Fatal("the bindings list holds the raw key")
 	}
-	public := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for _, p := range []string{"/health", "/admin/ui/"} {
-		resp, err := http.Get(public + p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d", p, resp.StatusCode)
-		}
-	}
+}
 
-	// Ctrl-C, sent to the demo alone (a terminal sends it to every process of the group): it
-	// stops everything it started, PostgreSQL included.
-	pg := regexp.MustCompile(`PostgreSQL on (127\.0\.0\.1:\d+)`).FindStringSubmatch(text)
+// stop sends SIGINT to the demo alone (a terminal's Ctrl-C reaches every process of the
+// group): it must stop everything it started, PostgreSQL included.
+func (d *demo) stop(t *testing.T) {
+	t.Helper()
+	pg := regexp.MustCompile(`PostgreSQL on (127\.0\.0\.1:\d+)`).FindStringSubmatch(d.text)
 	if pg == nil {
 		t.Fatal("the demo did not print PostgreSQL's address")
 	}
-	if err := demo.Process.Signal(syscall.SIGINT); err != nil {
+	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case e := <-exited:
+	case e := <-d.exited:
 		if e.err != nil {
 			t.Fatalf("the demo exited with %v after Ctrl-C:\n%s", e.err, e.rest)
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("the demo did not stop within a minute of Ctrl-C")
 	}
-	for _, addr := range []string{pg[1], fmt.Sprintf("127.0.0.1:%d", port)} {
+	for _, addr := range []string{pg[1], fmt.Sprintf("127.0.0.1:%d", d.port)} {
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
 			t.Errorf("%s still answers after the demo stopped", addr)

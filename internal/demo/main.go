@@ -227,6 +227,13 @@ func run() error {
 	}
 
 	public := "http://127.0.0.1:" + httpPort
+	// The fake upstream accepts any key. Behind New API a key binds only on a success from
+	// New API (a first use is a claim until then): a made-up key binds nothing, and neither does
+	// a request New API refuses after reading the key, which /v1/models never is.
+	key, keyNote := "sk-demoKey0123456789abcdef", ""
+	if os.Getenv("DEMO_UPSTREAM") != "" {
+		key, keyNote = "$KEY", "Set KEY to a key your New API issued (KEY=sk-...): a key it refuses binds nothing.\n"
+	}
 	fmt.Printf(`
 Key-IP Sentinel demo is running (state and logs in %[1]s).
   model API (through Traefik + sentinel): %[2]s/v1/...
@@ -235,17 +242,17 @@ Key-IP Sentinel demo is running (state and logs in %[1]s).
   health:                                 %[2]s/health
   metrics (admind only, not routed):      http://127.0.0.1:%[4]d/metrics
 
-Bind a key to 127.0.0.1 (first use) and use it again:
-  curl -s %[2]s/v1/chat/completions -H 'Authorization: Bearer sk-demoKey0123456789abcdef' -d '{}'
+%[5]sBind a key to 127.0.0.1 (its first use that New API answers with a success):
+  curl -s %[2]s/v1/models -H "Authorization: Bearer %[6]s"
 The same key from another address is intercepted (403):
-  curl -s --interface 127.0.0.2 %[2]s/v1/chat/completions -H 'Authorization: Bearer sk-demoKey0123456789abcdef' -d '{}'
+  curl -s --interface 127.0.0.2 %[2]s/v1/models -H "Authorization: Bearer %[6]s"
 
 Log in to the admin API and list the bindings:
   TOKEN=$(curl -s %[2]s/admin/api/login -H 'Content-Type: application/json' -d '{"username":"admin","password":"%[3]s"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
   curl -s %[2]s/admin/api/bindings -H "Authorization: Bearer $TOKEN"
 
 Press Ctrl-C to stop everything.
-`, state, public, adminPassword, appPort)
+`, state, public, adminPassword, appPort, keyNote, key)
 	<-ctx.Done()
 	step("stopping")
 	return nil

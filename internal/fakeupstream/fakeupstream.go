@@ -1,6 +1,7 @@
 // Package fakeupstream is a stand-in for New API in tests and the demo, and for New API's
-// upstream channel: an OpenAI-compatible endpoint that answers JSON, or streams SSE when the
-// query has stream=true or the JSON body asks for a stream (as New API relays one).
+// upstream channel: an OpenAI-compatible endpoint that answers JSON (a model list on
+// /v1/models, a chat completion elsewhere), or streams SSE when the query has stream=true or
+// the JSON body asks for a stream (as New API relays one).
 package fakeupstream
 
 import (
@@ -71,6 +72,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
 		fmt.Fprint(w, `{"error":{"message":"无效的令牌 (request id: fake)","type":"new_api_error"}}`+"\n")
+		return
+	}
+	if r.URL.Path == "/v1/models" {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"object":"list","data":[{"id":"fake-model","object":"model","owned_by":"fakeupstream"}]}`+"\n")
 		return
 	}
 	if r.URL.Query().Get("stream") != "true" && !req.Stream {
