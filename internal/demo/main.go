@@ -227,9 +227,9 @@ func run() error {
 	}
 
 	public := "http://127.0.0.1:" + httpPort
-	// The fake upstream accepts any key. Behind New API a key binds only on a success from
-	// New API (a first use is a claim until then): a made-up key binds nothing, and neither does
-	// a request New API refuses after reading the key, which /v1/models never is.
+	// The fake upstream accepts any key. Behind New API a first use binds the key only when
+	// New API answers it with a success: a made-up key binds nothing, and /v1/models succeeds
+	// for every key New API issued.
 	key, keyNote := "sk-demoKey0123456789abcdef", ""
 	if os.Getenv("DEMO_UPSTREAM") != "" {
 		key, keyNote = "$KEY", "Set KEY to a key your New API issued (KEY=sk-...): a key it refuses binds nothing.\n"
@@ -242,7 +242,7 @@ Key-IP Sentinel demo is running (state and logs in %[1]s).
   health:                                 %[2]s/health
   metrics (admind only, not routed):      http://127.0.0.1:%[4]d/metrics
 
-%[5]sBind a key to 127.0.0.1 (its first use that New API answers with a success):
+%[5]sBind a key to 127.0.0.1 (its first use, answered with a success, binds it):
   curl -s %[2]s/v1/models -H "Authorization: Bearer %[6]s"
 The same key from another address is intercepted (403):
   curl -s --interface 127.0.0.2 %[2]s/v1/models -H "Authorization: Bearer %[6]s"
