@@ -76,18 +76,65 @@ func TestDemoWithNewAPI(t *testing.T) {
 	d.stop(t)
 }
 
+// TestDemoStopsWhenAPartDies: the demo does not go on as if it ran when a process it started
+// exits; it says which one, with the end of its log, and stops the rest.
+func TestDemoStopsWhenAPartDies(t *testing.T) {
+	d := startDemo(t)
+	admind := filepath.Join(d.state, "admind")
+	pid := 0
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, _ := os.ReadFile(p); strings.TrimRight(string(b), "\x00") == admind {
+			pid, _ = strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no process runs %s", admind)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-d.exited:
+		if e.err == nil || !strings.Contains(e.stderr, "admind exited (signal: killed)") {
+			t.Fatalf("want the demo to fail naming admind; it exited with %v:\n%s", e.err, e.stderr)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the demo ran on for a minute without admind")
+	}
+	d.nothingAnswers(t)
+}
+
+// TestDemoRefusesATakenPort: a taken DEMO_HTTP_PORT is named at once, before any build.
+func TestDemoRefusesATakenPort(t *testing.T) {
+	_, bin := buildDemo(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("DEMO_HTTP_PORT=%d", ln.Addr().(*net.TCPAddr).Port), "DEMO_STATE="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "is taken (another demo still running?") || strings.Contains(string(out), "building") {
+		t.Fatalf("want an early refusal naming the port; got %v:\n%s", err, out)
+	}
+}
+
 // demo is a running `make demo` and the commands it printed.
 type demo struct {
 	cmd      *exec.Cmd
 	port     int
+	state    string   // DEMO_STATE
 	text     string   // what it printed up to "Press Ctrl-C"
 	commands []string // bind, intercept, log in, list the bindings
 	exited   chan demoExit
 }
 
 type demoExit struct {
-	err  error
-	rest string // what it printed after its instructions, or all of it if it never got there
+	err    error
+	rest   string // what it printed after its instructions, or all of it if it never got there
+	stderr string
 }
 
 func startDemo(t *testing.T, env ...string) *demo {
@@ -98,30 +145,17 @@ func startDemo(t *testing.T, env ...string) *demo {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Fatal("the demo prints curl commands: apt-get install curl (.ci/run does)")
 	}
-	// Not t.TempDir: PostgreSQL runs as the postgres user, who must reach the demo's state
-	// directory, and t.TempDir's parent is private to this user.
-	dir, err := os.MkdirTemp("", "sentinel-demo-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "demo")
-	build := exec.Command("go", "build", "-o", bin, "./internal/demo")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the demo: %v\n%s", err, out)
-	}
-	d := &demo{exited: make(chan demoExit, 1)}
+	dir, bin := buildDemo(t)
+	d := &demo{exited: make(chan demoExit, 1), state: filepath.Join(dir, "state")}
+	var err error
 	if d.port, err = testenv.PickPort(); err != nil {
 		t.Fatal(err)
 	}
 	d.cmd = exec.Command(bin)
 	// The demo finds Traefik through scripts/traefik-bin.sh's cache, which make e2e fills.
-	d.cmd.Env = append(append(os.Environ(), fmt.Sprintf("DEMO_HTTP_PORT=%d", d.port), "DEMO_STATE="+filepath.Join(dir, "state")), env...)
-	d.cmd.Stderr = os.Stderr
+	d.cmd.Env = append(append(os.Environ(), fmt.Sprintf("DEMO_HTTP_PORT=%d", d.port), "DEMO_STATE="+d.state), env...)
+	var stderr strings.Builder // written by exec's copier until Wait returns
+	d.cmd.Stderr = &stderr
 	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -142,12 +176,13 @@ func startDemo(t *testing.T, env ...string) *demo {
 			}
 		}
 		_, _ = io.Copy(io.Discard, stdout)
-		d.exited <- demoExit{d.cmd.Wait(), all.String()}
+		err := d.cmd.Wait()
+		d.exited <- demoExit{err, all.String(), stderr.String()}
 	}()
 	select {
 	case d.text = <-printed:
 	case e := <-d.exited:
-		t.Fatalf("the demo exited before it was ready: %v\n%s", e.err, e.rest)
+		t.Fatalf("the demo exited before it was ready: %v\n%s%s", e.err, e.rest, e.stderr)
 	case <-time.After(8 * time.Minute):
 		t.Fatal("the demo was not ready after 8 minutes")
 	}
@@ -159,6 +194,28 @@ func startDemo(t *testing.T, env ...string) *demo {
 		t.Fatalf("want the demo's 4 commands (bind, intercept, log in, list), found %d", len(d.commands))
 	}
 	return d
+}
+
+// buildDemo builds the demo into a new directory that the postgres user can reach (not
+// t.TempDir, whose parent is private to this user): PostgreSQL runs as that user in the
+// demo's state directory.
+func buildDemo(t *testing.T) (dir, bin string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sentinel-demo-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin = filepath.Join(dir, "demo")
+	build := exec.Command("go", "build", "-o", bin, "./internal/demo")
+	build.Dir = testenv.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the demo: %v\n%s", err, out)
+	}
+	return dir, bin
 }
 
 // run runs a printed command in sh, with env ("KEY=…") set as the demo says to.
@@ -208,24 +265,31 @@ func (d *demo) wantOneBinding(t *testing.T, key string) {
 	}
 }
 
-// stop sends SIGINT to the demo alone (a terminal's Ctrl-C reaches every process of the
-// group): it must stop everything it started, PostgreSQL included.
+// stop sends SIGINT to the demo, as a terminal's Ctrl-C does: it must stop everything it
+// started, PostgreSQL included.
 func (d *demo) stop(t *testing.T) {
 	t.Helper()
-	pg := regexp.MustCompile(`PostgreSQL on (127\.0\.0\.1:\d+)`).FindStringSubmatch(d.text)
-	if pg == nil {
-		t.Fatal("the demo did not print PostgreSQL's address")
-	}
 	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case e := <-d.exited:
 		if e.err != nil {
-			t.Fatalf("the demo exited with %v after Ctrl-C:\n%s", e.err, e.rest)
+			t.Fatalf("the demo exited with %v after Ctrl-C:\n%s%s", e.err, e.rest, e.stderr)
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("the demo did not stop within a minute of Ctrl-C")
+	}
+	d.nothingAnswers(t)
+}
+
+// nothingAnswers checks, once the demo has exited, that neither PostgreSQL nor Traefik's
+// public entrypoint does.
+func (d *demo) nothingAnswers(t *testing.T) {
+	t.Helper()
+	pg := regexp.MustCompile(`PostgreSQL on (127\.0\.0\.1:\d+)`).FindStringSubmatch(d.text)
+	if pg == nil {
+		t.Fatal("the demo did not print PostgreSQL's address")
 	}
 	for _, addr := range []string{pg[1], fmt.Sprintf("127.0.0.1:%d", d.port)} {
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {

@@ -32,7 +32,18 @@ func main() {
 	}
 }
 
-type procs []*exec.Cmd
+// proc is a process the demo started.
+type proc struct {
+	name, log string
+	cmd       *exec.Cmd
+	done      chan struct{} // closed once it has exited
+}
+
+// procs are the processes the demo started; exits receives each one that exits.
+type procs struct {
+	list  []*proc
+	exits chan *proc
+}
 
 func (p *procs) start(dir, name string, env []string, bin string, args ...string) error {
 	f, err := os.Create(filepath.Join(dir, name+".log"))
@@ -43,29 +54,42 @@ func (p *procs) start(dir, name string, env []string, bin string, args ...string
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = f, f
+	// A process group of its own, so that a terminal's Ctrl-C reaches the demo alone and it
+	// stops the stack in order; killed by the kernel if the demo dies without stopping it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
+		f.Close()
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	*p = append(*p, cmd)
+	pr := &proc{name: name, log: f.Name(), cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		f.Close()
+		close(pr.done)
+		p.exits <- pr
+	}()
+	p.list = append(p.list, pr)
 	step("started %s (log: %s)", name, f.Name())
 	return nil
 }
 
-// stop stops the processes, last started first. A pointer receiver: `defer ps.stop()` runs
-// before any process starts, and must see the ones started after it.
+// stop stops the processes, last started first.
 func (p *procs) stop() {
-	for i := len(*p) - 1; i >= 0; i-- {
-		c := (*p)[i]
-		_ = c.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = c.Wait(); close(done) }()
+	for i := len(p.list) - 1; i >= 0; i-- {
+		pr := p.list[i]
+		_ = pr.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case <-pr.done:
 		case <-time.After(5 * time.Second):
-			_ = c.Process.Kill()
-			<-done
+			_ = pr.cmd.Process.Kill()
+			<-pr.done
 		}
 	}
+}
+
+// exited is the error for a process that exited while the demo needed it.
+func (pr *proc) exited() error {
+	return fmt.Errorf("%s exited (%v); the end of %s:\n%s", pr.name, pr.cmd.ProcessState, pr.log, testenv.Tail(pr.log, 15))
 }
 
 func step(format string, args ...any) { fmt.Printf("demo: "+format+"\n", args...) }
@@ -83,9 +107,15 @@ func randomSecret() string {
 	return hex.EncodeToString(b)
 }
 
-func waitFor(what string, timeout time.Duration, ok func() bool) error {
+// waitFor waits until ok, and gives up early when one of ps has exited.
+func waitFor(ps *procs, what string, timeout time.Duration, ok func() bool) error {
 	deadline := time.Now().Add(timeout)
 	for !ok() {
+		select {
+		case pr := <-ps.exits:
+			return pr.exited()
+		default:
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("timed out waiting for %s", what)
 		}
@@ -121,6 +151,12 @@ func run() error {
 		return err
 	}
 	httpPort := envOr("DEMO_HTTP_PORT", "8016")
+	// Before the builds: Traefik would only fail on a taken port once everything else runs.
+	ln, err := net.Listen("tcp", "127.0.0.1:"+httpPort)
+	if err != nil {
+		return fmt.Errorf("127.0.0.1:%s is taken (another demo still running? DEMO_HTTP_PORT picks another port): %w", httpPort, err)
+	}
+	ln.Close()
 
 	step("building Traefik v3.6.12 if not cached (the first build takes 15-25 minutes)")
 	tb := exec.Command(filepath.Join(root, "scripts", "traefik-bin.sh"))
@@ -139,7 +175,7 @@ func run() error {
 		return err
 	}
 
-	var ps procs
+	ps := &procs{exits: make(chan *proc, 8)}
 	defer ps.stop()
 
 	pgBin, err := testenv.PGBinDir()
@@ -192,7 +228,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if err := waitFor("admind", 60*time.Second, func() bool { return httpOK(fmt.Sprintf("http://127.0.0.1:%d/health", appPort)) }); err != nil {
+	if err := waitFor(ps, "admind", 60*time.Second, func() bool { return httpOK(fmt.Sprintf("http://127.0.0.1:%d/health", appPort)) }); err != nil {
 		return err
 	}
 
@@ -213,7 +249,7 @@ func run() error {
 	if err := ps.start(state, "traefik", nil, traefikBin, "--configFile="+filepath.Join(state, "traefik.yml")); err != nil {
 		return err
 	}
-	err = waitFor("the sentinel middleware in Traefik", 60*time.Second, func() bool {
+	err = waitFor(ps, "the sentinel middleware in Traefik", 60*time.Second, func() bool {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/http/middlewares/sentinel@file", apiPort))
 		if err != nil {
 			return false
@@ -253,7 +289,11 @@ Log in to the admin API and list the bindings:
 
 Press Ctrl-C to stop everything.
 `, state, public, adminPassword, appPort, keyNote, key)
-	<-ctx.Done()
-	step("stopping")
-	return nil
+	select {
+	case <-ctx.Done():
+		step("stopping")
+		return nil
+	case pr := <-ps.exits:
+		return pr.exited()
+	}
 }
