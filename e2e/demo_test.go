@@ -284,7 +284,8 @@ func (d *demo) stop(t *testing.T) {
 }
 
 // nothingAnswers checks, once the demo has exited, that neither PostgreSQL nor Traefik's
-// public entrypoint does.
+// public entrypoint answers, and that no process it started is left: none runs from, or
+// names, its state directory (a process killed a moment ago may take a few seconds to go).
 func (d *demo) nothingAnswers(t *testing.T) {
 	t.Helper()
 	pg := regexp.MustCompile(`PostgreSQL on (127\.0\.0\.1:\d+)`).FindStringSubmatch(d.text)
@@ -296,5 +297,23 @@ func (d *demo) nothingAnswers(t *testing.T) {
 			c.Close()
 			t.Errorf("%s still answers after the demo stopped", addr)
 		}
+	}
+	var left []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		left = left[:0]
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, dir := range dirs {
+			cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
+			cwd, _ := os.Readlink(filepath.Join(dir, "cwd"))
+			if strings.Contains(string(cmdline), d.state) || strings.HasPrefix(cwd, d.state) {
+				left = append(left, strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " "))
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(left) > 0 {
+		t.Errorf("left running after the demo stopped:\n%s", strings.Join(left, "\n"))
 	}
 }
