@@ -86,6 +86,8 @@ type stackOptions struct {
 	// TraefikAllowsEncoded leaves Traefik's encodedCharacters at its defaults (all allowed),
 	// so a test sees what the plugin alone lets through.
 	TraefikAllowsEncoded bool
+	// Mode is the sentinel middleware's mode option ("" leaves it out: enforce).
+	Mode string
 	// Bench adds make bench's routes (bare, no-op plugin, sentinel, sentinel without its
 	// local cache) under /bench/.
 	Bench bool
@@ -208,6 +210,7 @@ func (s *stack) startTraefik(t *testing.T, name, dir, admindURL, publicURL strin
 		"UpstreamURL":          s.upstream.url,
 		"Bench":                o.Bench,
 		"TraefikAllowsEncoded": o.TraefikAllowsEncoded,
+		"Mode":                 o.Mode,
 	}
 	if o.UpstreamURL != "" {
 		vars["UpstreamURL"] = o.UpstreamURL
