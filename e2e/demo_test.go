@@ -82,10 +82,9 @@ func TestDemoStopsWhenAPartDies(t *testing.T) {
 	d := startDemo(t)
 	admind := filepath.Join(d.state, "admind")
 	pid := 0
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		if b, _ := os.ReadFile(p); strings.TrimRight(string(b), "\x00") == admind {
-			pid, _ = strconv.Atoi(filepath.Base(filepath.Dir(p)))
+	for p, cmdline := range d.processes() {
+		if cmdline == admind {
+			pid = p
 		}
 	}
 	if pid == 0 {
@@ -298,22 +297,27 @@ func (d *demo) nothingAnswers(t *testing.T) {
 			t.Errorf("%s still answers after the demo stopped", addr)
 		}
 	}
-	var left []string
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		left = left[:0]
-		dirs, _ := filepath.Glob("/proc/[0-9]*")
-		for _, dir := range dirs {
-			cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
-			cwd, _ := os.Readlink(filepath.Join(dir, "cwd"))
-			if strings.Contains(string(cmdline), d.state) || strings.HasPrefix(cwd, d.state) {
-				left = append(left, strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " "))
-			}
-		}
-		if len(left) == 0 || time.Now().After(deadline) {
-			break
+	left := d.processes()
+	for deadline := time.Now().Add(10 * time.Second); len(left) > 0 && time.Now().Before(deadline); left = d.processes() {
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, cmdline := range left {
+		t.Errorf("left running after the demo stopped: %s", cmdline)
+	}
+}
+
+// processes are the processes that run from, or name, the demo's state directory: pid →
+// command line, its arguments joined by spaces.
+func (d *demo) processes() map[int]string {
+	found := map[int]string{}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range dirs {
+		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
+		cwd, _ := os.Readlink(filepath.Join(dir, "cwd"))
+		if strings.Contains(string(cmdline), d.state) || strings.HasPrefix(cwd, d.state) {
+			pid, _ := strconv.Atoi(filepath.Base(dir))
+			found[pid] = strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " ")
 		}
 	}
-	if len(left) > 0 {
-		t.Errorf("left running after the demo stopped:\n%s", strings.Join(left, "\n"))
-	}
+	return found
 }
