@@ -22,6 +22,7 @@ type logPage struct {
 		KeyHash   string    `json:"key_hash"`
 		IP        string    `json:"ip"`
 		Reason    string    `json:"reason"`
+		Outcome   *string   `json:"outcome"`
 		Path      string    `json:"path"`
 		UserAgent string    `json:"user_agent"`
 	} `json:"items"`
@@ -35,11 +36,11 @@ func TestAdminLogs(t *testing.T) {
 	ctx := context.Background()
 	kA, kB := hashKey("logKeyA0123456789"), hashKey("logKeyB0123456789")
 	_, err := conn.Exec(ctx, `
-		INSERT INTO intercept_logs (key_hash, key_hint, ip, reason, method, path, user_agent, created_at) VALUES
-		($1, 'sk-logA…6789', '127.0.0.3', 'ip_not_allowed', 'POST', '/v1/chat', 'x'||chr(13)||chr(10)||'FAKE', '2026-11-20T10:00:00Z'),
-		($1, 'sk-logA…6789', '127.0.0.4', 'ip_not_allowed', 'POST', '/v1/chat', 'ua', '2026-11-21T10:00:00Z'),
-		($1, 'sk-logA…6789', '10.1.2.3',  'key_banned',     'POST', '/v1/chat', 'ua', '2026-11-22T10:00:00Z'),
-		($2, 'sk-logB…6789', '2001:db8::5', 'ip_not_allowed', 'GET', '/v1/models', 'ua', '2026-11-23T10:00:00Z')`, kA, kB)
+		INSERT INTO intercept_logs (key_hash, key_hint, ip, reason, outcome, method, path, user_agent, created_at) VALUES
+		($1, 'sk-logA…6789', '127.0.0.3', 'ip_not_allowed', NULL, 'POST', '/v1/chat', 'x'||chr(13)||chr(10)||'FAKE', '2026-11-20T10:00:00Z'),
+		($1, 'sk-logA…6789', '127.0.0.4', 'ip_not_allowed', 'forwarded', 'POST', '/v1/chat', 'ua', '2026-11-21T10:00:00Z'),
+		($1, 'sk-logA…6789', '10.1.2.3',  'key_banned',     'refused', 'POST', '/v1/chat', 'ua', '2026-11-22T10:00:00Z'),
+		($2, 'sk-logB…6789', '2001:db8::5', 'ip_not_allowed', 'refused', 'GET', '/v1/models', 'ua', '2026-11-23T10:00:00Z')`, kA, kB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +66,9 @@ func TestAdminLogs(t *testing.T) {
 		{"reason=key_banned", 1},
 		{"from=2026-11-21T00:00:00Z&to=2026-11-23T00:00:00Z", 2},
 		{"key=" + kA + "&reason=ip_not_allowed&from=2026-11-21T00:00:00Z", 1},
+		{"outcome=refused", 2},
+		{"outcome=forwarded", 1},
+		{"key=" + kA + "&outcome=refused", 1},
 	}
 	for _, tt := range tests {
 		if p := logs(tt.query); p.Total != tt.total || len(p.Items) != tt.total {
@@ -78,7 +82,14 @@ func TestAdminLogs(t *testing.T) {
 	if p := logs("ip=127.0.0.3"); p.Items[0].UserAgent != "x\r\nFAKE" {
 		t.Fatalf("user agent not kept verbatim in one row: %q", p.Items[0].UserAgent)
 	}
-	for _, bad := range []string{"ip=nope", "from=yesterday", "reason=other", "from=2026-11-23T00:00:00Z&to=2026-11-21T00:00:00Z", "page_size=0"} {
+	// A row from before outcomes were recorded claims none.
+	for ip, want := range map[string]string{"127.0.0.3": "", "127.0.0.4": "forwarded", "10.1.2.3": "refused"} {
+		got := logs("ip=" + ip).Items[0].Outcome
+		if (got == nil) != (want == "") || (got != nil && *got != want) {
+			t.Errorf("outcome of the row from %s: %v, want %q", ip, got, want)
+		}
+	}
+	for _, bad := range []string{"ip=nope", "from=yesterday", "reason=other", "outcome=blocked", "from=2026-11-23T00:00:00Z&to=2026-11-21T00:00:00Z", "page_size=0"} {
 		st, body := a.call(t, tok, http.MethodGet, "/admin/api/logs?"+bad, nil)
 		wantError(t, st, body, http.StatusBadRequest, "bad_request", "")
 	}
@@ -92,8 +103,8 @@ func TestAdminLogExportCSV(t *testing.T) {
 	ctx := context.Background()
 	cells := []string{`=HYPERLINK("http://evil","x")`, "+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1", `a,b "c"` + "\nd", "/v1/plain"}
 	for i, c := range cells {
-		_, err := conn.Exec(ctx, `INSERT INTO intercept_logs (key_hash, key_hint, ip, reason, method, path, user_agent, created_at)
-			VALUES ($1, 'sk-csvK…6789', '127.0.0.3', 'ip_not_allowed', 'POST', $2, $2, $3)`,
+		_, err := conn.Exec(ctx, `INSERT INTO intercept_logs (key_hash, key_hint, ip, reason, outcome, method, path, user_agent, created_at)
+			VALUES ($1, 'sk-csvK…6789', '127.0.0.3', 'ip_not_allowed', 'forwarded', 'POST', $2, $2, $3)`,
 			hashKey("csvKey"), c, time.Date(2026, 11, 1, 0, 0, i, 0, time.UTC))
 		if err != nil {
 			t.Fatal(err)
@@ -114,7 +125,7 @@ func TestAdminLogExportCSV(t *testing.T) {
 	if err != nil {
 		t.Fatalf("not RFC 4180 CSV: %v", err)
 	}
-	if strings.Join(records[0], ",") != "id,time,key_hint,key_hash,ip,reason,method,path,user_agent" || len(records) != len(cells)+1 {
+	if strings.Join(records[0], ",") != "id,time,key_hint,key_hash,ip,reason,outcome,method,path,user_agent" || len(records) != len(cells)+1 {
 		t.Fatalf("header or row count: %v", records)
 	}
 	// Newest first: records[1] is the last cell inserted.
@@ -124,8 +135,8 @@ func TestAdminLogExportCSV(t *testing.T) {
 		if strings.ContainsRune("=+-@\t\r", rune(c[0])) {
 			want = "'" + c
 		}
-		if rec[7] != want || rec[8] != want {
-			t.Errorf("cell %q exported as %q / %q, want %q", c, rec[7], rec[8], want)
+		if rec[6] != "forwarded" || rec[8] != want || rec[9] != want {
+			t.Errorf("row of %q exported as outcome %q, %q / %q, want forwarded, %q", c, rec[6], rec[8], rec[9], want)
 		}
 	}
 }

@@ -15,8 +15,9 @@ import (
 	"unicode/utf8"
 )
 
-func newDecideRequest(req *http.Request, hash, hint string, ip netip.Addr) decideRequest {
+func newDecideRequest(m *middleware, req *http.Request, hash, hint string, ip netip.Addr) decideRequest {
 	return decideRequest{
+		Forwarded: m.opts.monitor,
 		KeyHash:   hash,
 		KeyHint:   reportedField(hint),
 		IP:        ip.String(),

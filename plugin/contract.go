@@ -63,10 +63,11 @@ const (
 	failsafeModeOpen   = "open"
 )
 
-// interceptEvent is the field list of a refusal's entry on eventsStream.
+// interceptEvent is the field list of a refusal's entry on eventsStream (forwarded: "true"
+// in monitor mode).
 func interceptEvent(ev decideRequest, atMillis string) []string {
 	return []string{"key_hash", ev.KeyHash, "key_hint", ev.KeyHint, "ip", ev.IP, "reason", ev.Reason,
-		"method", ev.Method, "path", ev.Path, "user_agent", ev.UserAgent, "at", atMillis}
+		"forwarded", strconv.FormatBool(ev.Forwarded), "method", ev.Method, "path", ev.Path, "user_agent", ev.UserAgent, "at", atMillis}
 }
 
 // failsafeEvent is the field list of a usage flush's failsafe entry on eventsStream: requests
@@ -99,6 +100,9 @@ type decideRequest struct {
 	Path          string `json:"path"`
 	UserAgent     string `json:"user_agent"`
 	Reason        string `json:"reason,omitempty"`
+	// Forwarded: this plugin forwards the request whatever admind answers (monitor mode), so
+	// admind records an intercept for it as forwarded, not refused.
+	Forwarded bool `json:"forwarded,omitempty"`
 	// Claim (confirm and release only) quotes the claim of a provisional answer.
 	Claim string `json:"claim,omitempty"`
 }

@@ -154,7 +154,7 @@ func TestContractStreamEvents(t *testing.T) {
 	c := loadContract(t)
 	ie := c.InterceptEvent
 	ev := decideRequest{KeyHash: ie["key_hash"], KeyHint: ie["key_hint"], IP: ie["ip"], Reason: ie["reason"],
-		Method: ie["method"], Path: ie["path"], UserAgent: ie["user_agent"]}
+		Forwarded: ie["forwarded"] == "true", Method: ie["method"], Path: ie["path"], UserAgent: ie["user_agent"]}
 	if got := pairsToMap(t, interceptEvent(ev, ie["at"])); !reflect.DeepEqual(got, ie) {
 		t.Errorf("intercept event\n the plugin writes %v\n the contract says %v", got, ie)
 	}

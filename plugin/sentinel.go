@@ -392,7 +392,7 @@ func decideByEntry(m *middleware, req *http.Request, key, spelled, hash string, 
 // unbound key for its first user.
 func decideByAdmind(m *middleware, req *http.Request, key, spelled, hash string, ip netip.Addr, view cacheView) verdict {
 	hint := identity.Hint(spelled)
-	dr := newDecideRequest(req, hash, hint, ip)
+	dr := newDecideRequest(m, req, hash, hint, ip)
 	if spelled != key {
 		// Bindings made before keys had a canonical form are under the hash of the key as
 		// spelled; admind moves such a binding to the canonical hash (store.rehashLegacy).
@@ -525,10 +525,11 @@ func redisBinding(m *middleware, hash string) *binding {
 	return b
 }
 
-// reportIntercept records a refusal: on the Redis stream admind consumes, or, when Redis is
-// unavailable, with admind directly.
+// reportIntercept records a refusal (in monitor mode, a request forwarded that enforce mode
+// would refuse): on the Redis stream admind consumes, or, when Redis is unavailable, with
+// admind directly.
 func reportIntercept(m *middleware, req *http.Request, hash, hint string, ip netip.Addr, code string) {
-	ev := newDecideRequest(req, hash, hint, ip)
+	ev := newDecideRequest(m, req, hash, hint, ip)
 	ev.Reason = code
 	if m.redis != nil {
 		_, err := redisDo(m.redis, append([]string{"XADD", eventsStream, "MAXLEN", "~", eventsStreamMax, "*"},

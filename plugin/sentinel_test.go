@@ -19,6 +19,7 @@ type fakeAdmind struct {
 	mu         sync.Mutex
 	bound      map[string]string // key_hash -> ip
 	decides    int
+	forwarded  int // decides that said the plugin forwards whatever the answer (monitor mode)
 	intercepts []decideRequest
 	auth       string
 	// status, when set, is the answer to every decide; refuseUserAgent answers 400 to a decide
@@ -75,6 +76,9 @@ func (f *fakeAdmind) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	f.decides++
+	if dr.Forwarded {
+		f.forwarded++
+	}
 	if f.status != 0 {
 		rw.WriteHeader(f.status)
 		return
@@ -220,7 +224,8 @@ func TestServeHTTP(t *testing.T) {
 	if strings.Contains(rw.Body.String(), "firstkey") {
 		t.Fatal("refusal body echoes the key")
 	}
-	if len(h.admind.intercepts) != 1 || h.admind.intercepts[0].IP != "127.0.0.3" || h.admind.intercepts[0].Reason != codeIPNotAllowed {
+	if len(h.admind.intercepts) != 1 || h.admind.intercepts[0].IP != "127.0.0.3" || h.admind.intercepts[0].Reason != codeIPNotAllowed ||
+		h.admind.intercepts[0].Forwarded || h.admind.forwarded != 0 {
 		t.Fatalf("intercepts %+v", h.admind.intercepts)
 	}
 	for _, ev := range h.admind.intercepts {
@@ -276,6 +281,11 @@ func TestMonitorModeNeverBlocks(t *testing.T) {
 	}
 	if len(h.admind.intercepts) != 1 {
 		t.Fatalf("monitor mode did not record the intercept: %d", len(h.admind.intercepts))
+	}
+	// admind records what it refuses on a decide itself: it must know the request goes on.
+	if !h.admind.intercepts[0].Forwarded || h.admind.forwarded != h.admind.decides || h.admind.decides == 0 {
+		t.Fatalf("monitor mode's reports do not say the request was forwarded: intercept %+v, %d of %d decides",
+			h.admind.intercepts[0], h.admind.forwarded, h.admind.decides)
 	}
 }
 

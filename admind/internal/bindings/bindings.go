@@ -108,17 +108,33 @@ func (b Binding) CIDRStrings() []string {
 	return out
 }
 
-// Intercept is one refused request.
+// Intercept is one request refused, or in monitor mode forwarded, by a binding.
 type Intercept struct {
-	ID        int64 // set when read back
-	KeyHash   string
-	KeyHint   string
-	IP        netip.Addr
-	Reason    string
+	ID      int64 // set when read back
+	KeyHash string
+	KeyHint string
+	IP      netip.Addr
+	Reason  string
+	// Outcome is OutcomeRefused or OutcomeForwarded; "" on rows recorded before outcomes were.
+	Outcome   string
 	Method    string
 	Path      string
 	UserAgent string
 	At        time.Time
+}
+
+// What happened to an intercepted request.
+const (
+	OutcomeRefused   = "refused"
+	OutcomeForwarded = "forwarded" // the plugin runs in monitor mode: it records, never blocks
+)
+
+// OutcomeOf is the outcome of an intercept the plugin reported with forwarded.
+func OutcomeOf(forwarded bool) string {
+	if forwarded {
+		return OutcomeForwarded
+	}
+	return OutcomeRefused
 }
 
 // ErrNotFound is returned by a Store when no binding exists.
@@ -142,6 +158,7 @@ type LogQuery struct {
 	IP       netip.Prefix // rows whose address is inside (a single address is a /32 or /128)
 	From, To time.Time    // zero for open ends; From inclusive, To exclusive
 	Reason   string
+	Outcome  string
 	Page     int // from 1; 0 with PageSize 0 means every row (export)
 	PageSize int
 }

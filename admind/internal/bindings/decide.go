@@ -39,6 +39,8 @@ type DecideRequest struct {
 	Method        string
 	Path          string
 	UserAgent     string
+	// Forwarded: the plugin forwards the request whatever the decision (monitor mode).
+	Forwarded bool
 }
 
 // Decision is the answer, with the binding the plugin should cache.
@@ -136,7 +138,7 @@ func (s *Service) Decide(ctx context.Context, r DecideRequest) (Decision, error)
 	}
 	if !d.Allow {
 		err := s.Store.InsertIntercepts(ctx, []Intercept{{
-			KeyHash: r.KeyHash, KeyHint: r.KeyHint, IP: r.IP, Reason: d.Reason,
+			KeyHash: r.KeyHash, KeyHint: r.KeyHint, IP: r.IP, Reason: d.Reason, Outcome: OutcomeOf(r.Forwarded),
 			Method: r.Method, Path: r.Path, UserAgent: r.UserAgent, At: s.Now(),
 		}})
 		if err != nil {

@@ -66,6 +66,7 @@ const (
 	FieldKeyHint      = "key_hint"
 	FieldIP           = "ip"
 	FieldReason       = "reason"
+	FieldForwarded    = "forwarded" // "true" or "false" (Event.Forwarded); absent from older plugins
 	FieldMethod       = "method"
 	FieldPath         = "path"
 	FieldUserAgent    = "user_agent"
@@ -103,6 +104,9 @@ type Event struct {
 	Path          string `json:"path"`
 	UserAgent     string `json:"user_agent"`
 	Reason        string `json:"reason,omitempty"`
+	// Forwarded: the plugin forwards this request whatever admind answers (monitor mode), so
+	// an intercept recorded for it is one forwarded, not refused.
+	Forwarded bool `json:"forwarded,omitempty"`
 	// Claim (confirm and release only) is the claim id decide answered with.
 	Claim string `json:"claim,omitempty"`
 }

@@ -127,7 +127,7 @@ func TestPluginSettings(t *testing.T) {
 
 func TestStreamFields(t *testing.T) {
 	f := load(t)
-	intercept := sorted(FieldKeyHash, FieldKeyHint, FieldIP, FieldReason, FieldMethod, FieldPath, FieldUserAgent, FieldAt)
+	intercept := sorted(FieldKeyHash, FieldKeyHint, FieldIP, FieldReason, FieldForwarded, FieldMethod, FieldPath, FieldUserAgent, FieldAt)
 	if got := keys(f.InterceptEvent); !reflect.DeepEqual(got, intercept) {
 		t.Errorf("intercept event fields: the contract has %v, admind reads %v", got, intercept)
 	}

@@ -139,6 +139,7 @@ func handleDecide(d Deps) http.Handler {
 		}
 		dec, err := d.Decider.Decide(r.Context(), bindings.DecideRequest{
 			KeyHash: ev.KeyHash, LegacyKeyHash: ev.LegacyKeyHash, KeyHint: ev.KeyHint, IP: ip, Method: ev.Method, Path: ev.Path, UserAgent: ev.UserAgent,
+			Forwarded: ev.Forwarded,
 		})
 		if err != nil {
 			d.Metrics.Decisions.WithLabelValues("error").Inc()
@@ -148,7 +149,7 @@ func handleDecide(d Deps) http.Handler {
 		}
 		if !dec.Allow && !dec.Provisional {
 			d.Log.Info("intercepted", "key_hint", ev.KeyHint, "ip", ip.String(), "reason", dec.Reason,
-				"path", ev.Path, "user_agent", escapeControls(ev.UserAgent))
+				"outcome", bindings.OutcomeOf(ev.Forwarded), "path", ev.Path, "user_agent", escapeControls(ev.UserAgent))
 		}
 		encode(w, http.StatusOK, newDecideResponse(dec, d.PluginCacheLimit, d.Now()))
 	})
@@ -209,7 +210,7 @@ func handleIntercept(d Deps) http.Handler {
 			return
 		}
 		err := d.Intercepts.InsertIntercepts(r.Context(), []bindings.Intercept{{
-			KeyHash: ev.KeyHash, KeyHint: ev.KeyHint, IP: ip, Reason: ev.Reason,
+			KeyHash: ev.KeyHash, KeyHint: ev.KeyHint, IP: ip, Reason: ev.Reason, Outcome: bindings.OutcomeOf(ev.Forwarded),
 			Method: ev.Method, Path: ev.Path, UserAgent: ev.UserAgent, At: time.Now(),
 		}})
 		if err != nil {

@@ -14,19 +14,21 @@ import (
 
 // interceptView is an intercept log row as the admin API shows it.
 type interceptView struct {
-	ID        int64     `json:"id"`
-	At        time.Time `json:"at"`
-	KeyHint   string    `json:"key_hint"`
-	KeyHash   string    `json:"key_hash"`
-	IP        string    `json:"ip"`
-	Reason    string    `json:"reason"`
-	Method    string    `json:"method"`
-	Path      string    `json:"path"`
-	UserAgent string    `json:"user_agent"`
+	ID      int64     `json:"id"`
+	At      time.Time `json:"at"`
+	KeyHint string    `json:"key_hint"`
+	KeyHash string    `json:"key_hash"`
+	IP      string    `json:"ip"`
+	Reason  string    `json:"reason"`
+	// Outcome: refused, or forwarded (monitor mode); absent on rows from before it was recorded.
+	Outcome   string `json:"outcome,omitempty"`
+	Method    string `json:"method"`
+	Path      string `json:"path"`
+	UserAgent string `json:"user_agent"`
 }
 
 // logQuery reads the log filters: key (a whole key, hashed here, or its 64-hex hash), ip (an
-// address or a CIDR), from/to (RFC 3339), reason.
+// address or a CIDR), from/to (RFC 3339), reason, outcome.
 func logQuery(d Deps, r *http.Request) (bindings.LogQuery, error) {
 	v := r.URL.Query()
 	var q bindings.LogQuery
@@ -63,6 +65,11 @@ func logQuery(d Deps, r *http.Request) (bindings.LogQuery, error) {
 	default:
 		return bad("reason must be ip_not_allowed or key_banned")
 	}
+	switch q.Outcome = v.Get("outcome"); q.Outcome {
+	case "", bindings.OutcomeRefused, bindings.OutcomeForwarded:
+	default:
+		return bad("outcome must be refused or forwarded")
+	}
 	return q, nil
 }
 
@@ -84,7 +91,7 @@ func handleListLogs(d Deps) http.Handler {
 		out := page[interceptView]{Items: make([]interceptView, len(list)), Total: total, Page: q.Page, PageSize: q.PageSize}
 		for i, ic := range list {
 			out.Items[i] = interceptView{ID: ic.ID, At: ic.At.UTC(), KeyHint: ic.KeyHint, KeyHash: ic.KeyHash, IP: ic.IP.String(),
-				Reason: ic.Reason, Method: ic.Method, Path: ic.Path, UserAgent: ic.UserAgent}
+				Reason: ic.Reason, Outcome: ic.Outcome, Method: ic.Method, Path: ic.Path, UserAgent: ic.UserAgent}
 		}
 		encode(w, http.StatusOK, out)
 	})
@@ -124,12 +131,12 @@ func handleExportLogs(d Deps) http.Handler {
 			writeFailure(w, d, r, err)
 			return
 		}
-		streamCSV(w, d, "sentinel-intercepts", []string{"id", "time", "key_hint", "key_hash", "ip", "reason", "method", "path", "user_agent"},
+		streamCSV(w, d, "sentinel-intercepts", []string{"id", "time", "key_hint", "key_hash", "ip", "reason", "outcome", "method", "path", "user_agent"},
 			func(row func([]string) error) error {
 				return d.Queries.EachIntercept(r.Context(), q, func(ic bindings.Intercept) error {
 					return row([]string{
 						strconv.FormatInt(ic.ID, 10), ic.At.UTC().Format(time.RFC3339Nano), csvCell(ic.KeyHint), ic.KeyHash,
-						ic.IP.String(), csvCell(ic.Reason), csvCell(ic.Method), csvCell(ic.Path), csvCell(ic.UserAgent),
+						ic.IP.String(), csvCell(ic.Reason), ic.Outcome, csvCell(ic.Method), csvCell(ic.Path), csvCell(ic.UserAgent),
 					})
 				})
 			})

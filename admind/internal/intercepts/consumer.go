@@ -248,6 +248,13 @@ func parseEvent(v map[string]any, now time.Time) (bindings.Intercept, bool) {
 	if err != nil {
 		return bindings.Intercept{}, false
 	}
+	switch str(contract.FieldForwarded) {
+	case "true":
+		ev.Forwarded = true
+	case "false", "": // absent: a plugin from before monitor-mode intercepts were marked
+	default:
+		return bindings.Intercept{}, false
+	}
 	at := now
 	if s := str(contract.FieldAt); s != "" {
 		ms, err := strconv.ParseInt(s, 10, 64)
@@ -260,7 +267,7 @@ func parseEvent(v map[string]any, now time.Time) (bindings.Intercept, bool) {
 		}
 	}
 	return bindings.Intercept{
-		KeyHash: ev.KeyHash, KeyHint: ev.KeyHint, IP: ip, Reason: ev.Reason,
+		KeyHash: ev.KeyHash, KeyHint: ev.KeyHint, IP: ip, Reason: ev.Reason, Outcome: bindings.OutcomeOf(ev.Forwarded),
 		Method: ev.Method, Path: ev.Path, UserAgent: ev.UserAgent, At: at,
 	}, true
 }

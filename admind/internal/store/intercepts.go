@@ -13,17 +13,18 @@ import (
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 )
 
-// InsertIntercepts writes refused requests in one round trip.
+// InsertIntercepts writes intercepted requests in one round trip. Each needs its Outcome:
+// the column's CHECK refuses "" (only rows from before the column are NULL).
 func (s *Store) InsertIntercepts(ctx context.Context, list []bindings.Intercept) error {
 	if len(list) == 0 {
 		return nil
 	}
 	rows := make([][]any, len(list))
 	for i, ic := range list {
-		rows[i] = []any{ic.KeyHash, text(ic.KeyHint), ic.IP, text(ic.Reason), text(ic.Method), text(ic.Path), text(ic.UserAgent), ic.At}
+		rows[i] = []any{ic.KeyHash, text(ic.KeyHint), ic.IP, text(ic.Reason), ic.Outcome, text(ic.Method), text(ic.Path), text(ic.UserAgent), ic.At}
 	}
 	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"intercept_logs"},
-		[]string{"key_hash", "key_hint", "ip", "reason", "method", "path", "user_agent", "created_at"},
+		[]string{"key_hash", "key_hint", "ip", "reason", "outcome", "method", "path", "user_agent", "created_at"},
 		pgx.CopyFromRows(rows))
 	if err != nil {
 		return fmt.Errorf("store: insert intercepts: %w", err)

@@ -10,7 +10,7 @@ import (
 	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 )
 
-const interceptColumns = `id, key_hash, key_hint, ip, reason, method, path, user_agent, created_at`
+const interceptColumns = `id, key_hash, key_hint, ip, reason, coalesce(outcome, ''), method, path, user_agent, created_at`
 
 func logWhere(q bindings.LogQuery) where {
 	var w where
@@ -29,12 +29,15 @@ func logWhere(q bindings.LogQuery) where {
 	if q.Reason != "" {
 		w.add(`reason = $?`, q.Reason)
 	}
+	if q.Outcome != "" {
+		w.add(`outcome = $?`, q.Outcome)
+	}
 	return w
 }
 
 func scanIntercept(row pgx.Row) (bindings.Intercept, error) {
 	var ic bindings.Intercept
-	err := row.Scan(&ic.ID, &ic.KeyHash, &ic.KeyHint, &ic.IP, &ic.Reason, &ic.Method, &ic.Path, &ic.UserAgent, &ic.At)
+	err := row.Scan(&ic.ID, &ic.KeyHash, &ic.KeyHint, &ic.IP, &ic.Reason, &ic.Outcome, &ic.Method, &ic.Path, &ic.UserAgent, &ic.At)
 	return ic, err
 }
 

@@ -92,7 +92,7 @@ func TestBindFirstUseKeepsTheWinner(t *testing.T) {
 func TestInterceptTextIsStorable(t *testing.T) {
 	s := openTestStore(t)
 	err := s.InsertIntercepts(context.Background(), []bindings.Intercept{{
-		KeyHash: hashN(1), IP: netip.MustParseAddr("127.0.0.9"), Reason: contract.ReasonIPNotAllowed,
+		KeyHash: hashN(1), IP: netip.MustParseAddr("127.0.0.9"), Reason: contract.ReasonIPNotAllowed, Outcome: bindings.OutcomeRefused,
 		Path: "/v1/\x00bad\xff", UserAgent: "x\r\nFAKE", At: time.Now(),
 	}})
 	if err != nil {
