@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -74,6 +75,12 @@ func TestInterceptAlertWebhook(t *testing.T) {
 	if strings.Contains(b, "auto_banned") || a.decideKey(t, key, "127.0.0.2").Allow == false {
 		t.Fatalf("without auto_ban_on_alert the key was banned: %s", b)
 	}
+	if strings.Contains(b, "forwarded") {
+		t.Errorf("an alert raised by refusals says they were forwarded: %s", b)
+	}
+	if n := count(t, a.db(t), `SELECT count(*) FROM intercept_logs WHERE outcome = 'refused'`); n != 5 {
+		t.Errorf("%d intercepts recorded as refused, want 5", n)
+	}
 	_, metrics := a.call(t, "", http.MethodGet, "/metrics", nil)
 	for _, want := range []string{`sentinel_webhook_deliveries_total{outcome="delivered"} 1`, `sentinel_webhook_deliveries_total{outcome="retried"} 1`} {
 		if !strings.Contains(string(metrics), want) {
@@ -129,6 +136,43 @@ func TestAutoBanOnAlert(t *testing.T) {
 	time.Sleep(time.Second)
 	if n := count(t, conn, `SELECT count(*) FROM admin_audit WHERE action = 'binding.ban'`); n != 1 {
 		t.Fatalf("admin_audit has %d bans, want 1", n)
+	}
+}
+
+// Monitor mode (the plugin sends "forwarded": true): the intercepts are recorded as forwarded,
+// the alert says the requests were forwarded, and auto_ban_on_alert leaves the key alone,
+// since monitor mode is for finding who enforce mode would refuse before anyone is.
+func TestMonitorModeAlertNeverBans(t *testing.T) {
+	url, bodies := webhookReceiver(t)
+	a := startAdmind(t, map[string]string{
+		"ALERT_WEBHOOK_URL": url, "ALERT_THRESHOLD_COUNT": "3", "ALERT_THRESHOLD_SECONDS": "60",
+		"ALERT_WEBHOOK_ALLOW_PRIVATE": "true", "AUTO_BAN_ON_ALERT": "true",
+	})
+	conn := a.db(t)
+	const key = "monitorKey0123456789"
+	hash := hashKey(strings.ToLower(key))
+	if d := a.decideKey(t, key, "127.0.0.2"); !d.Allow {
+		t.Fatalf("first use: %+v", d)
+	}
+	for _, ip := range []string{"127.0.0.3", "127.0.0.4", "127.0.0.5"} {
+		d, st := a.post(t, http.DefaultClient, "decide", fmt.Sprintf(`{"key_hash":%q,"key_hint":"sk-moni…6789","ip":%q,"method":"GET","path":"/v1/models","user_agent":"test","forwarded":true}`, hash, ip))
+		if st != http.StatusOK || d.Allow || d.Reason != "ip_not_allowed" {
+			t.Fatalf("decide from %s in monitor mode: %d %+v (admind decides as ever; the plugin forwards)", ip, st, d)
+		}
+	}
+	testenv.WaitFor(t, 15*time.Second, "the alert delivered", func() bool { return len(bodies()) == 1 })
+	body := bodies()[0]
+	if !strings.Contains(body, `"forwarded":true`) || strings.Contains(body, "auto_banned") {
+		t.Fatalf("the alert: %s", body)
+	}
+	if n := count(t, conn, `SELECT count(*) FROM intercept_logs WHERE key_hash = $1 AND outcome = 'forwarded'`, hash); n != 3 {
+		t.Errorf("%d intercepts recorded as forwarded, want 3", n)
+	}
+	if n := count(t, conn, `SELECT count(*) FROM token_bindings WHERE key_hash = $1 AND status = 'active'`, hash); n != 1 {
+		t.Errorf("the key was banned by an alert of forwarded requests")
+	}
+	if n := count(t, conn, `SELECT count(*) FROM admin_audit WHERE action = 'binding.ban'`); n != 0 {
+		t.Errorf("admin_audit has %d bans, want 0", n)
 	}
 }
 

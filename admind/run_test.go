@@ -148,6 +148,11 @@ func (a *admindUnderTest) decideHinted(t testing.TB, client *http.Client, hash, 
 // internal posts an event to /internal/v1/<path> as the plugin does.
 func (a *admindUnderTest) internal(t testing.TB, client *http.Client, path, hash, hint, ip, claim string) (decideReply, int) {
 	body := fmt.Sprintf(`{"key_hash":%q,"key_hint":%q,"ip":%q,"method":"POST","path":"/v1/chat/completions","user_agent":"test","claim":%q}`, hash, hint, ip, claim)
+	return a.post(t, client, path, body)
+}
+
+// post posts body to /internal/v1/<path> with the plugin's token.
+func (a *admindUnderTest) post(t testing.TB, client *http.Client, path, body string) (decideReply, int) {
 	req, _ := http.NewRequest(http.MethodPost, a.internalURL+"/internal/v1/"+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+testInternalToken)
 	resp, err := client.Do(req)

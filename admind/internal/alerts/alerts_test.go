@@ -271,6 +271,10 @@ func TestChatFormats(t *testing.T) {
 			t.Errorf("%s: %s %v", format, b, err)
 		}
 	}
+	a.Forwarded = true
+	if got, want := Text(a), "[Key-IP Sentinel] Key sk-abcd…wxyz was used 5 times within 60 s from 127.0.0.3, which its binding does not allow; monitor mode forwarded the requests. Binding: single 127.0.0.2/32 (active)."; !strings.HasPrefix(got, want) {
+		t.Errorf("monitor mode's alert:\n%s\nwant it to start\n%s", got, want)
+	}
 }
 
 // A flood of alerts overflows the queue: the overflow is counted, and one "N alerts dropped"

@@ -327,9 +327,16 @@ func Text(a Alert) string {
 		fmt.Fprintf(&b, "[Key-IP Sentinel] Failsafe mode used: Redis and admind could not decide. %d requests forwarded unchecked, %d refused (503).",
 			a.FailsafeOpen, a.FailsafeClose)
 	default:
-		fmt.Fprintf(&b, "[Key-IP Sentinel] Key %s was refused %d times within %d s", a.KeyHint, a.Count, a.WindowSeconds)
+		verb := "refused"
+		if a.Forwarded {
+			verb = "used"
+		}
+		fmt.Fprintf(&b, "[Key-IP Sentinel] Key %s was %s %d times within %d s", a.KeyHint, verb, a.Count, a.WindowSeconds)
 		if len(a.IPs) > 0 {
 			fmt.Fprintf(&b, " from %s", strings.Join(a.IPs, ", "))
+		}
+		if a.Forwarded {
+			b.WriteString(", which its binding does not allow; monitor mode forwarded the requests")
 		}
 		if a.Binding != nil {
 			rule := string(a.Binding.Mode)

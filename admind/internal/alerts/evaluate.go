@@ -21,7 +21,7 @@ import (
 
 // Kinds of alert.
 const (
-	KindIntercepts = "intercepts" // one key refused too often
+	KindIntercepts = "intercepts" // one key refused (or in monitor mode seen) too often from other addresses
 	KindFailsafe   = "failsafe"   // the plugin decided requests without Redis and admind
 	KindDropped    = "dropped"    // Count alerts did not fit the delivery queue
 	KindTest       = "test"       // sent from the console to check the channel
@@ -45,6 +45,10 @@ type Alert struct {
 	// SentBy (test): the admin who sent the test alert.
 	SentBy  string              `json:"sent_by,omitempty"`
 	Binding *bindings.AuditView `json:"binding,omitempty"`
+	// Forwarded (intercepts): the requests that raised it were forwarded, not refused: the
+	// plugin runs in monitor mode. Such an alert never bans the key automatically, since
+	// monitor mode is there to find who would be refused before anyone is.
+	Forwarded bool `json:"forwarded,omitempty"`
 	// AutoBanned: the key was banned by this alert (the auto_ban_on_alert setting).
 	AutoBanned    bool  `json:"auto_banned,omitempty"`
 	FailsafeOpen  int64 `json:"failsafe_forwarded,omitempty"`
@@ -150,9 +154,10 @@ func (e *Evaluator) Run(ctx context.Context) {
 func (e *Evaluator) Intercepts(ctx context.Context, list []bindings.Intercept) {
 	e.presentedByIntercepts(ctx, list)
 	type group struct {
-		hint string
-		n    int64
-		ips  map[string]bool
+		hint      string
+		n         int64
+		forwarded int64
+		ips       map[string]bool
 	}
 	byKey := map[string]*group{}
 	for _, ic := range list {
@@ -162,6 +167,9 @@ func (e *Evaluator) Intercepts(ctx context.Context, list []bindings.Intercept) {
 			byKey[ic.KeyHash] = g
 		}
 		g.n++
+		if ic.Outcome == bindings.OutcomeForwarded {
+			g.forwarded++
+		}
 		if len(g.ips) < maxIPs {
 			g.ips[ic.IP.String()] = true
 		}
@@ -182,15 +190,16 @@ func (e *Evaluator) Intercepts(ctx context.Context, list []bindings.Intercept) {
 			continue
 		}
 		a.Kind, a.KeyHint, a.KeyHash = KindIntercepts, g.hint, hash
+		a.Forwarded = g.forwarded == g.n
 		if b, err := e.Binding(ctx, hash); err == nil {
-			if set.AutoBanOnAlert && b.Status == bindings.StatusActive {
+			if set.AutoBanOnAlert && !a.Forwarded && b.Status == bindings.StatusActive {
 				b, a.AutoBanned = e.autoBan(ctx, b)
 			}
 			v := b.View()
 			a.Binding = &v
 		}
 		e.Log.Warn("alert: key intercepted repeatedly", "alert_id", a.ID, "key_hint", g.hint, "count", a.Count, "window_s", a.WindowSeconds,
-			"auto_banned", a.AutoBanned)
+			"forwarded", a.Forwarded, "auto_banned", a.AutoBanned)
 		e.Notify(a)
 	}
 }
