@@ -192,10 +192,12 @@ test('admin console', async (t) => {
     await page.click('[data-test="nav-logs"]')
     await page.fill('[data-test="log-ip"]', '127.0.0.3')
     await pick('[data-test="log-reason"]', 'Address not allowed')
+    await pick('[data-test="log-outcome"]', 'Refused')
     await page.click('[data-test="log-search"]')
     const rows = page.locator('[data-test="logs-table"] .el-table__body tr')
     await rows.first().waitFor()
     assert.match(await rows.first().innerText(), /127\.0\.0\.3/)
+    assert.equal((await rows.first().locator('[data-test="log-outcome-tag"]').innerText()).trim(), 'Refused') // the stack enforces
     await page.fill('[data-test="log-ip"]', '127.0.0.99')
     await page.click('[data-test="log-search"]')
     await page.locator('[data-test="logs-table"] .el-table__empty-text').waitFor()
@@ -207,8 +209,8 @@ test('admin console', async (t) => {
     const file = join(shots, 'export.csv')
     await download.saveAs(file)
     const csv = readFileSync(file, 'utf8')
-    assert.match(csv, /^id,time,key_hint,key_hash,ip,reason,method,path,user_agent\n/)
-    assert.match(csv, /127\.0\.0\.3,ip_not_allowed/)
+    assert.match(csv, /^id,time,key_hint,key_hash,ip,reason,outcome,method,path,user_agent\n/)
+    assert.match(csv, /127\.0\.0\.3,ip_not_allowed,refused,/)
     assert.doesNotMatch(csv, /127\.0\.0\.2,/) // the filter applies to the export too
   })
 

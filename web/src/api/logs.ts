@@ -7,6 +7,8 @@ export interface Intercept {
   key_hash: string
   ip: string
   reason: 'ip_not_allowed' | 'key_banned'
+  // absent on rows recorded before admind recorded outcomes
+  outcome?: 'refused' | 'forwarded'
   method: string
   path: string
   user_agent: string
@@ -18,6 +20,7 @@ export interface LogQuery {
   from?: string
   to?: string
   reason?: string
+  outcome?: string
   page?: number
   page_size?: number
 }

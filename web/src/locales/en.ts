@@ -113,6 +113,7 @@ export default {
     start: 'From',
     end: 'To',
     reason: 'Reason',
+    outcome: 'Outcome',
     any: 'Any',
     search: 'Search',
     reset: 'Reset',
@@ -124,6 +125,7 @@ export default {
     empty: 'No intercepts match.',
   },
   reason: { ip_not_allowed: 'Address not allowed', key_banned: 'Key banned' },
+  outcome: { refused: 'Refused', forwarded: 'Forwarded (monitor mode)' },
   audit: {
     actor: 'Actor',
     action: 'Action',

@@ -115,6 +115,7 @@ const zh: typeof en = {
     start: '开始',
     end: '结束',
     reason: '原因',
+    outcome: '结果',
     any: '全部',
     search: '查询',
     reset: '重置',
@@ -126,6 +127,7 @@ const zh: typeof en = {
     empty: '没有匹配的拦截记录。',
   },
   reason: { ip_not_allowed: '地址不允许', key_banned: '密钥已封禁' },
+  outcome: { refused: '已拒绝', forwarded: '已放行（监控模式）' },
   audit: {
     actor: '操作者',
     action: '操作',
