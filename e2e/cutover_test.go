@@ -13,7 +13,7 @@ import (
 
 // TestCutoverFromMonitorToEnforce follows the README's cutover through a real Traefik: in
 // monitor mode a bound key used from another address is forwarded and its intercept
-// recorded; switching mode to enforce in the dynamic configuration, which Traefik watches,
+// recorded as forwarded; switching mode to enforce in the dynamic configuration, which Traefik watches,
 // refuses it from then on without a restart, and the owner is served throughout.
 func TestCutoverFromMonitorToEnforce(t *testing.T) {
 	s := startStack(t, stackOptions{Mode: "monitor"})
@@ -25,15 +25,20 @@ func TestCutoverFromMonitorToEnforce(t *testing.T) {
 		t.Fatalf("monitor mode refused the key from another address: %d %s", st, body)
 	}
 	token := s.adminToken(t)
-	var logs struct {
-		Items []struct{ IP, Reason string }
+	// intercepts waits for the log's rows from ip (the plugin reports them asynchronously).
+	intercepts := func(ip string, atLeast int) []struct{ IP, Reason, Outcome string } {
+		t.Helper()
+		var logs struct {
+			Items []struct{ IP, Reason, Outcome string }
+		}
+		testenv.WaitFor(t, 10*time.Second, "intercepts from "+ip+" in the log", func() bool {
+			_, body := s.admin(t, token, "GET", "/logs?ip="+ip, nil)
+			return json.Unmarshal(body, &logs) == nil && len(logs.Items) >= atLeast
+		})
+		return logs.Items
 	}
-	testenv.WaitFor(t, 10*time.Second, "the monitored intercept in the log", func() bool {
-		_, body := s.admin(t, token, "GET", "/logs", nil)
-		return json.Unmarshal(body, &logs) == nil && len(logs.Items) == 1
-	})
-	if it := logs.Items[0]; it.IP != "127.0.0.3" || it.Reason != "ip_not_allowed" {
-		t.Fatalf("the intercept log holds %+v", it)
+	if got := intercepts("127.0.0.3", 1); len(got) != 1 || got[0].Reason != "ip_not_allowed" || got[0].Outcome != "forwarded" {
+		t.Fatalf("the intercept log holds %+v, want one ip_not_allowed row marked forwarded", got)
 	}
 
 	// The switch: the file is replaced whole (written beside it, then renamed), as an editor
@@ -64,5 +69,21 @@ func TestCutoverFromMonitorToEnforce(t *testing.T) {
 	}
 	if st, body := s.call(t, "127.0.0.5", "/v1/chat/completions", other); st != 403 || !strings.Contains(body, "ip_not_allowed") {
 		t.Fatalf("enforce mode forwarded a key from another address: %d %s", st, body)
+	}
+	if got := intercepts("127.0.0.5", 1); len(got) != 1 || got[0].Outcome != "refused" {
+		t.Fatalf("the intercept log holds %+v, want one row marked refused", got)
+	}
+	// The first key's rows: newest first, the 403 that ended the wait is refused, and every
+	// row before the reload is forwarded.
+	got := intercepts("127.0.0.3", 2)
+	seenForwarded := false
+	for i, it := range got {
+		seenForwarded = seenForwarded || it.Outcome == "forwarded"
+		if (i == 0 && it.Outcome != "refused") || (seenForwarded && it.Outcome != "forwarded") || it.Outcome == "" {
+			t.Fatalf("the first key's intercepts, newest first: %+v", got)
+		}
+	}
+	if !seenForwarded {
+		t.Fatalf("the first key's intercepts, newest first: %+v, none forwarded", got)
 	}
 }
