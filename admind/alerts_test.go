@@ -174,6 +174,12 @@ func TestMonitorModeAlertNeverBans(t *testing.T) {
 	if n := count(t, conn, `SELECT count(*) FROM admin_audit WHERE action = 'binding.ban'`); n != 0 {
 		t.Errorf("admin_audit has %d bans, want 0", n)
 	}
+	_, metrics := a.call(t, "", http.MethodGet, "/metrics", nil)
+	for _, want := range []string{`sentinel_intercepts_total{outcome="forwarded"} 3`, `sentinel_intercepts_total{outcome="refused"} 0`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }
 
 // The key-scan detector: one address presenting scan_threshold distinct keys within the

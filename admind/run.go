@@ -117,7 +117,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	decider.KeyPresented = evaluator.SubmitPresented
 	decider.ClaimBlocked = evaluator.ClaimBlocked
 	db.OnInterceptsWritten = func(ctx context.Context, list []bindings.Intercept) {
-		m.Intercepts.Add(float64(len(list)))
+		for _, ic := range list {
+			m.Intercepts.WithLabelValues(ic.Outcome).Inc() // the column's CHECK admits only the two outcomes
+		}
 		evaluator.Submit(list)
 	}
 	deps := httpapi.Deps{

@@ -216,7 +216,7 @@ func TestMetrics(t *testing.T) {
 		`sentinel_decisions_total{outcome="allowed"} 3`,
 		`sentinel_decisions_total{outcome="ip_not_allowed"} 1`,
 		`sentinel_bindings_created_total 1`,
-		`sentinel_intercepts_total 1`,
+		`sentinel_intercepts_total{outcome="refused"} 1`,
 		`sentinel_admin_login_failures_total{reason="bad_credentials"} 1`,
 		`sentinel_http_request_duration_seconds_bucket{code="200",method="POST",route="/internal/v1/decide"`,
 		`sentinel_http_request_duration_seconds_count{code="401",method="POST",route="/admin/api/login"} 1`,

@@ -18,7 +18,7 @@ type Metrics struct {
 	Decisions         *prometheus.CounterVec // outcome: allowed | ip_not_allowed | key_banned | error
 	BindingsCreated   prometheus.Counter
 	BindingsArchived  prometheus.Counter
-	Intercepts        prometheus.Counter     // intercept rows written
+	Intercepts        *prometheus.CounterVec // intercept rows written, by outcome (refused, forwarded)
 	EventsDropped     prometheus.Counter     // sentinel:events entries dropped as malformed or unstorable
 	InterceptsDeleted prometheus.Counter     // intercept rows deleted past log_retention_days
 	PluginRejected    prometheus.Counter     // decide requests the plugin reports admind refused
@@ -44,9 +44,9 @@ func New() *Metrics {
 		BindingsArchived: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_bindings_archived_total", Help: "Bindings moved to archived_bindings after ARCHIVE_DAYS unused.",
 		}),
-		Intercepts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sentinel_intercepts_total", Help: "Intercepted requests written to intercept_logs.",
-		}),
+		Intercepts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sentinel_intercepts_total", Help: "Intercepted requests written to intercept_logs, by outcome: refused, or forwarded (monitor mode).",
+		}, []string{"outcome"}),
 		InterceptsDeleted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sentinel_intercepts_deleted_total", Help: "Intercept rows deleted past log_retention_days.",
 		}),
@@ -84,6 +84,9 @@ func New() *Metrics {
 	}
 	for _, o := range []string{"delivered", "retried", "failed", "dropped"} {
 		m.WebhookDeliveries.WithLabelValues(o)
+	}
+	for _, o := range []string{"refused", "forwarded"} { // bindings.OutcomeRefused, OutcomeForwarded
+		m.Intercepts.WithLabelValues(o)
 	}
 	for _, d := range []string{"postgres", "redis"} {
 		m.DependencyErrors.WithLabelValues(d)
