@@ -13,8 +13,9 @@ import (
 
 // TestCutoverFromMonitorToEnforce follows the README's cutover through a real Traefik: in
 // monitor mode a bound key used from another address is forwarded and its intercept
-// recorded as forwarded; switching mode to enforce in the dynamic configuration, which Traefik watches,
-// refuses it from then on without a restart, and the owner is served throughout.
+// recorded as forwarded; switching mode to enforce in the dynamic configuration, which
+// Traefik watches, refuses it from then on without a restart (recorded as refused), and the
+// owner is served throughout.
 func TestCutoverFromMonitorToEnforce(t *testing.T) {
 	s := startStack(t, stackOptions{Mode: "monitor"})
 	key := map[string]string{"Authorization": "Bearer sk-cutoverKey0123456789"}
