@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -138,6 +139,9 @@ func TestAdminDashboard(t *testing.T) {
 	a.decideKey(t, "dashKeyA0123456789", "127.0.0.8") // intercepted today
 	a.decideKey(t, "dashKeyA0123456789", "127.0.0.8") // and again
 	a.decideKey(t, "dashKeyB0123456789", "127.0.0.9") // B once
+	// and A from a monitor-mode plugin, which forwards it
+	a.post(t, http.DefaultClient, "decide", fmt.Sprintf(`{"key_hash":%q,"key_hint":"sk-dash…6789","ip":"127.0.0.10","method":"GET","path":"/v1/models","user_agent":"t","forwarded":true}`,
+		hashKey("dashKeyA0123456789")))
 	if _, err := conn.Exec(ctx, `UPDATE token_bindings SET status = 'banned' WHERE key_hash = $1`, hashKey("dashKeyB0123456789")); err != nil {
 		t.Fatal(err)
 	}
@@ -161,12 +165,12 @@ func TestAdminDashboard(t *testing.T) {
 	var d struct {
 		Totals struct{ Active, Banned, Archived int64 } `json:"totals"`
 		Today  struct {
-			Day                  string
-			Allowed, Intercepted int64
+			Day                             string
+			Allowed, Intercepted, Forwarded int64
 		} `json:"today"`
 		Days []struct {
-			Day                  string
-			Allowed, Intercepted int64
+			Day                             string
+			Allowed, Intercepted, Forwarded int64
 		} `json:"days"`
 		AllowedCounted bool `json:"allowed_counted"`
 		TopKeys        []struct {
@@ -184,20 +188,20 @@ func TestAdminDashboard(t *testing.T) {
 	if d.Totals.Active != 1 || d.Totals.Banned != 1 || d.Totals.Archived != 1 {
 		t.Errorf("totals: %+v", d.Totals)
 	}
-	if d.Today.Day != today || d.Today.Intercepted != 3 || d.Today.Allowed != 123 || !d.AllowedCounted {
+	if d.Today.Day != today || d.Today.Intercepted != 4 || d.Today.Forwarded != 1 || d.Today.Allowed != 123 || !d.AllowedCounted {
 		t.Errorf("today: %+v counted=%v", d.Today, d.AllowedCounted)
 	}
 	var week int64
 	for _, day := range d.Days {
 		week += day.Intercepted
 	}
-	if len(d.Days) != 7 || d.Days[6].Day != today || week != 4 {
+	if len(d.Days) != 7 || d.Days[6].Day != today || week != 5 {
 		t.Errorf("7-day series: %+v", d.Days)
 	}
-	if len(d.TopKeys) != 3 || d.TopKeys[0].KeyHint != "sk-dash…6789" || d.TopKeys[0].Count != 2 {
+	if len(d.TopKeys) != 3 || d.TopKeys[0].KeyHint != "sk-dash…6789" || d.TopKeys[0].Count != 3 {
 		t.Errorf("top keys: %+v", d.TopKeys)
 	}
-	if len(d.TopIPs) != 3 || d.TopIPs[0].IP != "127.0.0.8" || d.TopIPs[0].Count != 2 {
+	if len(d.TopIPs) != 4 || d.TopIPs[0].IP != "127.0.0.8" || d.TopIPs[0].Count != 2 {
 		t.Errorf("top IPs: %+v", d.TopIPs)
 	}
 }

@@ -16,7 +16,8 @@ import (
 
 // TestConsoleInBrowser drives the admin console in Debian's chromium (web/tests, with
 // playwright-core) against the real stack, after a real request through Traefik and the
-// plugin has bound a key and another has been intercepted. Screenshots go to
+// plugin has bound a key and another has been intercepted (and one more recorded as a
+// monitor-mode router records it). Screenshots go to
 // web/test-results/screenshots.
 func TestConsoleInBrowser(t *testing.T) {
 	chromium := os.Getenv("CHROMIUM")
@@ -53,6 +54,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	testenv.WaitFor(t, 15*time.Second, "the intercept in PostgreSQL", func() bool {
 		return countRows(t, s, `SELECT count(*) FROM intercept_logs WHERE key_hash = $1`, keyHash(key)) == 1
 	})
+	// One intercept as a monitor-mode router records it (e2e/cutover_test.go runs that mode
+	// through Traefik), for the dashboard to tell forwarded from refused.
+	if _, err := s.pg(t).Exec(t.Context(), `INSERT INTO intercept_logs (key_hash, key_hint, ip, reason, outcome) VALUES ($1, 'sk-e2eC…cdef', '127.0.0.7', 'ip_not_allowed', 'forwarded')`,
+		keyHash(key)); err != nil {
+		t.Fatal(err)
+	}
 
 	shots := filepath.Join(root, "web", "test-results", "screenshots")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)

@@ -165,6 +165,8 @@ test('admin console', async (t) => {
     await page.click('[data-test="nav-dashboard"]')
     await page.locator('[data-test="card-active"]').waitFor()
     assert.match(await page.locator('[data-test="card-active"]').innerText(), /\b1\b/)
+    assert.match(await page.locator('[data-test="card-intercepted"]').innerText(), /\b2\b/)
+    assert.equal(await page.locator('[data-test="card-intercepted-note"]').innerText(), '1 forwarded (monitor mode)')
     await page.locator('[data-test="week-chart"] canvas').waitFor()
     assert.match(await page.locator('[data-test="top-ips"]').innerText(), /127\.0\.0\.3/)
     await shot('05-dashboard')

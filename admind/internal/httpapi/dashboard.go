@@ -14,6 +14,8 @@ type dayView struct {
 	Day         string `json:"day"` // UTC, YYYY-MM-DD
 	Allowed     int64  `json:"allowed"`
 	Intercepted int64  `json:"intercepted"`
+	// Forwarded is how many of Intercepted the plugin forwarded in monitor mode.
+	Forwarded int64 `json:"forwarded"`
 }
 
 type dashboardView struct {
@@ -73,7 +75,7 @@ func handleDashboard(d Deps) http.Handler {
 		}
 		for _, c := range perDay {
 			if i := int(c.Day.Sub(since).Hours() / 24); i >= 0 && i < dashboardDays {
-				out.Days[i].Intercepted = c.Count
+				out.Days[i].Intercepted, out.Days[i].Forwarded = c.Count, c.Forwarded
 			}
 		}
 		if allowed, err := d.AllowedCounts(ctx, days); err != nil {

@@ -18,6 +18,8 @@ type Totals struct {
 type DayCount struct {
 	Day   time.Time
 	Count int64
+	// Forwarded is how many of Count the plugin forwarded in monitor mode.
+	Forwarded int64
 }
 
 // KeyCount is a key (by hash, with its display hint) and how often it was intercepted.
@@ -45,17 +47,18 @@ func (s *Store) BindingTotals(ctx context.Context) (Totals, error) {
 	return t, nil
 }
 
-// InterceptsPerDay counts intercepts per UTC day since the start of since's day.
+// InterceptsPerDay counts intercepts, and those forwarded in monitor mode, per UTC day since
+// the start of since's day.
 func (s *Store) InterceptsPerDay(ctx context.Context, since time.Time) ([]DayCount, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT date_trunc('day', created_at AT TIME ZONE 'UTC') AS day, count(*)
+		SELECT date_trunc('day', created_at AT TIME ZONE 'UTC') AS day, count(*), count(*) FILTER (WHERE outcome = 'forwarded')
 		FROM intercept_logs WHERE created_at >= $1 GROUP BY day ORDER BY day`, since)
 	if err != nil {
 		return nil, fmt.Errorf("store: intercepts per day: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DayCount, error) {
 		var d DayCount
-		err := r.Scan(&d.Day, &d.Count)
+		err := r.Scan(&d.Day, &d.Count, &d.Forwarded)
 		d.Day = time.Date(d.Day.Year(), d.Day.Month(), d.Day.Day(), 0, 0, 0, 0, time.UTC)
 		return d, err
 	})

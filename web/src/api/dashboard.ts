@@ -4,6 +4,7 @@ export interface DayCounts {
   day: string
   allowed: number
   intercepted: number
+  forwarded: number // of intercepted, forwarded in monitor mode
 }
 
 export interface Dashboard {

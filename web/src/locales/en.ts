@@ -16,6 +16,7 @@ export default {
     archived: 'Archived bindings',
     allowedToday: 'Allowed today',
     interceptedToday: 'Intercepted today',
+    forwardedToday: '{n} forwarded (monitor mode)',
     week: 'Last 7 days (UTC)',
     allowed: 'Allowed',
     intercepted: 'Intercepted',

@@ -18,6 +18,7 @@ const zh: typeof en = {
     archived: '已归档绑定',
     allowedToday: '今日放行',
     interceptedToday: '今日拦截',
+    forwardedToday: '其中 {n} 个已放行（监控模式）',
     week: '最近 7 天（UTC）',
     allowed: '放行',
     intercepted: '拦截',
