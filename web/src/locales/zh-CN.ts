@@ -18,7 +18,7 @@ const zh: typeof en = {
     archived: '已归档绑定',
     allowedToday: '今日放行',
     interceptedToday: '今日拦截',
-    forwardedToday: '其中 {n} 个已放行（监控模式）',
+    forwardedToday: '其中 {n} 个已转发（监控模式）',
     week: '最近 7 天（UTC）',
     allowed: '放行',
     intercepted: '拦截',
@@ -128,7 +128,7 @@ const zh: typeof en = {
     empty: '没有匹配的拦截记录。',
   },
   reason: { ip_not_allowed: '地址不允许', key_banned: '密钥已封禁' },
-  outcome: { refused: '已拒绝', forwarded: '已放行（监控模式）' },
+  outcome: { refused: '已拒绝', forwarded: '已转发（监控模式）' },
   audit: {
     actor: '操作者',
     action: '操作',
