@@ -62,9 +62,11 @@ fuzz: ## run every fuzz target (plugin and admind) for FUZZTIME each (30s); scri
 	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
 .PHONY: demo
+# The demo is built and then run, not run by go run, which exits 1 on Ctrl-C whatever the
+# demo answers (make then reports an error).
 demo: web ## run the whole stack locally (no Docker); DEMO_HTTP_PORT (8016), DEMO_UPSTREAM; Ctrl-C stops it
 	$(GO) build -o bin/demo ./internal/demo
-	bin/demo # not go run, which exits 1 on Ctrl-C whatever the demo answers
+	bin/demo
 
 .PHONY: compose-test
 compose-test: traefik ## the compose deployment for real: Docker engine, Compose v2, stand-in images, New API attached by labels (e2e/compose_test.go)
