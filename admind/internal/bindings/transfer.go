@@ -248,10 +248,12 @@ func parseJSON(r io.Reader) ([]NewBinding, []RowError) {
 	return out, nil
 }
 
-// isJSONSyntax: err is the text's fault, not the reader's.
+// isJSONSyntax: err is the text's fault, not the reader's, so its message is not shown: a
+// type error quotes the value (a number too large for float64, in full).
 func isJSONSyntax(err error) bool {
 	var syntax *json.SyntaxError
-	return errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+	var typ *json.UnmarshalTypeError
+	return errors.As(err, &syntax) || errors.As(err, &typ) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 // jsonProblem names what is wrong without quoting a value.
