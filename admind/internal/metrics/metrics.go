@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/key-ip-sentinel/sentinel/admind/internal/bindings"
 )
 
 // Metrics are admind's collectors on their own registry.
@@ -85,7 +87,7 @@ func New() *Metrics {
 	for _, o := range []string{"delivered", "retried", "failed", "dropped"} {
 		m.WebhookDeliveries.WithLabelValues(o)
 	}
-	for _, o := range []string{"refused", "forwarded"} { // bindings.OutcomeRefused, OutcomeForwarded
+	for _, o := range []string{bindings.OutcomeRefused, bindings.OutcomeForwarded} {
 		m.Intercepts.WithLabelValues(o)
 	}
 	for _, d := range []string{"postgres", "redis"} {
