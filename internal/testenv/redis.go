@@ -2,12 +2,14 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -53,17 +55,28 @@ func Redis(t testing.TB) *RedisServer {
 	return ownRedis(t)
 }
 
-// ownRedis starts a redis-server with args on a free port, killed at cleanup.
+// ownRedis starts a redis-server with args on a free port, killed at cleanup. A port found
+// free can be taken before redis-server binds it (parallel test binaries pick ports too), so
+// a taken port means another one, a few times.
 func ownRedis(t testing.TB, args ...string) *RedisServer {
 	r := &RedisServer{dir: t.TempDir(), args: args}
-	r.port = FreePort(t)
-	r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
-	if err := r.Start(); err != nil {
-		fatalf(t, "%v", err)
-	}
 	t.Cleanup(r.Kill)
-	return r
+	for attempt := 1; ; attempt++ {
+		r.port = FreePort(t)
+		r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
+		err := r.Start()
+		if err == nil {
+			return r
+		}
+		r.Kill()
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			fatalf(t, "%v", err)
+		}
+	}
 }
+
+// errPortTaken: redis-server could not bind its port.
+var errPortTaken = errors.New("redis-server: port taken")
 
 // Client is a go-redis client on the test's database, for assertions.
 func (r *RedisServer) Client(t testing.TB) *redis.Client {
@@ -80,12 +93,18 @@ func (r *RedisServer) Start() error {
 	if err := r.cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
-	c := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
+	// Short deadlines: whatever took the port may accept and never answer.
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1, DialTimeout: 250 * time.Millisecond, ReadTimeout: 250 * time.Millisecond})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
+	log := filepath.Join(r.dir, "redis.log")
 	for c.Ping(context.Background()).Err() != nil {
+		if b, _ := os.ReadFile(log); strings.Contains(string(b), "Address already in use") {
+			_ = os.Remove(log) // the next attempt's log starts empty
+			return fmt.Errorf("%w (%d)", errPortTaken, r.port)
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server did not answer PING: %s", tail(filepath.Join(r.dir, "redis.log"), 10))
+			return fmt.Errorf("redis-server did not answer PING: %s", tail(log, 10))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
