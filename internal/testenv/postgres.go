@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -110,20 +112,32 @@ func StartPostgresCluster(bin, dir string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("initdb: %v: %s", err, out)
 	}
-	port, err := PickPort()
-	if err != nil {
-		return 0, err
+	// A port found free can be taken before the server binds it (parallel test binaries pick
+	// ports too), so a taken port means another one, a few times.
+	for attempt := 1; ; attempt++ {
+		port, err := PickPort()
+		if err != nil {
+			return 0, err
+		}
+		err = startCluster(bin, dir, port)
+		if err == nil || !errors.Is(err, errPortTaken) || attempt == 3 {
+			return port, err
+		}
 	}
-	return port, startCluster(bin, dir, port)
 }
 
 func startCluster(bin, dir string, port int) error {
 	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "+
 		"-c full_page_writes=off -c max_connections=400 -c shared_buffers=128MB", port, dir)
 	logFile := filepath.Join(dir, "postgres.log")
+	_ = os.Remove(logFile) // the log read below is this start's alone
 	out, err := asPostgresUser(filepath.Join(bin, "pg_ctl"), "-D", filepath.Join(dir, "data"), "-o", opts, "-l", logFile, "-w", "-t", "60", "start").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, tail(logFile, 20))
+		log := tail(logFile, 20)
+		if strings.Contains(log, "Address already in use") {
+			return fmt.Errorf("postgres: %w (%d): %s", errPortTaken, port, log)
+		}
+		return fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, log)
 	}
 	stopWhenOrphaned(bin, dir)
 	return nil

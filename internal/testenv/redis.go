@@ -75,9 +75,6 @@ func ownRedis(t testing.TB, args ...string) *RedisServer {
 	}
 }
 
-// errPortTaken: redis-server could not bind its port.
-var errPortTaken = errors.New("redis-server: port taken")
-
 // Client is a go-redis client on the test's database, for assertions.
 func (r *RedisServer) Client(t testing.TB) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: r.Addr, DB: r.DB})
@@ -101,7 +98,7 @@ func (r *RedisServer) Start() error {
 	for c.Ping(context.Background()).Err() != nil {
 		if b, _ := os.ReadFile(log); strings.Contains(string(b), "Address already in use") {
 			_ = os.Remove(log) // the next attempt's log starts empty
-			return fmt.Errorf("%w (%d)", errPortTaken, r.port)
+			return fmt.Errorf("redis-server: %w (%d)", errPortTaken, r.port)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("redis-server did not answer PING: %s", tail(log, 10))

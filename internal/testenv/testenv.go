@@ -5,6 +5,7 @@
 package testenv
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +43,9 @@ func FreePort(t testing.TB) int {
 	}
 	return port
 }
+
+// errPortTaken: a server could not bind the port picked for it, taken meanwhile.
+var errPortTaken = errors.New("port taken")
 
 // RepoRoot is the repository's top directory.
 func RepoRoot() string {
