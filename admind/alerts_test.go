@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -179,6 +180,67 @@ func TestMonitorModeAlertNeverBans(t *testing.T) {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// Right after a switch from monitor to enforce mode, a key's forwarded intercepts do not
+// count toward a refusal alert: two forwarded and then one refused intercept (3, the
+// threshold) raise nothing and ban nothing; two more refusals raise the refusal alert, which
+// bans the key.
+func TestAutoBanCountsRefusalsAlone(t *testing.T) {
+	url, bodies := webhookReceiver(t)
+	a := startAdmind(t, map[string]string{
+		"ALERT_WEBHOOK_URL": url, "ALERT_THRESHOLD_COUNT": "3", "ALERT_THRESHOLD_SECONDS": "60",
+		"ALERT_WEBHOOK_ALLOW_PRIVATE": "true", "AUTO_BAN_ON_ALERT": "true",
+	})
+	conn := a.db(t)
+	rdb := a.redis.Client(t)
+	const key = "cutoverKey0123456789"
+	hash := hashKey(strings.ToLower(key))
+	if d := a.decideKey(t, key, "127.0.0.2"); !d.Allow {
+		t.Fatalf("first use: %+v", d)
+	}
+	for _, ip := range []string{"127.0.0.3", "127.0.0.4"} {
+		d, st := a.post(t, http.DefaultClient, "decide", fmt.Sprintf(`{"key_hash":%q,"key_hint":"sk-cuto…6789","ip":%q,"method":"GET","path":"/v1/models","user_agent":"test","forwarded":true}`, hash, ip))
+		if st != http.StatusOK || d.Allow {
+			t.Fatalf("decide from %s in monitor mode: %d %+v", ip, st, d)
+		}
+	}
+	if d := a.decideKey(t, key, "127.0.0.5"); d.Allow || d.Reason != "ip_not_allowed" {
+		t.Fatalf("the first refusal: %+v", d)
+	}
+	counted := func() int64 { // the intercepts the alert counters hold, in whichever windows
+		var n int64
+		for _, k := range []string{"sentinel:alert:" + hash, "sentinel:alert:forwarded:" + hash} {
+			c, _ := rdb.HGet(context.Background(), k, "count").Int64()
+			n += c
+		}
+		return n
+	}
+	testenv.WaitFor(t, 15*time.Second, "the three intercepts counted", func() bool { return counted() == 3 })
+	if n := count(t, conn, `SELECT count(*) FROM token_bindings WHERE key_hash = $1 AND status = 'active'`, hash); n != 1 {
+		t.Fatalf("banned after one refusal: forwarded intercepts counted toward the ban")
+	}
+	if b := bodies(); len(b) != 0 {
+		t.Fatalf("alerts after 2 forwarded and 1 refused intercept (threshold 3 each): %q", b)
+	}
+	for _, ip := range []string{"127.0.0.6", "127.0.0.7"} {
+		if d := a.decideKey(t, key, ip); d.Allow || d.Reason != "ip_not_allowed" {
+			t.Fatalf("refusal from %s: %+v", ip, d)
+		}
+	}
+	testenv.WaitFor(t, 15*time.Second, "the refusal alert delivered", func() bool { return len(bodies()) == 1 })
+	body := bodies()[0]
+	for _, want := range []string{`"count":3`, `"auto_banned":true`, `"ips":["127.0.0.5","127.0.0.6","127.0.0.7"]`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the alert lacks %s: %s", want, body)
+		}
+	}
+	if strings.Contains(body, `"forwarded"`) || strings.Contains(body, "127.0.0.3") {
+		t.Errorf("the refusal alert counts forwarded intercepts: %s", body)
+	}
+	if n := count(t, conn, `SELECT count(*) FROM token_bindings WHERE key_hash = $1 AND status = 'banned'`, hash); n != 1 {
+		t.Errorf("three refusals did not ban the key")
 	}
 }
 

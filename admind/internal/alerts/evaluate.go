@@ -46,8 +46,9 @@ type Alert struct {
 	SentBy  string              `json:"sent_by,omitempty"`
 	Binding *bindings.AuditView `json:"binding,omitempty"`
 	// Forwarded (intercepts): the requests that raised it were forwarded, not refused: the
-	// plugin runs in monitor mode. Such an alert never bans the key automatically, since
-	// monitor mode is there to find who would be refused before anyone is.
+	// plugin runs in monitor mode (they are counted apart from refusals). Such an alert never
+	// bans the key automatically, since monitor mode is there to find who would be refused
+	// before anyone is.
 	Forwarded bool `json:"forwarded,omitempty"`
 	// AutoBanned: the key was banned by this alert (the auto_ban_on_alert setting).
 	AutoBanned    bool  `json:"auto_banned,omitempty"`
@@ -150,38 +151,46 @@ func (e *Evaluator) Run(ctx context.Context) {
 	}
 }
 
-// Intercepts counts newly written intercepts; call it after they are stored.
+// Intercepts counts newly written intercepts; call it after they are stored. Refused and
+// forwarded (monitor mode) intercepts of a key count in windows of their own: an alert says
+// which it counted, and auto_ban_on_alert acts on refusals alone, so that intercepts seen in
+// monitor mode just before the switch to enforce mode cannot tip a ban.
 func (e *Evaluator) Intercepts(ctx context.Context, list []bindings.Intercept) {
 	e.presentedByIntercepts(ctx, list)
-	type group struct {
-		hint      string
-		n         int64
-		forwarded int64
-		ips       map[string]bool
+	type counted struct {
+		hash      string
+		forwarded bool
 	}
-	byKey := map[string]*group{}
+	type group struct {
+		hint string
+		n    int64
+		ips  map[string]bool
+	}
+	groups := map[counted]*group{}
 	for _, ic := range list {
-		g := byKey[ic.KeyHash]
+		c := counted{hash: ic.KeyHash, forwarded: ic.Outcome == bindings.OutcomeForwarded}
+		g := groups[c]
 		if g == nil {
 			g = &group{hint: ic.KeyHint, ips: map[string]bool{}}
-			byKey[ic.KeyHash] = g
+			groups[c] = g
 		}
 		g.n++
-		if ic.Outcome == bindings.OutcomeForwarded {
-			g.forwarded++
-		}
 		if len(g.ips) < maxIPs {
 			g.ips[ic.IP.String()] = true
 		}
 	}
 	set := e.Settings()
-	for hash, g := range byKey {
+	for c, g := range groups {
 		ips := make([]string, 0, len(g.ips))
 		for ip := range g.ips {
 			ips = append(ips, ip)
 		}
 		sort.Strings(ips)
-		a, fire, err := e.count(ctx, "sentinel:alert:"+hash, g.n, int64(set.AlertThresholdCount), set.AlertThresholdSeconds, ips)
+		counter := "sentinel:alert:" + c.hash
+		if c.forwarded {
+			counter = "sentinel:alert:forwarded:" + c.hash
+		}
+		a, fire, err := e.count(ctx, counter, g.n, int64(set.AlertThresholdCount), set.AlertThresholdSeconds, ips)
 		if err != nil {
 			e.Log.Warn("alert counter failed", "key_hint", g.hint, "err", err)
 			continue
@@ -189,9 +198,8 @@ func (e *Evaluator) Intercepts(ctx context.Context, list []bindings.Intercept) {
 		if !fire {
 			continue
 		}
-		a.Kind, a.KeyHint, a.KeyHash = KindIntercepts, g.hint, hash
-		a.Forwarded = g.forwarded == g.n
-		if b, err := e.Binding(ctx, hash); err == nil {
+		a.Kind, a.KeyHint, a.KeyHash, a.Forwarded = KindIntercepts, g.hint, c.hash, c.forwarded
+		if b, err := e.Binding(ctx, c.hash); err == nil {
 			if set.AutoBanOnAlert && !a.Forwarded && b.Status == bindings.StatusActive {
 				b, a.AutoBanned = e.autoBan(ctx, b)
 			}
