@@ -125,11 +125,12 @@ func TestLabelStyleOptionsDecode(t *testing.T) {
 	}
 }
 
-// TestDecisionsUnderYaegi runs the request path inside the interpreter: first use asks
-// admind, the same key from another address is refused, two keys are ambiguous.
-func TestDecisionsUnderYaegi(t *testing.T) {
-	bound := map[string]string{}
-	admind := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// firstUseAdmind is an admind that binds each key to the first address it is asked about and
+// refuses it elsewhere; bound maps key hash to address. The handler is not safe for
+// concurrent requests.
+func firstUseAdmind(t *testing.T) (admind *httptest.Server, bound map[string]string) {
+	bound = map[string]string{}
+	admind = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var ev struct {
 			KeyHash string `json:"key_hash"`
 			IP      string `json:"ip"`
@@ -151,7 +152,14 @@ func TestDecisionsUnderYaegi(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"allow": reason == "", "reason": reason, "cache_ttl_s": 60,
 			"binding": map[string]any{"status": "active", "mode": "single", "cidrs": []string{ip + "/32"}}})
 	}))
-	defer admind.Close()
+	t.Cleanup(admind.Close)
+	return admind, bound
+}
+
+// TestDecisionsUnderYaegi runs the request path inside the interpreter: first use asks
+// admind, the same key from another address is refused, two keys are ambiguous.
+func TestDecisionsUnderYaegi(t *testing.T) {
+	admind, bound := firstUseAdmind(t)
 	p := loadPlugin(t, secretsEnv())
 	h, err := p.build(t, map[string]any{"admindURL": admind.URL, "internalTokenEnv": "SENTINEL_INTERNAL_TOKEN", "hmacSecretEnv": "SENTINEL_HMAC_SECRET"},
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }))
@@ -184,5 +192,44 @@ func TestDecisionsUnderYaegi(t *testing.T) {
 	}
 	if len(bound) != 1 {
 		t.Fatalf("admind saw %d keys, want 1", len(bound))
+	}
+}
+
+// A downstream's http.ErrAbortHandler (Traefik's proxy, when a streamed answer breaks off)
+// leaves the plugin as itself, on the hot path, the general path and with ?key=: Traefik's
+// recovery then logs the aborted request only at DEBUG, which deploycheck keeps off, because
+// that line holds the URL, ?key= included. Under Yaegi a panic the plugin raised or re-raised
+// would reach Traefik as a reflect.Value, logged at ERROR with the URL: so the plugin neither
+// recovers nor panics (docs/architecture.md, "Living inside Yaegi").
+func TestDownstreamAbortPassesThroughUnderYaegi(t *testing.T) {
+	admind, bound := firstUseAdmind(t)
+	p := loadPlugin(t, secretsEnv())
+	h, err := p.build(t, map[string]any{"admindURL": admind.URL, "internalTokenEnv": "SENTINEL_INTERNAL_TOKEN", "hmacSecretEnv": "SENTINEL_HMAC_SECRET"},
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ desc, target, auth string }{
+		{desc: "first use, general path", target: "/v1/chat/completions", auth: "Bearer sk-abortKey0123"},
+		{desc: "cache hit, hot path", target: "/v1/chat/completions", auth: "Bearer sk-abortKey0123"},
+		{desc: "?key=", target: "/v1beta/models/m:streamGenerateContent?alt=sse&key=abortKey4567"},
+		{desc: "no key", target: "/v1/models"},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "http://sentinel.test"+tt.target, nil)
+		req.RemoteAddr = "127.0.0.2:1"
+		if tt.auth != "" {
+			req.Header.Set("Authorization", tt.auth)
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != http.ErrAbortHandler {
+					t.Errorf("%s: the downstream's abort reached Traefik as %T %#v", tt.desc, r, r)
+				}
+			}()
+			h.ServeHTTP(httptest.NewRecorder(), req)
+		}()
+	}
+	if len(bound) != 2 {
+		t.Errorf("admind was asked about %d keys, want 2 (the Authorization and the ?key= one)", len(bound))
 	}
 }
