@@ -144,11 +144,7 @@ func TestAutoBanOnAlert(t *testing.T) {
 // the alert says the requests were forwarded, and auto_ban_on_alert leaves the key alone,
 // since monitor mode is for finding who enforce mode would refuse before anyone is.
 func TestMonitorModeAlertNeverBans(t *testing.T) {
-	url, bodies := webhookReceiver(t)
-	a := startAdmind(t, map[string]string{
-		"ALERT_WEBHOOK_URL": url, "ALERT_THRESHOLD_COUNT": "3", "ALERT_THRESHOLD_SECONDS": "60",
-		"ALERT_WEBHOOK_ALLOW_PRIVATE": "true", "AUTO_BAN_ON_ALERT": "true",
-	})
+	a, bodies := autoBanningAdmind(t)
 	conn := a.db(t)
 	const key = "monitorKey0123456789"
 	hash := hashKey(strings.ToLower(key))
@@ -183,16 +179,23 @@ func TestMonitorModeAlertNeverBans(t *testing.T) {
 	}
 }
 
-// Right after a switch from monitor to enforce mode, a key's forwarded intercepts do not
-// count toward a refusal alert: two forwarded and then one refused intercept (3, the
-// threshold) raise nothing and ban nothing; two more refusals raise the refusal alert, which
-// bans the key.
-func TestAutoBanCountsRefusalsAlone(t *testing.T) {
+// autoBanningAdmind is admind alerting at 3 intercepts within 60 s, to a webhook whose bodies
+// it returns, with auto_ban_on_alert on.
+func autoBanningAdmind(t *testing.T) (*admindUnderTest, func() []string) {
 	url, bodies := webhookReceiver(t)
 	a := startAdmind(t, map[string]string{
 		"ALERT_WEBHOOK_URL": url, "ALERT_THRESHOLD_COUNT": "3", "ALERT_THRESHOLD_SECONDS": "60",
 		"ALERT_WEBHOOK_ALLOW_PRIVATE": "true", "AUTO_BAN_ON_ALERT": "true",
 	})
+	return a, bodies
+}
+
+// Right after a switch from monitor to enforce mode, a key's forwarded intercepts do not
+// count toward a refusal alert: two forwarded and then one refused intercept (3, the
+// threshold) raise nothing and ban nothing; two more refusals raise the refusal alert, which
+// bans the key.
+func TestAutoBanCountsRefusalsAlone(t *testing.T) {
+	a, bodies := autoBanningAdmind(t)
 	conn := a.db(t)
 	rdb := a.redis.Client(t)
 	const key = "cutoverKey0123456789"
