@@ -168,6 +168,8 @@ test('admin console', async (t) => {
     assert.match(await page.locator('[data-test="card-intercepted"]').innerText(), /\b2\b/)
     assert.equal(await page.locator('[data-test="card-intercepted-note"]').innerText(), '1 forwarded (monitor mode)')
     await page.locator('[data-test="week-chart"] canvas').waitFor()
+    // Today's intercepts are one refused and one forwarded: the chart stacks them apart.
+    assert.equal(await page.locator('[data-test="week-chart"]').getAttribute('data-series'), 'Allowed|Refused|Forwarded (monitor mode)')
     assert.match(await page.locator('[data-test="top-ips"]').innerText(), /127\.0\.0\.3/)
     await shot('05-dashboard')
   })
