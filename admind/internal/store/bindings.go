@@ -63,10 +63,16 @@ func nullTime(t time.Time) any {
 	return t
 }
 
-// BindingByHash returns the binding of a key, or bindings.ErrNotFound.
+// BindingByHash returns the binding of a key, or bindings.ErrNotFound. Every decision starts
+// here, so a connection PostgreSQL ended (serverEnded: a restart) is not a failed decision:
+// the pool has dropped its connections by then (poolResetter), and the read is sent again
+// on a new one.
 func (s *Store) BindingByHash(ctx context.Context, keyHash string) (bindings.Binding, error) {
-	b, err := scanBinding(s.pool.QueryRow(ctx,
-		`SELECT `+bindingColumns+` FROM token_bindings WHERE key_hash = $1`, keyHash))
+	const byHash = `SELECT ` + bindingColumns + ` FROM token_bindings WHERE key_hash = $1`
+	b, err := scanBinding(s.pool.QueryRow(ctx, byHash, keyHash))
+	if serverEnded(err) {
+		b, err = scanBinding(s.pool.QueryRow(ctx, byHash, keyHash))
+	}
 	if err != nil && !errors.Is(err, bindings.ErrNotFound) {
 		return b, fmt.Errorf("store: binding by hash: %w", err)
 	}

@@ -4,9 +4,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -40,16 +43,60 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 		cfg.MaxConns = o.MaxConns
 	}
 	cfg.MinConns = o.MinConns
-	cfg.ConnConfig.Tracer = o.Tracer
+	resetter := &poolResetter{next: o.Tracer}
+	cfg.ConnConfig.Tracer = resetter
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
+	resetter.pool.Store(pool)
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("store: ping: %w", err)
 	}
 	return &Store{pool: pool}, nil
+}
+
+// serverEnded reports whether err is PostgreSQL ending the connection because the server is
+// going away or coming back: shut down (57P01, which pg_terminate_backend also sends), crashed
+// (57P02), starting or stopping (57P03). Nothing the statement did was committed.
+func serverEnded(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "57P01", "57P02", "57P03":
+		return true
+	}
+	return false
+}
+
+// poolResetter closes every pooled connection when a statement finds that PostgreSQL ended
+// its connection (serverEnded): the other connections opened to that server are gone as well,
+// and each would otherwise fail one more statement, a decision among them, before the pool
+// dropped it (after a restart, up to DB_MAX_CONNS of them). It wraps the metrics tracer.
+type poolResetter struct {
+	next pgx.QueryTracer // nil: none
+	pool atomic.Pointer[pgxpool.Pool]
+}
+
+func (r *poolResetter) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	if r.next != nil {
+		return r.next.TraceQueryStart(ctx, conn, data)
+	}
+	return ctx
+}
+
+func (r *poolResetter) TraceQueryEnd(ctx context.Context, conn *pgx.Conn, data pgx.TraceQueryEndData) {
+	if r.next != nil {
+		r.next.TraceQueryEnd(ctx, conn, data)
+	}
+	if serverEnded(data.Err) {
+		if p := r.pool.Load(); p != nil {
+			p.Reset() // safe with connections checked out: they are closed when released
+		}
+	}
 }
 
 // PoolStat is the connection pool's current state (size, use, waits), for /metrics.

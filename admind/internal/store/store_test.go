@@ -148,3 +148,47 @@ func TestRehashLegacy(t *testing.T) {
 		t.Fatalf("canonical binding changed: %v", got.CIDRs)
 	}
 }
+
+// After PostgreSQL restarts, the connections pooled before are dead, each holding the
+// server's "terminating connection" message. The first read finds one, the pool drops them
+// all and the read is sent again: no decision fails, and no later statement meets another
+// dead connection (without the reset, each of the 4 would fail one).
+func TestPostgresRestartFailsNoStatement(t *testing.T) {
+	pg := testenv.OwnPostgres(t)
+	ctx := context.Background()
+	s, err := Open(ctx, pg.DSN(), Options{MaxConns: 4, MinConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Four connections open and idle in the pool.
+	conns := s.pool.AcquireAllIdle(ctx)
+	for len(conns) < 4 {
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BindingByHash(ctx, hashN(1)); err != bindings.ErrNotFound {
+		t.Fatalf("the first read after the restart: %v, want ErrNotFound", err)
+	}
+	for i := range 4 { // any statement, on whichever connection the pool hands out
+		var one int
+		if err := s.pool.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
+			t.Fatalf("statement %d after the restart: %v", i+1, err)
+		}
+	}
+}
