@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -174,12 +175,14 @@ func TestAdminDashboard(t *testing.T) {
 		} `json:"days"`
 		AllowedCounted bool `json:"allowed_counted"`
 		TopKeys        []struct {
-			KeyHint string `json:"key_hint"`
-			Count   int64  `json:"count"`
+			KeyHint   string `json:"key_hint"`
+			Count     int64  `json:"count"`
+			Forwarded int64  `json:"forwarded"`
 		} `json:"top_keys"`
 		TopIPs []struct {
-			IP    string `json:"ip"`
-			Count int64  `json:"count"`
+			IP        string `json:"ip"`
+			Count     int64  `json:"count"`
+			Forwarded int64  `json:"forwarded"`
 		} `json:"top_ips"`
 	}
 	if st != 200 || json.Unmarshal(body, &d) != nil {
@@ -198,10 +201,17 @@ func TestAdminDashboard(t *testing.T) {
 	if len(d.Days) != 7 || d.Days[6].Day != today || week != 5 {
 		t.Errorf("7-day series: %+v", d.Days)
 	}
-	if len(d.TopKeys) != 3 || d.TopKeys[0].KeyHint != "sk-dash…6789" || d.TopKeys[0].Count != 3 {
+	// A: refused twice from 127.0.0.8 and forwarded once from 127.0.0.10.
+	if len(d.TopKeys) != 3 || d.TopKeys[0].KeyHint != "sk-dash…6789" || d.TopKeys[0].Count != 3 || d.TopKeys[0].Forwarded != 1 ||
+		d.TopKeys[1].Forwarded != 0 || d.TopKeys[2].Forwarded != 0 {
 		t.Errorf("top keys: %+v", d.TopKeys)
 	}
-	if len(d.TopIPs) != 4 || d.TopIPs[0].IP != "127.0.0.8" || d.TopIPs[0].Count != 2 {
+	forwardedFrom := map[string]int64{}
+	for _, ip := range d.TopIPs {
+		forwardedFrom[ip.IP] = ip.Forwarded
+	}
+	if len(d.TopIPs) != 4 || d.TopIPs[0].IP != "127.0.0.8" || d.TopIPs[0].Count != 2 ||
+		!maps.Equal(forwardedFrom, map[string]int64{"127.0.0.8": 0, "127.0.0.9": 0, "127.0.0.10": 1, "127.0.0.6": 0}) {
 		t.Errorf("top IPs: %+v", d.TopIPs)
 	}
 }

@@ -36,14 +36,16 @@ type dashboardView struct {
 }
 
 type topKeyView struct {
-	KeyHint string `json:"key_hint"`
-	KeyHash string `json:"key_hash"`
-	Count   int64  `json:"count"`
+	KeyHint   string `json:"key_hint"`
+	KeyHash   string `json:"key_hash"`
+	Count     int64  `json:"count"`
+	Forwarded int64  `json:"forwarded"` // of Count, forwarded in monitor mode
 }
 
 type topIPView struct {
-	IP    string `json:"ip"`
-	Count int64  `json:"count"`
+	IP        string `json:"ip"`
+	Count     int64  `json:"count"`
+	Forwarded int64  `json:"forwarded"` // of Count, forwarded in monitor mode
 }
 
 func handleDashboard(d Deps) http.Handler {
@@ -100,10 +102,10 @@ func handleDashboard(d Deps) http.Handler {
 		}
 		out.TopKeys, out.TopIPs = make([]topKeyView, len(keys)), make([]topIPView, len(ips))
 		for i, k := range keys {
-			out.TopKeys[i] = topKeyView{KeyHint: k.KeyHint, KeyHash: k.KeyHash, Count: k.Count}
+			out.TopKeys[i] = topKeyView{KeyHint: k.KeyHint, KeyHash: k.KeyHash, Count: k.Count, Forwarded: k.Forwarded}
 		}
 		for i, c := range ips {
-			out.TopIPs[i] = topIPView{IP: c.IP.String(), Count: c.Count}
+			out.TopIPs[i] = topIPView{IP: c.IP.String(), Count: c.Count, Forwarded: c.Forwarded}
 		}
 		encode(w, http.StatusOK, out)
 	})

@@ -26,12 +26,16 @@ type DayCount struct {
 type KeyCount struct {
 	KeyHash, KeyHint string
 	Count            int64
+	// Forwarded is how many of Count the plugin forwarded in monitor mode.
+	Forwarded int64
 }
 
 // IPCount is an address and how often it was intercepted.
 type IPCount struct {
 	IP    netip.Addr
 	Count int64
+	// Forwarded is how many of Count the plugin forwarded in monitor mode.
+	Forwarded int64
 }
 
 // BindingTotals counts active, banned and archived bindings.
@@ -68,17 +72,19 @@ func (s *Store) InterceptsPerDay(ctx context.Context, since time.Time) ([]DayCou
 	return out, nil
 }
 
-// TopInterceptedKeys returns the keys intercepted most often since the given time.
+// TopInterceptedKeys returns the keys intercepted most often since the given time. The order
+// counts forwarded (monitor mode) intercepts too: each is a use that enforce mode would refuse.
 func (s *Store) TopInterceptedKeys(ctx context.Context, since time.Time, limit int) ([]KeyCount, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT key_hash, max(key_hint), count(*) AS n FROM intercept_logs WHERE created_at >= $1
+		SELECT key_hash, max(key_hint), count(*) AS n, count(*) FILTER (WHERE outcome = 'forwarded')
+		FROM intercept_logs WHERE created_at >= $1
 		GROUP BY key_hash ORDER BY n DESC, key_hash LIMIT $2`, since, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: top keys: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (KeyCount, error) {
 		var k KeyCount
-		return k, r.Scan(&k.KeyHash, &k.KeyHint, &k.Count)
+		return k, r.Scan(&k.KeyHash, &k.KeyHint, &k.Count, &k.Forwarded)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: top keys: %w", err)
@@ -86,17 +92,19 @@ func (s *Store) TopInterceptedKeys(ctx context.Context, since time.Time, limit i
 	return out, nil
 }
 
-// TopInterceptedIPs returns the addresses intercepted most often since the given time.
+// TopInterceptedIPs returns the addresses intercepted most often since the given time, ordered
+// as TopInterceptedKeys.
 func (s *Store) TopInterceptedIPs(ctx context.Context, since time.Time, limit int) ([]IPCount, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT ip, count(*) AS n FROM intercept_logs WHERE created_at >= $1
+		SELECT ip, count(*) AS n, count(*) FILTER (WHERE outcome = 'forwarded')
+		FROM intercept_logs WHERE created_at >= $1
 		GROUP BY ip ORDER BY n DESC, ip LIMIT $2`, since, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: top ips: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (IPCount, error) {
 		var c IPCount
-		return c, r.Scan(&c.IP, &c.Count)
+		return c, r.Scan(&c.IP, &c.Count, &c.Forwarded)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: top ips: %w", err)
