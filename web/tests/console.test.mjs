@@ -170,7 +170,16 @@ test('admin console', async (t) => {
     await page.locator('[data-test="week-chart"] canvas').waitFor()
     // Today's intercepts are one refused and one forwarded: the chart stacks them apart.
     assert.equal(await page.locator('[data-test="week-chart"]').getAttribute('data-series'), 'Allowed|Refused|Forwarded (monitor mode)')
-    assert.match(await page.locator('[data-test="top-ips"]').innerText(), /127\.0\.0\.3/)
+    // The top lists say how many of each row's intercepts monitor mode forwarded: the key's two
+    // are one of each, 127.0.0.3's was refused and 127.0.0.7's forwarded.
+    const cells = (table) => page.locator(`[data-test="${table}"] .el-table__body tr`).evaluateAll((rows) =>
+      rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.innerText.trim())))
+    assert.match(await page.locator('[data-test="top-keys"] thead').innerText(), /Count\s+Forwarded/)
+    const keys = await cells('top-keys')
+    assert.equal(keys.length, 1)
+    assert.match(keys[0][0], /^sk-e2eC.*cdef$/)
+    assert.deepEqual(keys[0].slice(1), ['2', '1'])
+    assert.deepEqual((await cells('top-ips')).sort(), [['127.0.0.3', '1', '0'], ['127.0.0.7', '1', '1']])
     await shot('05-dashboard')
   })
 

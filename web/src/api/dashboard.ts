@@ -12,8 +12,9 @@ export interface Dashboard {
   today: DayCounts
   days: DayCounts[]
   allowed_counted: boolean
-  top_keys: { key_hint: string; key_hash: string; count: number }[]
-  top_ips: { ip: string; count: number }[]
+  // forwarded: of count, forwarded in monitor mode
+  top_keys: { key_hint: string; key_hash: string; count: number; forwarded: number }[]
+  top_ips: { ip: string; count: number; forwarded: number }[]
   since: string
   generated_at: string
 }

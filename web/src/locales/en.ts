@@ -25,6 +25,7 @@ export default {
     key: 'Key',
     ip: 'Address',
     count: 'Count',
+    forwarded: 'Forwarded',
     allowedUnavailable: 'Allowed counts are unavailable (Redis did not answer).',
     refreshed: 'Updated {time}',
   },

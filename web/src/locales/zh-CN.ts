@@ -27,6 +27,7 @@ const zh: typeof en = {
     key: '密钥',
     ip: '地址',
     count: '次数',
+    forwarded: '其中已转发',
     allowedUnavailable: '放行计数暂不可用（Redis 无响应）。',
     refreshed: '更新于 {time}',
   },
